@@ -1,0 +1,1 @@
+"""Audio input: sources, the ring buffer between capture and worker, decoding, resampling."""

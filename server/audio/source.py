@@ -1,0 +1,66 @@
+"""The interface every audio source shares.
+
+A source delivers float32 mono blocks at its native rate to one callback, from
+its own thread (a PortAudio callback, a decoder thread, an ffmpeg reader). The
+callback must be cheap: it only copies into the ring buffer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+BlockCallback = Callable[[np.ndarray], None]
+
+
+class Source:
+    """Base class: subclasses implement ``_run`` or override ``start``/``stop``.
+
+    Attributes a pipeline and the dashboard read:
+      ``kind``        'mic', 'file', ...
+      ``label``       human-readable description
+      ``samplerate``  native rate of delivered blocks (known once started)
+      ``state``       'idle' | 'running' | 'stopped' | 'ended' | 'error'
+      ``error``       message for the user when state == 'error'
+      ``overflows``   input overflows reported by the driver
+      ``notice``      last non-fatal message for the user (e.g. rate fallback)
+    """
+
+    kind = "source"
+
+    def __init__(self, label: str):
+        self.label = label
+        self.samplerate: int | None = None
+        self.state = "idle"
+        self.error: str | None = None
+        self.notice: str | None = None
+        self.overflows = 0
+        self._on_block: BlockCallback | None = None
+        self._stop_event = threading.Event()
+
+    def start(self, on_block: BlockCallback) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "samplerate": self.samplerate,
+            "state": self.state,
+            "error": self.error,
+            "notice": self.notice,
+            "overflows": self.overflows,
+        }
+
+    @staticmethod
+    def to_mono(block: np.ndarray) -> np.ndarray:
+        """Down-mix (frames, channels) or (frames,) to float32 mono."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 2:
+            block = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        return np.ascontiguousarray(block, dtype=np.float32)

@@ -1,0 +1,87 @@
+"""Log-mel features exactly as musicnn expects them, in plain numpy.
+
+``log_mel`` reproduces ``librosa.feature.melspectrogram(sr=16000, n_fft=512,
+hop_length=256, n_mels=96, center=False)`` followed by musicnn's
+``log10(10000·mel + 1)``, computed in float32 (the original's float16 step
+overflows under numpy 2). A live window is 48128 samples: exactly 187 frames
+with no edge padding, like the interior patches of the original's batching.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
+
+DB_FLOOR = -80.0
+
+
+@functools.cache
+def _mel_basis() -> np.ndarray:
+    import librosa  # imported lazily: it is slow to import and only the filters are needed
+
+    return librosa.filters.mel(sr=MODEL_SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32).T  # (257, 96)
+
+
+@functools.cache
+def _window() -> np.ndarray:
+    # Periodic Hann, as librosa's get_window('hann', fftbins=True).
+    n = np.arange(N_FFT, dtype=np.float64)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)).astype(np.float32)
+
+
+def n_frames(n_samples: int) -> int:
+    """Frames that ``mel_power`` yields for ``n_samples`` samples."""
+    return 0 if n_samples < N_FFT else 1 + (n_samples - N_FFT) // HOP_LENGTH
+
+
+def mel_power(y: np.ndarray) -> np.ndarray:
+    """Mel power spectrogram, shape (frames, 96), float32; un-centred frames."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"expected mono audio, got shape {y.shape}")
+    if n_frames(y.shape[0]) == 0:
+        return np.zeros((0, N_MELS), dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP_LENGTH]
+    spec = np.fft.rfft(frames * _window(), axis=1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    return power @ _mel_basis()
+
+
+def log_compress(mel: np.ndarray) -> np.ndarray:
+    """musicnn's scaling, in float32."""
+    return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).astype(np.float32)
+
+
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """musicnn input features for 16-kHz mono audio: (frames, 96) float32."""
+    return log_compress(mel_power(y))
+
+
+def window_mel(y: np.ndarray) -> np.ndarray:
+    """The (187, 96) model input for one window of ``WINDOW_SAMPLES`` 16-kHz samples."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape[0] < WINDOW_SAMPLES:
+        y = np.pad(y, (WINDOW_SAMPLES - y.shape[0], 0))
+    return log_mel(y[-WINDOW_SAMPLES:])[:WINDOW_FRAMES]
+
+
+def patches(features: np.ndarray, hop_frames: int = WINDOW_FRAMES) -> np.ndarray:
+    """Cut a (frames, 96) spectrogram into (B, 187, 96) patches every ``hop_frames``.
+
+    A spectrogram shorter than one patch is zero-padded at the end (the caller
+    should say so to the user).
+    """
+    if features.shape[0] < WINDOW_FRAMES:
+        pad = np.zeros((WINDOW_FRAMES - features.shape[0], features.shape[1]), dtype=np.float32)
+        features = np.concatenate([features, pad])
+    starts = range(0, features.shape[0] - WINDOW_FRAMES + 1, hop_frames)
+    return np.stack([features[s:s + WINDOW_FRAMES] for s in starts]).astype(np.float32)
+
+
+def mel_to_db(mel: np.ndarray, floor: float = DB_FLOOR) -> np.ndarray:
+    """Mel power to dB (ref 1.0) for display, clipped below at ``floor``."""
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    return np.maximum(db, floor).astype(np.float32)

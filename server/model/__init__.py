@@ -1,0 +1,1 @@
+"""The musicnn backbone port, genre heads and the registry of installed models."""

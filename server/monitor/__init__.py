@@ -1,0 +1,1 @@
+"""Post-model stages: smoothing, segments and alerts."""

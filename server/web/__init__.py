@@ -1,0 +1,1 @@
+"""Flask app, Socket.IO events and the REST API."""
