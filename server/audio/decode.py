@@ -1,0 +1,187 @@
+"""Audio files → float32 mono samples at the file's native rate.
+
+soundfile (libsndfile) reads wav, flac, ogg/vorbis/opus and mp3 in-process; an
+``ffmpeg`` subprocess handles everything else (m4a, aac, wma, video files...).
+``open_blocks`` streams a file block by block so hours of audio never sit in
+memory; ``decode`` reads a whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+_FFMPEG_TIMEOUT_S = 30  # for ffprobe; decoding itself is bounded by the file's length
+
+
+class DecodeError(Exception):
+    """A file could not be turned into audio; ``str(err)`` is meant for the user."""
+
+
+def _name(path: str) -> str:
+    return os.path.basename(os.fspath(path)) or os.fspath(path)
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise DecodeError(f"{_name(path)}: file not found")
+    if os.path.isdir(path):
+        raise DecodeError(f"{_name(path)} is a folder, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise DecodeError(f"{_name(path)}: permission denied")
+    if os.path.getsize(path) == 0:
+        raise DecodeError(f"{_name(path)} is empty (0 bytes)")
+
+
+def _sanitize(block: np.ndarray) -> np.ndarray:
+    """Mono float32 with NaN/Inf (from broken float files) replaced by silence."""
+    block = np.asarray(block, dtype=np.float32)
+    if block.ndim == 2:
+        block = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+    if not np.isfinite(block).all():
+        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _ffmpeg(tool: str, path: str) -> str:
+    exe = shutil.which(tool)
+    if exe is None:
+        raise DecodeError(f"{_name(path)}: cannot decode this format without {tool} "
+                          f"(install ffmpeg)")
+    return exe
+
+
+def _ffprobe(path: str) -> dict:
+    """Rate, channels and duration of the first audio stream, via ffprobe."""
+    cmd = [_ffmpeg("ffprobe", path), "-v", "error", "-select_streams", "a:0",
+           "-show_entries", "stream=sample_rate,channels,duration:format=duration",
+           "-of", "json", "--", path]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=_FFMPEG_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise DecodeError(f"{_name(path)}: timed out reading the file's header") from None
+    try:
+        info = json.loads(out.stdout or b"{}")
+    except json.JSONDecodeError:
+        info = {}
+    streams = info.get("streams") or []
+    if out.returncode != 0 or not streams or not streams[0].get("sample_rate"):
+        raise DecodeError(f"{_name(path)} is not a decodable audio file")
+    st = streams[0]
+    dur = st.get("duration") or (info.get("format") or {}).get("duration")
+    return {"samplerate": int(st["sample_rate"]), "channels": int(st.get("channels") or 1),
+            "duration": float(dur) if dur not in (None, "N/A") else None, "backend": "ffmpeg"}
+
+
+def probe(path: str) -> dict:
+    """``{samplerate, channels, duration, backend}`` without decoding the audio.
+
+    ``duration`` is in seconds, or None when the container does not say.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return _ffprobe(path)
+    dur = info.frames / info.samplerate if info.frames > 0 else None
+    return {"samplerate": int(info.samplerate), "channels": int(info.channels),
+            "duration": dur, "backend": "soundfile"}
+
+
+def probe_duration(path: str) -> float | None:
+    """Length in seconds, or None when it cannot be known without decoding."""
+    return probe(path)["duration"]
+
+
+def _soundfile_blocks(f: sf.SoundFile, path: str, block_frames: int) -> Iterator[np.ndarray]:
+    got = 0
+    try:
+        with f:
+            while True:
+                try:
+                    block = f.read(block_frames, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    if got == 0:
+                        raise DecodeError(f"{_name(path)} is not a decodable audio file ({e})") from None
+                    return  # a damaged tail: keep what decoded
+                if block.shape[0] == 0:
+                    break
+                got += block.shape[0]
+                yield _sanitize(block)
+    finally:
+        f.close()
+    if got == 0:
+        raise DecodeError(f"{_name(path)} contains no audio samples")
+
+
+def _ffmpeg_blocks(path: str, info: dict, block_frames: int) -> Iterator[np.ndarray]:
+    # -ar keeps the probed native rate explicitly: ffmpeg would otherwise follow
+    # mid-stream rate changes and our samplerate would silently lie.
+    cmd = [_ffmpeg("ffmpeg", path), "-nostdin", "-hide_banner", "-v", "error",
+           "-i", path, "-map", "0:a:0", "-vn", "-f", "f32le", "-ac", "1",
+           "-ar", str(info["samplerate"]), "pipe:1"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    got = 0
+    try:
+        nbytes = block_frames * 4
+        while True:
+            buf = proc.stdout.read(nbytes)
+            if not buf:
+                break
+            usable = len(buf) - len(buf) % 4
+            if usable == 0:
+                continue
+            got += usable // 4
+            yield _sanitize(np.frombuffer(buf[:usable], dtype="<f4"))
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        rc = proc.wait()
+        if got == 0:
+            last = err.splitlines()[-1] if err else f"ffmpeg exited with {rc}"
+            if rc != 0:
+                raise DecodeError(f"{_name(path)} is not a decodable audio file ({last})")
+            raise DecodeError(f"{_name(path)} contains no audio samples")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def open_blocks(path: str, block_frames: int = 65536) -> tuple[int, Iterator[np.ndarray]]:
+    """Open ``path`` for streaming: ``(samplerate, iterator of float32 mono blocks)``.
+
+    Header problems (missing, empty, not audio) raise ``DecodeError`` here; a
+    file whose audio turns out to be empty or undecodable raises it from the
+    iterator. A file damaged part-way yields what decoded before the damage.
+    Close the iterator (or exhaust it) to release the file / ffmpeg process.
+    """
+    path = os.fspath(path)
+    if block_frames <= 0:
+        raise ValueError("block_frames must be positive")
+    _check_file(path)
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        info = _ffprobe(path)
+        return info["samplerate"], _ffmpeg_blocks(path, info, block_frames)
+    return int(f.samplerate), _soundfile_blocks(f, path, block_frames)
+
+
+def decode(path: str) -> tuple[np.ndarray, int]:
+    """Read a whole file: ``(float32 1-D mono samples, samplerate)``.
+
+    Multi-channel audio is averaged to mono; NaN/Inf samples become 0. Raises
+    ``DecodeError`` with a user-readable message for anything that is not audio.
+    """
+    sr, blocks = open_blocks(path, block_frames=1 << 18)
+    parts = list(blocks)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), sr
