@@ -1,0 +1,294 @@
+"""The running monitor: sources, their pipelines, one shared worker, the model and the sinks.
+
+One background task (the worker) wakes whenever audio arrives, collects every
+pipeline's due window, runs them through the model in one batch and hands the
+results to the sinks (Socket.IO, logs, ...). A failure in one source stops only
+that source; the worker and the other sources carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_MELS, MODEL_SR
+from .features import DB_FLOOR
+from .pipeline import Pipeline, Window
+from .source_specs import SourceSpecError, make_source
+
+log = logging.getLogger(__name__)
+
+TOP_TAGS = 8
+SINK_EVENTS = ("on_prediction", "on_spectrogram", "on_sources", "on_notice")
+
+
+class EngineError(Exception):
+    """A request the engine cannot honour; the message is for the user."""
+
+
+def _thread_task(fn: Callable, *args) -> threading.Thread:
+    t = threading.Thread(target=fn, args=args, daemon=True, name=getattr(fn, "__name__", "task"))
+    t.start()
+    return t
+
+
+def validate_hop(hop) -> float:
+    if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not (MIN_HOP_SECONDS <= hop <= MAX_HOP_SECONDS):
+        raise EngineError(f"hop must be a number of seconds from {MIN_HOP_SECONDS} to {MAX_HOP_SECONDS}")
+    return float(hop)
+
+
+class Engine:
+    def __init__(self, model_name: str | None = None, hop: float = DEFAULT_HOP_SECONDS, fast: bool = False):
+        self.hop = validate_hop(hop)
+        self.fast = fast
+        self.model_name = model_name
+        self.model = None
+        self.model_error: str | None = None
+        self._pipelines: dict[str, Pipeline] = {}
+        self._counter = 0
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._sinks: list = []
+        self._running = False
+        self._last_states: dict[str, tuple] = {}
+
+    # --- wiring --------------------------------------------------------------------------------------
+    def add_sink(self, sink) -> None:
+        self._sinks.append(sink)
+
+    def _emit(self, event: str, payload: dict) -> None:
+        for sink in list(self._sinks):
+            handler = getattr(sink, event, None)
+            if handler is None:
+                continue
+            try:
+                handler(payload)
+            except Exception:  # a broken sink must not stop the monitor
+                log.exception("sink %r failed on %s", sink, event)
+
+    def notice(self, message: str, level: str = "error", source: str | None = None) -> None:
+        (log.warning if level != "info" else log.info)("%s%s", f"[{source}] " if source else "", message)
+        self._emit("on_notice", {"level": level, "message": message, "source": source})
+
+    def start(self, start_task: Callable | None = None) -> None:
+        """Load the model and start the worker, each as a background task."""
+        start_task = start_task or _thread_task
+        self._running = True
+        start_task(self._load_model, self.model_name)
+        start_task(self._run_worker)
+
+    def shutdown(self) -> None:
+        self._running = False
+        self._wake.set()
+        with self._lock:
+            pipelines = list(self._pipelines.values())
+        for p in pipelines:
+            try:
+                p.stop()
+            except Exception:
+                log.exception("stopping %s", p.source_id)
+
+    # --- model -----------------------------------------------------------------------------------------
+    def _load_model(self, name: str | None) -> None:
+        from .model.registry import load_model
+
+        try:
+            model = load_model(name)
+        except Exception as exc:
+            self.model_error = f"could not load model {name or 'default'}: {exc}"
+            self.notice(self.model_error)
+            self._emit_sources()
+            return
+        with self._lock:
+            self.model, self.model_name, self.model_error = model, model.name, None
+            for p in self._pipelines.values():
+                p.restart_schedule()
+        log.info("model %s ready (%d labels)", model.name, len(model.labels))
+        self._emit_sources()
+
+    def list_models(self) -> list[dict]:
+        from .model.registry import list_models
+
+        return list_models()
+
+    def select_model(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise EngineError("select_model needs a model name")
+        if name not in {m["name"] for m in self.list_models()}:
+            raise EngineError(f"no installed model named {name!r}")
+        threading.Thread(target=self._load_model, args=(name,), daemon=True).start()
+
+    # --- sources -------------------------------------------------------------------------------------
+    def start_source(self, spec: dict) -> str:
+        if not isinstance(spec, dict):
+            raise EngineError("a source must be an object with a 'kind'")
+        hop = validate_hop(spec.get("hop", self.hop))
+        try:
+            source = make_source(spec, fast=self.fast)
+        except SourceSpecError as exc:
+            raise EngineError(str(exc)) from None
+        with self._lock:
+            if spec.get("kind") == "demo" and "demo" not in self._pipelines:
+                source_id = "demo"
+            else:
+                self._counter += 1
+                source_id = f"{spec.get('kind')}-{self._counter}"
+            pipeline = Pipeline(source_id, source, hop, wake=self._wake)
+        try:
+            pipeline.start()
+        except Exception as exc:
+            log.info("source %s failed to start", source_id, exc_info=True)
+            raise EngineError(f"could not start {source.label}: {exc}") from None
+        with self._lock:
+            self._pipelines[source_id] = pipeline
+        log.info("started source %s (%s)", source_id, source.label)
+        if source.notice:
+            self.notice(source.notice, level="warning", source=source_id)
+        self._emit_sources()
+        return source_id
+
+    def stop_source(self, source_id: str) -> None:
+        with self._lock:
+            pipeline = self._pipelines.pop(source_id, None) if isinstance(source_id, str) else None
+            self._last_states.pop(source_id, None)
+        if pipeline is None:
+            raise EngineError(f"no source with id {source_id!r}")
+        try:
+            pipeline.stop()
+        finally:
+            log.info("stopped source %s", source_id)
+            self._emit_sources()
+
+    def source_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._pipelines)
+
+    def list_devices(self) -> list[dict]:
+        from .audio.devices import list_input_devices
+
+        try:
+            return list_input_devices()
+        except Exception as exc:
+            raise EngineError(f"cannot list audio devices: {exc}") from None
+
+    def _describe(self, p: Pipeline) -> dict:
+        d = p.source.describe()
+        d.update(id=p.source_id, skipped=p.skipped, windows=p.windows, hop=p.hop_s)
+        return d
+
+    def sources_payload(self) -> dict:
+        with self._lock:
+            sources = [self._describe(p) for p in self._pipelines.values()]
+            model = self.model
+        return {
+            "sources": sources,
+            "model": {
+                "name": model.name if model else self.model_name,
+                "labels": list(model.labels) if model else [],
+                "ready": model is not None,
+                "error": self.model_error,
+            },
+        }
+
+    def _emit_sources(self) -> None:
+        self._emit("on_sources", self.sources_payload())
+
+    # --- the worker ----------------------------------------------------------------------------------
+    def _run_worker(self) -> None:
+        log.info("worker started")
+        while self._running:
+            self._wake.wait(0.1)
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # keep the worker alive whatever happens in one tick
+                log.exception("worker tick failed")
+                time.sleep(0.1)
+
+    def tick(self) -> int:
+        """Classify every due window; return how many were classified."""
+        with self._lock:
+            pipelines = list(self._pipelines.values())
+            model = self.model
+        due: list[tuple[Pipeline, Window]] = []
+        for p in pipelines:
+            try:
+                w = p.next_window()
+            except Exception as exc:
+                self._fail(p, exc)
+                continue
+            if w is not None:
+                due.append((p, w))
+        for _, w in due:
+            self._emit("on_spectrogram", spectrogram_payload(w))
+        if due and model is not None:
+            try:
+                probs, tags = model.predict(np.stack([w.mel for _, w in due]))
+            except Exception as exc:
+                log.exception("model failed")
+                self.notice(f"the model failed on a batch: {exc}")
+                return 0
+            for i, (p, w) in enumerate(due):
+                self._emit("on_prediction", prediction_payload(p, w, model, probs[i], tags[i]))
+        self._check_states(pipelines)
+        return len(due) if model is not None else 0
+
+    def _fail(self, p: Pipeline, exc: Exception) -> None:
+        log.exception("source %s failed", p.source_id)
+        try:
+            p.stop()
+        except Exception:
+            pass
+        p.source.state, p.source.error = "error", f"processing failed: {exc}"
+        self.notice(p.source.error, source=p.source_id)
+
+    def _check_states(self, pipelines: list[Pipeline]) -> None:
+        changed = False
+        for p in pipelines:
+            s = p.source
+            key = (s.state, s.error, s.notice)
+            if self._last_states.get(p.source_id) != key:
+                old = self._last_states.get(p.source_id)
+                self._last_states[p.source_id] = key
+                changed = True
+                if old is not None and s.state == "error" and s.error:
+                    self.notice(s.error, source=p.source_id)
+                elif old is not None and s.notice and s.notice != old[2]:
+                    self.notice(s.notice, level="warning", source=p.source_id)
+        if changed:
+            self._emit_sources()
+
+
+def spectrogram_payload(w: Window) -> dict:
+    return {
+        "source": w.source_id,
+        "times": [round(float(t), 4) for t in w.spec_times],
+        "columns": np.round(w.spec_db, 1).tolist(),
+        "n_mels": N_MELS,
+        "fmax": MODEL_SR // 2,
+        "db_floor": DB_FLOOR,
+    }
+
+
+def prediction_payload(p: Pipeline, w: Window, model, probs: np.ndarray, tags: np.ndarray) -> dict:
+    labels = list(model.labels)
+    top = int(np.argmax(probs))
+    order = np.argsort(tags)[::-1][:TOP_TAGS]
+    return {
+        "source": w.source_id,
+        "t": round(w.t, 4),
+        "wall": round(w.wall, 3),
+        "model": model.name,
+        "labels": labels,
+        "probs": [round(float(x), 5) for x in probs],
+        "top": labels[top],
+        "confidence": round(float(probs[top]), 5),
+        "uncertain": bool(model.is_uncertain(probs)),
+        "tags": [{"name": model.tag_names[i], "score": round(float(tags[i]), 4)} for i in order],
+        "counters": {"windows": p.windows, "skipped": p.skipped, "overflows": p.source.overflows},
+    }

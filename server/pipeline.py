@@ -1,0 +1,125 @@
+"""One source's path from captured blocks to model-ready windows.
+
+The source's thread calls ``on_block`` (a copy into the ring buffer, nothing
+slow). The worker calls ``next_window`` each tick; it returns the newest due
+window resampled to 16 kHz with its log-mel features and the spectrogram
+columns not shown yet.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio.resample import resample
+from .audio.ringbuffer import RingBuffer
+from .audio.source import Source
+from .config import HOP_LENGTH, MODEL_SR, N_FFT, RING_SECONDS, WINDOW_FRAMES, WINDOW_SAMPLES
+from .features import log_compress, mel_power, mel_to_db
+from .scheduler import WindowScheduler
+
+# Extra past context read before each window so the resampler's edge transient
+# falls outside the samples we keep.
+_RESAMPLE_MARGIN_S = 0.02
+
+
+@dataclass
+class Window:
+    source_id: str
+    t: float                  # stream time (s) of the window's last sample
+    wall: float               # unix time when that sample was captured
+    mel: np.ndarray           # (187, 96) model input
+    spec_times: np.ndarray    # centre times of the new display columns
+    spec_db: np.ndarray       # (n, 96) dB of the new display columns
+    extra: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    """Ring buffer, scheduler and feature extraction for one source."""
+
+    def __init__(self, source_id: str, source: Source, hop_s: float, wake: threading.Event | None = None):
+        self.source_id = source_id
+        self.source = source
+        self.hop_s = float(hop_s)
+        self.windows = 0
+        self.ring: RingBuffer | None = None
+        self.scheduler: WindowScheduler | None = None
+        self._wake = wake
+        self._last_wall = 0.0
+        self._last_col_time = -math.inf
+        self._native_window = 0
+        self._native_margin = 0
+
+    # --- capture side (source thread) ---------------------------------------------------------
+    def start(self) -> None:
+        self.source.start(self.on_block)
+
+    def stop(self) -> None:
+        self.source.stop()
+
+    def on_block(self, block: np.ndarray) -> None:
+        if self.ring is None:
+            self._init_ring(int(self.source.samplerate))
+        self.ring.write(block)
+        self._last_wall = time.time()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _init_ring(self, sr: int) -> None:
+        self._native_window = math.ceil(WINDOW_SAMPLES * sr / MODEL_SR)
+        self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr)
+        hop = max(1, round(self.hop_s * sr))
+        capacity = max(int(RING_SECONDS * sr), self._native_window + self._native_margin + 2 * hop)
+        self.scheduler = WindowScheduler(window=self._native_window, hop=hop)
+        self.ring = RingBuffer(capacity)
+
+    # --- worker side -----------------------------------------------------------------------------
+    @property
+    def skipped(self) -> int:
+        return self.scheduler.skipped if self.scheduler else 0
+
+    def restart_schedule(self) -> None:
+        """Jump to the newest data without counting skips."""
+        if self.ring is not None:
+            self.scheduler.restart_at(self.ring.total_written)
+
+    def next_window(self) -> Window | None:
+        ring, scheduler = self.ring, self.scheduler
+        if ring is None:
+            return None
+        written, wall = ring.total_written, self._last_wall
+        end = scheduler.poll(written)
+        if end is None:
+            return None
+        sr = int(self.source.samplerate)
+        n = min(self._native_window + self._native_margin, end)
+        try:
+            native = ring.read(end, n)
+        except IndexError:  # overwritten meanwhile: the writer lapped us
+            scheduler.skipped += 1
+            return None
+        y = resample(native, sr, MODEL_SR)
+        if y.shape[0] < WINDOW_SAMPLES:
+            y = np.pad(y, (WINDOW_SAMPLES - y.shape[0], 0))
+        y = y[-WINDOW_SAMPLES:]
+        power = mel_power(y)[:WINDOW_FRAMES]
+        self.windows += 1
+
+        t_end = end / sr
+        # Centre of frame f, in stream time: the window starts WINDOW_SAMPLES before its end.
+        centres = t_end - (WINDOW_SAMPLES - (np.arange(WINDOW_FRAMES) * HOP_LENGTH + N_FFT / 2)) / MODEL_SR
+        new = centres > self._last_col_time + 1e-6
+        if new.any():
+            self._last_col_time = float(centres[new][-1])
+        return Window(
+            source_id=self.source_id,
+            t=t_end,
+            wall=wall - (written - end) / sr,
+            mel=log_compress(power),
+            spec_times=centres[new],
+            spec_db=mel_to_db(power[new]),
+        )

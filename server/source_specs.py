@@ -1,0 +1,78 @@
+"""Turn a user's source choice (a dict from the dashboard, a string from the CLI) into a Source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .audio.source import Source
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "media" / "demo"
+
+
+class SourceSpecError(ValueError):
+    """A source choice that cannot be honoured; the message is for the user."""
+
+
+def demo_playlist() -> list[str]:
+    m3u = DEMO_DIR / "playlist.m3u"
+    if m3u.exists():
+        names = [ln.strip() for ln in m3u.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        paths = [str(DEMO_DIR / n) for n in names]
+    else:
+        paths = sorted(str(p) for p in DEMO_DIR.glob("*.ogg"))
+    if not paths:
+        raise SourceSpecError(f"the demo playlist is missing ({DEMO_DIR})")
+    return paths
+
+
+def parse_cli_spec(text: str) -> dict:
+    """'demo' | 'mic' | 'mic:DEVICE' | 'file:PATH[,PATH...]' → a spec dict."""
+    kind, _, arg = text.partition(":")
+    kind = kind.strip().lower()
+    if kind == "demo":
+        return {"kind": "demo"}
+    if kind == "mic":
+        spec = {"kind": "mic"}
+        if arg:
+            spec["device"] = int(arg) if arg.isdigit() else arg
+        return spec
+    if kind == "file":
+        if not arg:
+            raise SourceSpecError("file: needs a path, e.g. file:/music/track.flac")
+        return {"kind": "file", "paths": arg.split(",")}
+    raise SourceSpecError(f"unknown source {text!r}: use demo, mic[:DEVICE] or file:PATH")
+
+
+def make_source(spec: dict, *, fast: bool = False) -> Source:
+    """Build (not start) the source a spec describes."""
+    if not isinstance(spec, dict):
+        raise SourceSpecError("a source must be an object with a 'kind'")
+    kind = spec.get("kind")
+    if kind == "demo":
+        from .audio.file_source import FileSource
+
+        return FileSource(demo_playlist(), loop=True, realtime=not fast, label="Demo playlist")
+    if kind == "file":
+        from .audio.file_source import FileSource
+
+        paths = spec.get("paths") or ([spec["path"]] if spec.get("path") else [])
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise SourceSpecError("a file source needs a 'path'")
+        for p in paths:
+            if not os.path.isfile(p):
+                raise SourceSpecError(f"no such file: {p}")
+        label = spec.get("label") or (Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files")
+        return FileSource(paths, loop=bool(spec.get("loop", False)), realtime=not fast, label=label)
+    if kind == "mic":
+        from .audio.mic_source import MicSource
+
+        device = spec.get("device")
+        if device is not None and not isinstance(device, (int, str)):
+            raise SourceSpecError("'device' must be a device index or name")
+        rate = spec.get("samplerate")
+        if rate is not None and not (isinstance(rate, (int, float)) and 1000 <= rate <= 384000):
+            raise SourceSpecError("'samplerate' must be a number of Hz between 1000 and 384000")
+        return MicSource(device=device, samplerate=int(rate) if rate else None)
+    raise SourceSpecError(f"unknown source kind {kind!r}: use demo, file or mic")
