@@ -1,0 +1,36 @@
+# Genre Monitor — `make run` sets up and starts the app; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench setup system-deps system-deps-test clean
+
+run: system-deps $(STAMP)
+	$(PY) run.py
+
+test: system-deps-test $(STAMP)
+	$(PY) -m pytest
+
+bench: system-deps $(STAMP)
+	$(PY) -m bench
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/install_system_deps.sh run
+
+system-deps-test:
+	@bash scripts/install_system_deps.sh test
+
+# musicnn ships the pretrained weights; its own pins (numpy<1.17) don't build
+# on Python 3.11, so it is installed without its dependencies.
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps musicnn==0.1.0
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,153 @@
+"""Command line: serve (default), devices, classify, train, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .config import DEFAULT_HOP_SECONDS
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+
+
+def _hop(text: str) -> float:
+    from .engine import EngineError, validate_hop
+
+    try:
+        return validate_hop(float(text))
+    except (ValueError, EngineError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Genre Monitor: live music-genre monitoring.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the dashboard (the default command)")
+    serve.add_argument("--source", action="append", default=[], metavar="SPEC",
+                       help="demo | mic[:DEVICE] | file:PATH[,PATH...] (repeatable; default: demo)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--hop", type=_hop, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
+    serve.add_argument("--model", default=None, help="installed model name or model directory")
+    serve.add_argument("--fast", action="store_true", help="file sources run as fast as possible, not in real time")
+    serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored")
+    serve.set_defaults(func=cmd_serve)
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(func=cmd_devices)
+
+    classify = sub.add_parser("classify", help="classify audio files")
+    classify.add_argument("files", nargs="+", metavar="FILE")
+    classify.add_argument("--model", default=None)
+    classify.add_argument("--hop", type=_hop, default=DEFAULT_HOP_SECONDS)
+    classify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    classify.set_defaults(func=cmd_classify)
+
+    try:
+        from .training.commands import register
+    except ImportError:  # training extras are optional at run time
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def cmd_serve(args) -> int:
+    from .engine import Engine, EngineError
+    from .source_specs import SourceSpecError, parse_cli_spec
+    from .web.app import serve
+
+    try:
+        specs = [parse_cli_spec(s) for s in (args.source or ["demo"])]
+    except SourceSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast)
+    for spec in specs:
+        try:
+            engine.start_source(spec)
+        except EngineError as exc:
+            # The dashboard still starts: the user can pick another source there.
+            logging.getLogger("genre-monitor").error("%s", exc)
+    upload_dir = args.upload_dir or os.path.join(_data_dir(), "uploads")
+    os.makedirs(upload_dir, exist_ok=True)
+    print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
+    try:
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir)
+    finally:
+        engine.shutdown()
+    return 0
+
+
+def _data_dir() -> str:
+    return os.environ.get("GENRE_MONITOR_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "genre-monitor")
+
+
+def cmd_devices(args) -> int:
+    from .audio.devices import list_input_devices
+
+    try:
+        devices = list_input_devices()
+    except Exception as exc:
+        print(f"error: cannot list audio devices: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return 0
+    if not devices:
+        print("no audio input devices found")
+    for d in devices:
+        mark = "*" if d.get("is_default") else " "
+        print(f"{mark} {d['index']:>3}  {d['name']}  ({d['max_input_channels']} ch, "
+              f"{d['default_samplerate']:.0f} Hz, {d.get('hostapi', '')})")
+    return 0
+
+
+def cmd_classify(args) -> int:
+    from .audio.decode import DecodeError
+    from .classify import classify_file
+    from .model.registry import load_model
+
+    try:
+        model = load_model(args.model)
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            result = classify_file(path, model, hop_s=args.hop)
+        except (DecodeError, OSError) as exc:
+            failed += 1
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            note = " (uncertain)" if result["uncertain"] else ""
+            note += " (shorter than 3 s: padded)" if result["padded"] else ""
+            print(f"{path}: {result['genre']} {result['confidence']:.2f}{note}", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "-v", "--verbose"):
+        argv = ["serve", *argv]
+    elif argv in (["-v"], ["--verbose"]):
+        argv = [*argv, "serve"]
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        args = parser.parse_args([*argv, "serve"])
+    return int(args.func(args) or 0)

@@ -1,0 +1,28 @@
+from server.scheduler import WindowScheduler
+
+
+def test_one_window_per_hop_on_the_grid():
+    s = WindowScheduler(window=100, hop=25)
+    assert s.poll(99) is None
+    assert s.poll(100) == 100
+    assert s.poll(124) is None
+    assert s.poll(125) == 125
+    assert s.skipped == 0
+
+
+def test_jumps_to_newest_and_counts_skips_when_behind():
+    s = WindowScheduler(window=100, hop=25)
+    assert s.poll(100) == 100
+    # The worker stalled: windows ending at 125, 150, 175 and 200 are all due.
+    assert s.poll(210) == 200
+    assert s.skipped == 3
+    assert s.poll(224) is None
+    assert s.poll(225) == 225
+    assert s.skipped == 3
+
+
+def test_restart_does_not_count_skips():
+    s = WindowScheduler(window=100, hop=25)
+    s.restart_at(1000)
+    assert s.poll(1000) == 1000
+    assert s.skipped == 0
