@@ -79,7 +79,7 @@ class Engine:
         """Load the model and start the worker, each as a background task."""
         start_task = start_task or _thread_task
         self._running = True
-        start_task(self._load_model, self.model_name)
+        start_task(self.load_model, self.model_name)
         start_task(self._run_worker)
 
     def shutdown(self) -> None:
@@ -94,7 +94,8 @@ class Engine:
                 log.exception("stopping %s", p.source_id)
 
     # --- model -----------------------------------------------------------------------------------------
-    def _load_model(self, name: str | None) -> None:
+    def load_model(self, name: str | None) -> None:
+        """Load a model (synchronously) and make it current; failures become a notice."""
         from .model.registry import load_model
 
         try:
@@ -121,7 +122,7 @@ class Engine:
             raise EngineError("select_model needs a model name")
         if name not in {m["name"] for m in self.list_models()}:
             raise EngineError(f"no installed model named {name!r}")
-        threading.Thread(target=self._load_model, args=(name,), daemon=True).start()
+        threading.Thread(target=self.load_model, args=(name,), daemon=True).start()
 
     # --- sources -------------------------------------------------------------------------------------
     def start_source(self, spec: dict) -> str:
