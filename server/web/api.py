@@ -1,0 +1,101 @@
+"""REST API (docs/api.md): one-shot lists and the same actions as the socket events.
+
+Errors are JSON ``{"error": "..."}`` with a 4xx status, never tracebacks.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from server.web.socket_events import RequestError, parse_source_spec
+from server.web.uploads import UploadError
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _engine():
+    return current_app.extensions["genre_engine"]
+
+
+def _uploads():
+    return current_app.extensions["genre_uploads"]
+
+
+def _error(message: str, status: int = 400):
+    return jsonify(error=message), status
+
+
+def _json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise RequestError("Request body must be a JSON object (Content-Type: application/json).")
+    return data
+
+
+@bp.errorhandler(RequestError)
+@bp.errorhandler(UploadError)
+def _bad_request(exc):
+    return _error(str(exc), 400)
+
+
+def _engine_error(exc):
+    message = str(exc)
+    status = 404 if message.lower().startswith(("unknown", "no such")) else 400
+    return _error(message, status)
+
+
+@bp.record_once
+def _register_engine_error(state):
+    # EngineError lives in server.engine; import lazily so the web tier imports without it.
+    from server.engine import EngineError
+
+    state.app.register_error_handler(EngineError, _engine_error)
+
+
+@bp.get("/devices")
+def devices():
+    return jsonify(devices=_engine().list_devices())
+
+
+@bp.get("/sources")
+def sources():
+    return jsonify(_engine().sources_payload())
+
+
+@bp.post("/sources")
+def start_source():
+    spec = parse_source_spec(_json_body(), _uploads(), event="POST /api/sources")
+    source_id = _engine().start_source(spec)
+    return jsonify(ok=True, id=source_id)
+
+
+@bp.delete("/sources/<source_id>")
+def stop_source(source_id):
+    _engine().stop_source(source_id)
+    return jsonify(ok=True, id=source_id)
+
+
+@bp.get("/models")
+def models():
+    payload = _engine().sources_payload().get("model") or {}
+    return jsonify(models=_engine().list_models(), current=payload.get("name"),
+                   ready=payload.get("ready", False))
+
+
+@bp.post("/models/select")
+def select_model():
+    data = _json_body()
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RequestError("'name' must be a non-empty string.")
+    _engine().select_model(name.strip())
+    return jsonify(ok=True, name=name.strip())
+
+
+@bp.post("/upload")
+def upload():
+    storage = request.files.get("file")
+    if storage is None:
+        raise RequestError("Send the audio as multipart/form-data in a field named 'file'.")
+    item = _uploads().save(storage)
+    return jsonify(ok=True, **item)

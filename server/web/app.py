@@ -1,0 +1,119 @@
+"""Flask + Socket.IO application: wiring the engine to the dashboard.
+
+``create_app`` builds the app around an ``Engine``; ``serve`` runs it. The
+engine pushes events through ``SocketIOSink``; the page, REST API and
+Socket.IO handlers answer at once even while the model is still loading.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request, send_file
+from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
+
+from server.web import api, socket_events
+from server.web.uploads import UploadStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js shipped inside the installed ``plotly`` package (no CDN, no copy)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+class SocketIOSink:
+    """Engine sink: per-source events go to the source's room, the rest to everyone."""
+
+    def __init__(self, socketio: SocketIO, watchers: socket_events.Watchers | None = None):
+        self.socketio = socketio
+        self.watchers = watchers
+
+    def on_prediction(self, payload: dict) -> None:
+        self.socketio.emit("prediction", payload, to=socket_events.room(payload["source"]))
+
+    def on_spectrogram(self, payload: dict) -> None:
+        self.socketio.emit("spectrogram", payload, to=socket_events.room(payload["source"]))
+
+    def on_sources(self, payload: dict) -> None:
+        if self.watchers is not None:
+            # Clients watching "everything" follow sources started after they connected.
+            self.watchers.follow_new(self.socketio, [s["id"] for s in payload.get("sources", [])])
+        self.socketio.emit("sources", payload)
+
+    def on_notice(self, payload: dict) -> None:
+        self.socketio.emit("notice", payload)
+
+
+def create_app(engine, *, upload_dir, max_upload_mb: float = 200):
+    """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
+    app.config["MAX_UPLOAD_MB"] = max_upload_mb
+    app.config["JSON_SORT_KEYS"] = False
+    os.makedirs(upload_dir, exist_ok=True)
+    app.extensions["genre_engine"] = engine
+    app.extensions["genre_uploads"] = UploadStore(upload_dir)
+
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None)
+    watchers = socket_events.Watchers()
+    socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"])
+    app.register_blueprint(api.bp)
+    engine.add_sink(SocketIOSink(socketio, watchers))
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", max_upload_mb=max_upload_mb)
+
+    @app.get("/vendor/plotly.min.js")
+    def plotly_js():
+        return send_file(plotly_js_path(), mimetype="text/javascript", max_age=3600)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(ok=True)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # API clients get JSON; the browser gets Werkzeug's plain page elsewhere.
+        if request.path.startswith("/api/"):
+            message = exc.description or exc.name
+            if exc.code == 404:
+                message = f"Not found: {request.method} {request.path}"
+            elif exc.code == 405:
+                message = f"Method {request.method} not allowed on {request.path}"
+            elif exc.code == 413:
+                message = f"Upload too large: the limit is {max_upload_mb:g} MB."
+            return jsonify(error=message), exc.code
+        return exc
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        app.logger.exception("unhandled error on %s", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"Internal error: {type(exc).__name__}"), 500
+        return "Internal server error", 500
+
+    return app, socketio
+
+
+def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
+          *, max_upload_mb: float = 200, debug: bool = False) -> None:
+    """Run the dashboard; the engine loads its model in the background meanwhile."""
+    app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb)
+    engine.start(socketio.start_background_task)
+    try:
+        socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,
+                     allow_unsafe_werkzeug=True, log_output=debug)
+    finally:
+        engine.shutdown()

@@ -1,0 +1,41 @@
+// The big "current top genre" card.
+
+import { genreColor } from './theme.js';
+
+export function createNowPlaying() {
+  const card = document.getElementById('now-card');
+  const genre = document.getElementById('top-genre');
+  const meter = document.getElementById('top-meter');
+  const conf = document.getElementById('top-confidence');
+  const badge = document.getElementById('top-uncertain');
+  const runner = document.getElementById('top-runner');
+  const sourceLabel = document.getElementById('now-source');
+
+  function reset(source) {
+    card.dataset.state = 'idle';
+    genre.textContent = '—';
+    genre.title = '';
+    meter.style.width = '0';
+    conf.textContent = source ? 'waiting for the first window…' : 'no source';
+    badge.hidden = true;
+    runner.textContent = '';
+    sourceLabel.textContent = source ? `· ${source.label}` : '';
+  }
+
+  function update(p, source) {
+    const idx = p.labels.indexOf(p.top);
+    card.style.setProperty('--genre', genreColor(Math.max(idx, 0)));
+    card.dataset.state = p.uncertain ? 'uncertain' : 'confident';
+    genre.textContent = p.top;
+    genre.title = p.uncertain ? `Uncertain: best guess ${p.top}` : p.top;
+    meter.style.width = `${(p.confidence * 100).toFixed(1)}%`;
+    conf.textContent = `${(p.confidence * 100).toFixed(0)}%`;
+    badge.hidden = !p.uncertain;
+    const order = p.probs.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
+    const next = order.slice(1, 3).map(([v, i]) => `${p.labels[i]} ${(v * 100).toFixed(0)}%`);
+    runner.textContent = next.length ? `then ${next.join(' · ')}` : '';
+    if (source) sourceLabel.textContent = `· ${source.label}`;
+  }
+
+  return { reset, update };
+}

@@ -1,0 +1,103 @@
+// Source picker: demo / device / server file / upload, with Start and Stop.
+
+import * as api from './api.js';
+
+export function createPicker({ onStart, onStop, toast }) {
+  const root = document.getElementById('picker');
+  const tabs = [...root.querySelectorAll('[data-tab]')];
+  const panels = [...root.querySelectorAll('[data-panel]')];
+  const deviceSelect = document.getElementById('device-select');
+  const deviceHint = document.getElementById('device-hint');
+  const filePath = document.getElementById('file-path');
+  const uploadInput = document.getElementById('upload-input');
+  const progress = document.getElementById('upload-progress');
+  const uploadHint = document.getElementById('upload-hint');
+  const hopSelect = document.getElementById('hop-select');
+  const startBtn = document.getElementById('start-btn');
+  const stopBtn = document.getElementById('stop-btn');
+  let tab = 'demo';
+  let devicesLoaded = false;
+
+  function selectTab(name) {
+    tab = name;
+    tabs.forEach((t) => t.classList.toggle('active', t.dataset.tab === name));
+    panels.forEach((p) => p.classList.toggle('active', p.dataset.panel === name));
+    if (name === 'mic' && !devicesLoaded) loadDevices();
+  }
+  tabs.forEach((t) => t.addEventListener('click', () => selectTab(t.dataset.tab)));
+
+  async function loadDevices() {
+    deviceSelect.replaceChildren(new Option('Loading devices…', ''));
+    try {
+      const devices = await api.getDevices();
+      devicesLoaded = true;
+      deviceSelect.replaceChildren();
+      if (!devices.length) {
+        deviceSelect.append(new Option('No input devices found', ''));
+        deviceHint.textContent = 'No capture device is visible to the server.';
+        return;
+      }
+      for (const d of devices) {
+        const rate = d.default_samplerate ? `${Math.round(d.default_samplerate / 100) / 10} kHz` : '? kHz';
+        const text = `${d.name} · ${d.max_input_channels} ch · ${rate}${d.is_default ? ' (default)' : ''}`;
+        const opt = new Option(text, String(d.index), false, !!d.is_default);
+        opt.title = `${text} — ${d.hostapi || ''}`;
+        deviceSelect.append(opt);
+      }
+      deviceHint.textContent = `${devices.length} input device${devices.length > 1 ? 's' : ''}.`;
+    } catch (err) {
+      deviceSelect.replaceChildren(new Option('Device list unavailable', ''));
+      toast.show(err.message, { level: 'error', title: 'Devices' });
+    }
+  }
+  document.getElementById('device-refresh').addEventListener('click', loadDevices);
+
+  async function buildSpec() {
+    const hop = Number(hopSelect.value);
+    if (tab === 'demo') return { kind: 'demo', hop };
+    if (tab === 'mic') {
+      if (deviceSelect.value === '') throw new Error('Pick an input device first.');
+      return { kind: 'mic', device: Number(deviceSelect.value), hop };
+    }
+    if (tab === 'file') {
+      const path = filePath.value.trim();
+      if (!path) throw new Error('Enter the path of an audio file on the server.');
+      return { kind: 'file', path, hop };
+    }
+    const file = uploadInput.files[0];
+    if (!file) throw new Error('Choose an audio file to upload.');
+    const limit = Number(document.body.dataset.maxUploadMb || 0);
+    if (limit && file.size > limit * 1024 * 1024) throw new Error(`${file.name} is larger than ${limit} MB.`);
+    progress.hidden = false;
+    const bar = progress.firstElementChild;
+    bar.style.width = '0';
+    uploadHint.textContent = `Uploading ${file.name}…`;
+    try {
+      const res = await api.upload(file, (f) => { bar.style.width = `${(f * 100).toFixed(0)}%`; });
+      uploadHint.textContent = `${res.name} · ${res.duration.toFixed(1)} s`;
+      return { kind: 'upload', upload_id: res.upload_id, hop };
+    } catch (err) {
+      uploadHint.textContent = 'Upload rejected.';
+      throw err;
+    } finally {
+      progress.hidden = true;
+    }
+  }
+
+  startBtn.addEventListener('click', async () => {
+    startBtn.disabled = true;
+    try {
+      await onStart(await buildSpec());
+    } catch (err) {
+      toast.show(err.message, { level: 'error', title: 'Start' });
+    } finally {
+      startBtn.disabled = false;
+    }
+  });
+  stopBtn.addEventListener('click', () => onStop());
+  filePath.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
+
+  return {
+    setStoppable(ok) { stopBtn.disabled = !ok; },
+  };
+}

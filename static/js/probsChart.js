@@ -1,0 +1,43 @@
+// Bar chart of every genre probability of the latest window.
+
+import { AXIS, PLOT_CONFIG, baseLayout, genreColor } from './theme.js';
+
+export function createProbsChart(div) {
+  let labelsKey = null;
+
+  function layout(labels) {
+    return baseLayout({
+      margin: { l: 78, r: 40, t: 4, b: 22 },
+      bargap: 0.28,
+      xaxis: { ...AXIS, range: [0, 1], tickformat: '.0%', dtick: 0.25, fixedrange: true },
+      yaxis: { ...AXIS, autorange: 'reversed', fixedrange: true, tickfont: { size: 12 }, categoryorder: 'array', categoryarray: labels },
+      transition: { duration: 250, easing: 'cubic-in-out' },
+    });
+  }
+
+  function draw(labels, probs, top) {
+    const colors = labels.map((l, i) => (l === top ? genreColor(i) : `${genreColor(i)}99`));
+    const trace = {
+      type: 'bar', orientation: 'h', x: probs, y: labels,
+      marker: { color: colors, line: { width: 0 } },
+      text: probs.map((v) => `${(v * 100).toFixed(0)}%`), textposition: 'outside', cliponaxis: false,
+      textfont: { size: 11, color: '#aab4c8' },
+      hovertemplate: '%{y}: %{x:.1%}<extra></extra>',
+    };
+    const key = labels.join();
+    if (key !== labelsKey) {
+      labelsKey = key;
+      Plotly.react(div, [trace], layout(labels), PLOT_CONFIG);
+    } else {
+      Plotly.react(div, [trace], div.layout, PLOT_CONFIG);
+    }
+  }
+
+  return {
+    reset(labels = []) {
+      labelsKey = null;
+      draw(labels, labels.map(() => 0), null);
+    },
+    update(p) { draw(p.labels, p.probs, p.top); },
+  };
+}

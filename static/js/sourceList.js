@@ -1,0 +1,57 @@
+// The list of sources with state badges; clicking one shows it in the panels.
+
+const KIND_ICON = { mic: '🎙', file: '♪', demo: '♫', stream: '⇅' };
+const LIVE = new Set(['starting', 'running']);
+
+export const isLive = (s) => !!s && LIVE.has(s.state);
+
+export function createSourceList({ onSelect, onStop }) {
+  const list = document.getElementById('source-list');
+  const empty = document.getElementById('source-empty');
+
+  function item(s, viewing) {
+    const li = document.createElement('li');
+    li.dataset.id = s.id;
+    li.classList.toggle('viewing', s.id === viewing);
+    li.title = `Show ${s.label}`;
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = `${KIND_ICON[s.kind] || '•'} ${s.label}`;
+    const meta = document.createElement('span');
+    meta.className = 'meta';
+    const rate = s.samplerate ? `${(s.samplerate / 1000).toFixed(1)} kHz` : '…';
+    meta.textContent = `${s.kind} · ${rate} · hop ${s.hop ?? '–'} s · ${s.windows ?? 0} windows`;
+    const side = document.createElement('span');
+    side.className = 'side';
+    const badge = document.createElement('span');
+    badge.className = `badge ${s.state}`;
+    badge.textContent = s.state;
+    side.append(badge);
+    if (isLive(s)) {
+      const stop = document.createElement('button');
+      stop.type = 'button';
+      stop.className = 'stop';
+      stop.textContent = '■';
+      stop.title = `Stop ${s.label}`;
+      stop.addEventListener('click', (e) => { e.stopPropagation(); onStop(s.id); });
+      side.append(stop);
+    }
+    li.append(label, side, meta);
+    const message = s.error || s.notice;
+    if (message) {
+      const msg = document.createElement('span');
+      msg.className = `msg${s.error ? ' err' : ''}`;
+      msg.textContent = message;
+      li.append(msg);
+    }
+    li.addEventListener('click', () => onSelect(s.id));
+    return li;
+  }
+
+  return {
+    render(sources, viewing) {
+      list.replaceChildren(...sources.map((s) => item(s, viewing)));
+      empty.hidden = sources.length > 0;
+    },
+  };
+}

@@ -1,0 +1,36 @@
+// Shared Plotly look and the per-genre colours used by every panel.
+
+const PALETTE = ['#4cc9f0', '#f72585', '#ffd166', '#06d6a0', '#ff8c42',
+  '#9b5de5', '#ef476f', '#a0c4ff', '#b5e48c', '#f4a3c0'];
+
+export function genreColor(index) {
+  if (index < PALETTE.length) return PALETTE[index];
+  return `hsl(${(index * 137.5) % 360} 70% 62%)`;
+}
+
+export const PLOT_CONFIG = { displayModeBar: false, responsive: true };
+
+export function baseLayout(extra = {}) {
+  return {
+    paper_bgcolor: 'rgba(0,0,0,0)',
+    plot_bgcolor: 'rgba(0,0,0,0)',
+    font: { color: '#c8d1e3', family: 'Inter, Segoe UI, system-ui, sans-serif', size: 12 },
+    margin: { l: 48, r: 12, t: 6, b: 30 },
+    showlegend: false,
+    hoverlabel: { bgcolor: '#1a2131', bordercolor: '#243049', font: { color: '#e6ebf5' } },
+    ...extra,
+  };
+}
+
+export const AXIS = { gridcolor: '#1f2940', zerolinecolor: '#243049', linecolor: '#243049', tickcolor: '#243049' };
+
+// matplotlib's magma, sampled at nine stops.
+export const MAGMA = [[0, '#000004'], [0.125, '#1d1147'], [0.25, '#51127c'], [0.375, '#832681'],
+  [0.5, '#b73779'], [0.625, '#e75263'], [0.75, '#fc8961'], [0.875, '#fec488'], [1, '#fcfdbf']];
+
+export function fmtTime(s) {
+  if (!Number.isFinite(s)) return '–';
+  const m = Math.floor(s / 60);
+  const sec = Math.floor(s % 60);
+  return `${m}:${String(sec).padStart(2, '0')}`;
+}
