@@ -107,6 +107,9 @@ def run_original(variant, x):
 
 
 def inside():
+    import warnings
+
+    warnings.filterwarnings("ignore")  # tf.compat.v1.layers deprecation noise
     import numpy as np
     import tensorflow as tf
 

@@ -192,8 +192,7 @@ class MusicnnBackbone:
         model = self.model
 
         # A fixed signature traces once; model.predict in a loop leaks memory.
-        @tf.function(input_signature=[tf.TensorSpec([None, N_FRAMES, N_MELS], tf.float32)],
-                     reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec([None, N_FRAMES, N_MELS], tf.float32)])
         def infer(mel):
             return model(mel, training=False)
 
