@@ -39,9 +39,7 @@ def _bad_request(exc):
 
 
 def _engine_error(exc):
-    message = str(exc)
-    status = 404 if message.lower().startswith(("unknown", "no such")) else 400
-    return _error(message, status)
+    return _error(str(exc), 400)
 
 
 @bp.record_once
@@ -71,6 +69,9 @@ def start_source():
 
 @bp.delete("/sources/<source_id>")
 def stop_source(source_id):
+    known = {s["id"] for s in _engine().sources_payload().get("sources", [])}
+    if source_id not in known:
+        return _error(f"no source with id {source_id!r}", 404)
     _engine().stop_source(source_id)
     return jsonify(ok=True, id=source_id)
 

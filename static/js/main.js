@@ -68,7 +68,7 @@ function view(id) {
   const source = store.source(id);
   const buf = store.buffer(id);
   if (buf.last) {
-    now.update(buf.last, source);
+    now.update(buf.last, source, buf.predictions);
     probs.update(buf.last);
     tags.update(buf.last);
     counters.reset(source);
@@ -122,7 +122,7 @@ socket.on('prediction', (p) => {
   if (store.viewing === null) { view(p.source); return; }
   if (p.source !== store.viewing) return;
   const source = store.source(p.source);
-  now.update(p, source);
+  now.update(p, source, buf.predictions);
   probs.update(p);
   tags.update(p);
   counters.update(p);

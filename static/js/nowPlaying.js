@@ -1,6 +1,6 @@
 // The big "current top genre" card.
 
-import { genreColor } from './theme.js';
+import { fmtTime, genreColor } from './theme.js';
 
 export function createNowPlaying() {
   const card = document.getElementById('now-card');
@@ -22,7 +22,14 @@ export function createNowPlaying() {
     sourceLabel.textContent = source ? `· ${source.label}` : '';
   }
 
-  function update(p, source) {
+  // How long the same genre has been on top (looking back through the buffer).
+  function steadyFor(p, preds) {
+    let since = p.t;
+    for (let i = preds.length - 1; i >= 0 && preds[i].top === p.top; i -= 1) since = preds[i].t;
+    return p.t - since;
+  }
+
+  function update(p, source, preds = []) {
     const idx = p.labels.indexOf(p.top);
     card.style.setProperty('--genre', genreColor(Math.max(idx, 0)));
     card.dataset.state = p.uncertain ? 'uncertain' : 'confident';
@@ -33,7 +40,11 @@ export function createNowPlaying() {
     badge.hidden = !p.uncertain;
     const order = p.probs.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
     const next = order.slice(1, 3).map(([v, i]) => `${p.labels[i]} ${(v * 100).toFixed(0)}%`);
-    runner.textContent = next.length ? `then ${next.join(' · ')}` : '';
+    const steady = steadyFor(p, preds);
+    runner.textContent = [
+      next.length ? `then ${next.join(' · ')}` : '',
+      steady >= 1 ? `on top for ${fmtTime(steady)}` : 'just changed',
+    ].filter(Boolean).join('\n');
     if (source) sourceLabel.textContent = `· ${source.label}`;
   }
 

@@ -21,13 +21,16 @@ function hzTicks(nMels, fmax) {
   const vals = [];
   const text = [];
   for (const hz of [100, 250, 500, 1000, 2000, 4000, 8000, 11000, 16000]) {
-    if (hz > fmax || hz < centres[0]) continue;
-    let i = centres.findIndex((c) => c >= hz);
-    if (i < 0) i = nMels - 1;
+    if (hz > centres[nMels - 1] || hz < centres[0]) continue;
+    const i = centres.findIndex((c) => c >= hz);
     // Fractional band index, so the tick sits exactly at that frequency.
     const frac = i > 0 ? i - 1 + (hz - centres[i - 1]) / (centres[i] - centres[i - 1]) : 0;
     vals.push(frac);
     text.push(hz >= 1000 ? `${hz / 1000}k` : String(hz));
+  }
+  if (fmax >= 1000 && !vals.some((v) => v > nMels - 3)) { // label the top edge too
+    vals.push(nMels - 1);
+    text.push(`${Math.round(fmax / 100) / 10}k`);
   }
   return { vals, text, centres };
 }

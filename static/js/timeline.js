@@ -3,9 +3,10 @@
 import { AXIS, PLOT_CONFIG, baseLayout, fmtTime, genreColor } from './theme.js';
 import { TIMELINE_SECONDS } from './store.js';
 
-function xRange(tEnd) {
-  const end = Math.max(tEnd, 30);
-  return [Math.max(0, end - TIMELINE_SECONDS), end];
+// Grows from the first window up to TIMELINE_SECONDS, then scrolls.
+function xRange(tStart, tEnd) {
+  const start = Math.max(tStart, tEnd - TIMELINE_SECONDS);
+  return [start, Math.max(tEnd, start + 30)];
 }
 
 function timeTicks([a, b]) {
@@ -18,13 +19,15 @@ function timeTicks([a, b]) {
 export function createTimeline(div) {
   let labelsKey = null;
   let maxPoints = 400;
+  let firstT = 0;
 
-  function layout(tEnd) {
-    const range = xRange(tEnd);
+  function layout(tStart, tEnd) {
+    const range = xRange(tStart, tEnd);
     return baseLayout({
-      margin: { l: 40, r: 8, t: 6, b: 26 },
+      margin: { l: 40, r: 8, t: 26, b: 26 },
       showlegend: true,
-      legend: { orientation: 'v', x: 1.005, y: 1, xanchor: 'left', font: { size: 11 }, bgcolor: 'rgba(0,0,0,0)', itemclick: 'toggleothers' },
+      legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom', font: { size: 11 }, bgcolor: 'rgba(0,0,0,0)',
+        itemclick: 'toggleothers', itemwidth: 30, tracegroupgap: 0 },
       hovermode: 'x unified',
       xaxis: { ...AXIS, range, autorange: false, ...timeTicks(range), showspikes: false },
       yaxis: { ...AXIS, range: [0, 1.02], tickformat: '.0%', dtick: 0.25, fixedrange: true },
@@ -41,8 +44,9 @@ export function createTimeline(div) {
       line: { color: genreColor(i), width: 2 },
       hovertemplate: `${label} %{y:.0%}<extra></extra>`,
     }));
+    firstT = xs.length ? xs[0] : 0;
     const tEnd = xs.length ? xs[xs.length - 1] : 0;
-    Plotly.react(div, traces, layout(tEnd), PLOT_CONFIG);
+    Plotly.react(div, traces, layout(firstT, tEnd), PLOT_CONFIG);
   }
 
   function append(p, preds, hop) {
@@ -51,7 +55,7 @@ export function createTimeline(div) {
       return;
     }
     // Move the window in place, then let extendTraces do the single redraw.
-    const range = xRange(p.t);
+    const range = xRange(firstT, p.t);
     Object.assign(div.layout.xaxis, { range, autorange: false, ...timeTicks(range) });
     Plotly.extendTraces(div, { x: p.probs.map(() => [p.t]), y: p.probs.map((v) => [v]) },
       p.probs.map((_, i) => i), maxPoints);

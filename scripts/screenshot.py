@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Screenshot of the live dashboard for the README (docs/screenshot.png).
+
+Starts ``run.py serve --source demo`` on a free port (or uses ``--url``), lets
+~20 s of live data arrive, and saves a 1280×900 PNG taken with the system's
+headless Chromium (Playwright never downloads a browser here).
+
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server at {url} did not answer within {timeout:.0f} s")
+
+
+def capture(url: str, out: Path, seconds: float, width: int, height: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
+        page.goto(url)
+        # Wait for the first classified window (the model may still be loading), then let data pile up.
+        page.wait_for_function("document.querySelector('#now-card').dataset.state !== 'idle'",
+                               timeout=180_000)
+        page.wait_for_timeout(seconds * 1000)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out))
+        browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--seconds", type=float, default=20.0, help="live data to wait for after the first window")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--url", help="use an already running server instead of starting one")
+    args = parser.parse_args()
+
+    proc = None
+    url = args.url
+    if url is None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        upload_dir = tempfile.mkdtemp(prefix="gm-shot-")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "serve", "--source", "demo", "--host", "127.0.0.1",
+             "--port", str(port), "--upload-dir", upload_dir], cwd=ROOT, env=env)
+    try:
+        wait_until_up(url, proc)
+        capture(url, args.out, args.seconds, args.width, args.height)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Run the real app (``run.py serve``) in a subprocess on a free port for web tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tests.support.audio import make_music
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Generous: the first start loads TensorFlow and the model on a shared machine.
+START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def music_file(directory, seconds: float = 40.0) -> str:
+    """A real audio file for a file source: a demo track if present, else generated music."""
+    demo = sorted((ROOT / "media" / "demo").glob("*.ogg"))
+    if demo:
+        return str(demo[0])
+    path = Path(directory) / "music.wav"
+    if not path.exists():
+        sf.write(path, make_music(sr=44100, seconds=seconds), 44100)
+    return str(path)
+
+
+def write_wav(path, seconds: float = 2.0, sr: int = 22050) -> str:
+    sf.write(path, make_music(sr=sr, seconds=seconds).astype(np.float32), sr)
+    return str(path)
+
+
+class LiveServer:
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, upload_dir: str):
+        self.proc, self.url, self.log_path, self.upload_dir = proc, url, log_path, upload_dir
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def live_server(*sources: str, extra_args=(), timeout: float = START_TIMEOUT):
+    """``with live_server("file:/a.wav") as srv:`` → the app answering at ``srv.url``."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gm-web-"))
+    log_path = workdir / "server.log"
+    upload_dir = str(workdir / "uploads")
+    cmd = [sys.executable, str(ROOT / "run.py"), "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--upload-dir", upload_dir, *extra_args]
+    for spec in sources:
+        cmd += ["--source", spec]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path, upload_dir)
+    try:
+        wait_until_up(server, timeout)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def wait_until_up(server: LiveServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {server.proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server did not answer within {timeout:.0f} s:\n{server.log()}")
