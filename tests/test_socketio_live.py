@@ -1,0 +1,87 @@
+"""The real server in a subprocess, a real Socket.IO client over WebSocket, the real model."""
+
+import threading
+
+import numpy as np
+import pytest
+import socketio
+
+from tests.support.web import live_server, music_file
+
+WAIT_S = 240  # model load + warm-up on a shared CPU; the test ends as soon as data is in
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = music_file(tmp_path_factory.mktemp("live"))
+    with live_server(f"file:{path}") as srv:
+        yield srv
+
+
+class Events:
+    def __init__(self, want_predictions: int):
+        self.predictions, self.spectrograms, self.sources = [], [], []
+        self.want = want_predictions
+        self.enough = threading.Event()
+
+    def prediction(self, p):
+        self.predictions.append(p)
+        if len(self.predictions) >= self.want and self.spectrograms:
+            self.enough.set()
+
+    def spectrogram(self, s):
+        self.spectrograms.append(s)
+
+
+def connect(url, events: Events) -> socketio.Client:
+    client = socketio.Client(reconnection=False)
+    client.on("prediction", events.prediction)
+    client.on("spectrogram", events.spectrogram)
+    client.on("sources", events.sources.append)
+    client.connect(url, transports=["websocket"], wait_timeout=30)
+    return client
+
+
+def test_live_predictions_and_spectrogram(server):
+    events = Events(want_predictions=5)
+    client = connect(server.url, events)
+    try:
+        assert events.enough.wait(WAIT_S), f"no live data; server log:\n{server.log()}"
+    finally:
+        client.disconnect()
+
+    assert events.sources, "sources is sent on connect"
+    first = events.sources[0]
+    assert first["sources"] and first["sources"][0]["kind"] == "file"
+
+    for p in events.predictions[:5]:
+        assert len(p["probs"]) == len(p["labels"]) > 1
+        assert abs(sum(p["probs"]) - 1.0) <= 1e-4
+        assert p["top"] == p["labels"][int(np.argmax(p["probs"]))]
+        assert p["confidence"] == pytest.approx(max(p["probs"]), abs=1e-5)
+        assert isinstance(p["uncertain"], bool)
+        assert len(p["tags"]) <= 8
+        assert {"windows", "skipped", "overflows"} <= set(p["counters"])
+    times = [p["t"] for p in events.predictions]
+    assert times == sorted(times)
+
+    for s in events.spectrograms:
+        assert s["n_mels"] == 96
+        assert len(s["columns"]) == len(s["times"]) > 0
+        assert all(len(col) == 96 for col in s["columns"])
+        assert all(s["db_floor"] <= v for col in s["columns"] for v in col)
+
+
+def test_acks_over_the_wire(server):
+    events = Events(want_predictions=1)
+    client = connect(server.url, events)
+    try:
+        bad = client.call("start_source", {"kind": "file", "path": "/no/such/track.flac"}, timeout=30)
+        assert bad["ok"] is False and "no such file" in bad["error"]
+        junk = client.call("stop_source", "not an object", timeout=30)
+        assert junk["ok"] is False and junk["error"]
+        source_id = events.sources[-1]["sources"][0]["id"]
+        watch = client.call("watch", {"sources": [source_id]}, timeout=30)
+        assert watch == {"ok": True, "sources": [source_id]}
+    finally:
+        client.disconnect()
