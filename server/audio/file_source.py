@@ -184,12 +184,7 @@ class FileSource(Source):
         if self.output_device is None or not self.realtime:
             return
         try:
-            from server.audio import devices
-            sd = devices.sounddevice()
-            index = devices.resolve_output_device(self.output_device)
-            self._out = sd.OutputStream(device=index, samplerate=self.samplerate, channels=1,
-                                        dtype="float32", latency="high")
-            self._out.start()
+            self._out = _Player(self.output_device, self.samplerate)
         except Exception as e:  # playback is a nicety; analysis goes on without it
             self._out = None
             self.notice = f"audible playback disabled: {e}"
@@ -198,20 +193,16 @@ class FileSource(Source):
         out = self._out
         if out is None:
             return
-        try:
-            out.write(block.reshape(-1, 1))
-        except Exception as e:
+        if out.error:
             self._close_output()
-            self.notice = f"audible playback stopped: {e}"
+            self.notice = f"audible playback stopped: {out.error}"
+        else:
+            out.push(block)
 
     def _close_output(self) -> None:
         out, self._out = self._out, None
         if out is not None:
-            try:
-                out.abort(ignore_errors=True)
-                out.close(ignore_errors=True)
-            except Exception:
-                pass
+            out.close()
 
     def describe(self) -> dict:
         d = super().describe()
@@ -222,3 +213,72 @@ class FileSource(Source):
 
 class _ConsumerError(Exception):
     """The on_block callback raised; wraps it so it is not mistaken for a decode error."""
+
+
+class _Player:
+    """Plays pushed blocks on an output device from PortAudio's callback.
+
+    Decoupled through a queue so a slow or stalling device never delays the
+    analysis blocks; on underrun it plays silence, and it drops the oldest
+    audio rather than let latency grow past ``max_queue_seconds``.
+    """
+
+    def __init__(self, device, samplerate: int, max_queue_seconds: float = 1.0,
+                 prebuffer_seconds: float = 0.3):
+        from collections import deque
+
+        from server.audio import devices
+        sd = devices.sounddevice()
+        self._queue: deque[np.ndarray] = deque()
+        self._queued = 0
+        self._max = int(max_queue_seconds * samplerate)
+        # Blocks arrive exactly on time; a jitter buffer keeps a late one from
+        # becoming an audible gap. Refilled after every underrun.
+        self._prebuffer = int(prebuffer_seconds * samplerate)
+        self._primed = False
+        self._lock = threading.Lock()
+        self.error: str | None = None
+        index = devices.resolve_output_device(device)
+        self._stream = sd.OutputStream(device=index, samplerate=samplerate, channels=1,
+                                       dtype="float32", callback=self._callback,
+                                       finished_callback=self._finished)
+        self._stream.start()
+
+    def push(self, block: np.ndarray) -> None:
+        with self._lock:
+            self._queue.append(block)
+            self._queued += block.size
+            while self._queued - self._queue[0].size >= self._max:
+                self._queued -= self._queue.popleft().size
+
+    def _callback(self, outdata, frames, time_info, status):
+        out = outdata[:, 0]
+        filled = 0
+        with self._lock:
+            if not self._primed and self._queued >= self._prebuffer:
+                self._primed = True
+            while self._primed and filled < frames and self._queue:
+                head = self._queue[0]
+                take = min(frames - filled, head.size)
+                out[filled:filled + take] = head[:take]
+                filled += take
+                self._queued -= take
+                if take == head.size:
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = head[take:]
+            if filled < frames:
+                self._primed = False
+        out[filled:] = 0.0
+
+    def _finished(self):
+        if self.error is None and not getattr(self, "_closing", False):
+            self.error = "output stream stopped"
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self._stream.abort(ignore_errors=True)
+            self._stream.close(ignore_errors=True)
+        except Exception:  # a vanished device fails to close; nothing left to release
+            pass
