@@ -91,3 +91,20 @@ def test_failed_start_shows_a_toast(server, page):
     toast.wait_for(timeout=30_000)
     assert "no such file" in toast.inner_text()
     assert not page.errors, page.errors
+
+
+def test_upload_from_the_page_starts_a_source(server, page, tmp_path):
+    from tests.support.web import write_wav
+
+    track = write_wav(tmp_path / "Upload Test.wav", seconds=6.0)
+    page.goto(server.url)
+    page.click("[data-tab=upload]")
+    page.set_input_files("#upload-input", track)
+    page.click("#start-btn")
+    item = page.locator("#source-list li.viewing .label")
+    item.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('#source-list li.viewing .label').textContent.includes('Upload Test.wav')",
+        timeout=60_000)
+    assert "Upload Test.wav" in page.inner_text("#upload-hint")
+    assert not page.errors, page.errors

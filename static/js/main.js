@@ -120,8 +120,12 @@ socket.on('prediction', (p) => {
   const buf = store.buffer(p.source);
   buf.addPrediction(p);
   if (store.viewing === null) { view(p.source); return; }
-  if (p.source !== store.viewing) return;
   const source = store.source(p.source);
+  if (source && p.counters) { // keep the list's counts live between `sources` events
+    Object.assign(source, { windows: p.counters.windows, skipped: p.counters.skipped, overflows: p.counters.overflows });
+    sourceList.render(store.sources, store.viewing);
+  }
+  if (p.source !== store.viewing) return;
   now.update(p, source, buf.predictions);
   probs.update(p);
   tags.update(p);

@@ -20,13 +20,12 @@ export function createSourceList({ onSelect, onStop }) {
     const meta = document.createElement('span');
     meta.className = 'meta';
     const rate = s.samplerate ? `${(s.samplerate / 1000).toFixed(1)} kHz` : '…';
-    meta.textContent = `${s.kind} · ${rate} · hop ${s.hop ?? '–'} s · ${s.windows ?? 0} windows`;
-    const side = document.createElement('span');
-    side.className = 'side';
+    meta.textContent = `${rate} · hop ${s.hop ?? '–'} s · ${s.windows ?? 0} win`;
     const badge = document.createElement('span');
     badge.className = `badge ${s.state}`;
     badge.textContent = s.state;
-    side.append(badge);
+    meta.prepend(badge, ' ');
+    li.append(label);
     if (isLive(s)) {
       const stop = document.createElement('button');
       stop.type = 'button';
@@ -34,9 +33,9 @@ export function createSourceList({ onSelect, onStop }) {
       stop.textContent = '■';
       stop.title = `Stop ${s.label}`;
       stop.addEventListener('click', (e) => { e.stopPropagation(); onStop(s.id); });
-      side.append(stop);
+      li.append(stop);
     }
-    li.append(label, side, meta);
+    li.append(meta);
     const message = s.error || s.notice;
     if (message) {
       const msg = document.createElement('span');

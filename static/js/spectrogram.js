@@ -46,11 +46,11 @@ export function createSpectrogram(div) {
     const meta = buf.specMeta || { n_mels: 96, fmax: 8000, db_floor: -80 };
     const end = Math.max(tEnd, SPECTROGRAM_SECONDS);
     return baseLayout({
-      margin: { l: 48, r: 8, t: 4, b: 26 },
+      margin: { l: 48, r: 8, t: 10, b: 26 },
       xaxis: { ...AXIS, range: [end - SPECTROGRAM_SECONDS, end], autorange: false, ticksuffix: ' s', showgrid: false },
       yaxis: {
         ...AXIS, range: [-0.5, meta.n_mels - 0.5], autorange: false, showgrid: false, fixedrange: true,
-        tickvals: ticks ? ticks.vals : [], ticktext: ticks ? ticks.text : [], title: { text: 'Hz', standoff: 4, font: { size: 11 } },
+        ticklabeloverflow: 'allow', tickvals: ticks ? ticks.vals : [], ticktext: ticks ? ticks.text : [], title: { text: 'Hz', standoff: 4, font: { size: 11 } },
       },
     });
   }
@@ -77,7 +77,8 @@ export function createSpectrogram(div) {
     const tEnd = n ? buf.specTimes[n - 1] : 0;
     const trace = {
       type: 'heatmap', x: buf.specTimes, y: ticks.centres.map((_, i) => i), z,
-      zmin: meta.db_floor, zmax, colorscale: MAGMA, zsmooth: false,
+      // ~80 dB of dynamic range under the peak keeps dense mixes from washing out.
+      zmin: Math.max(meta.db_floor, zmax - 80), zmax, colorscale: MAGMA, zsmooth: false,
       hovertemplate: '%{x:.2f} s · band %{y} · %{z:.0f} dB<extra></extra>',
       colorbar: { thickness: 8, outlinewidth: 0, ticksuffix: ' dB', tickfont: { size: 10 }, len: 1, x: 1.005, xpad: 4 },
     };
