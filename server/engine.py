@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_MELS, MODEL_SR
+from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, MODEL_SR, N_MELS, WINDOW_FRAMES
 from .features import DB_FLOOR
 from .pipeline import Pipeline, Window
 from .source_specs import SourceSpecError, make_source
@@ -100,6 +100,8 @@ class Engine:
 
         try:
             model = load_model(name)
+            # Build and trace the networks now, not on the first live window.
+            model.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), dtype=np.float32))
         except Exception as exc:
             self.model_error = f"could not load model {name or 'default'}: {exc}"
             self.notice(self.model_error)
@@ -145,6 +147,8 @@ class Engine:
         except Exception as exc:
             log.info("source %s failed to start", source_id, exc_info=True)
             raise EngineError(f"could not start {source.label}: {exc}") from None
+        if source.state == "error":
+            raise EngineError(source.error or f"could not start {source.label}")
         with self._lock:
             self._pipelines[source_id] = pipeline
         log.info("started source %s (%s)", source_id, source.label)
