@@ -11,6 +11,7 @@ import { createTimeline } from './timeline.js';
 import { createSpectrogram } from './spectrogram.js';
 import { createTags } from './tags.js';
 import { createCounters } from './counters.js';
+import { createSegments } from './segments.js';
 
 const ACK_TIMEOUT_MS = 15000;
 
@@ -36,6 +37,7 @@ const timeline = createTimeline(document.getElementById('timeline-plot'));
 const spectrogram = createSpectrogram(document.getElementById('spec-plot'));
 const tags = createTags(document.getElementById('tags-list'));
 const counters = createCounters();
+const segments = createSegments(document.getElementById('segment-list'));
 
 const models = createModelSelect({
   toast,
@@ -80,6 +82,7 @@ function view(id) {
     counters.reset(source);
   }
   timeline.draw(buf.predictions, hopOf(id));
+  segments.update(buf.predictions);
   spectrogram.reset(buf);
   sourceList.render(store.sources, store.viewing);
   picker.setStoppable(isLive(source));
@@ -131,6 +134,7 @@ socket.on('prediction', (p) => {
   tags.update(p);
   counters.update(p);
   timeline.append(p, buf.predictions, hopOf(p.source));
+  segments.update(buf.predictions);
 });
 
 socket.on('spectrogram', (s) => {
