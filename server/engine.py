@@ -230,7 +230,8 @@ class Engine:
             if w is not None:
                 due.append((p, w))
         for _, w in due:
-            self._emit("on_spectrogram", spectrogram_payload(w))
+            if len(w.spec_times):
+                self._emit("on_spectrogram", spectrogram_payload(w))
         if due and model is not None:
             try:
                 probs, tags = model.predict(np.stack([w.mel for _, w in due]))
