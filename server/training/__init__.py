@@ -1,0 +1,1 @@
+"""Training and evaluation of genre heads on folder-per-genre music collections."""

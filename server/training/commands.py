@@ -1,0 +1,130 @@
+"""``train`` and ``evaluate`` subcommands (wired into ``server/cli.py`` via ``register``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ..model.registry import MODELS_DIR
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a genre model on a folder-per-genre collection",
+                              description="Train a genre head on DATA_DIR/<genre>/<audio files>.")
+    p.add_argument("data_dir", help="folder holding one folder of audio files per genre")
+    p.add_argument("--out", help="model directory to write (default: models/<name of DATA_DIR>)")
+    p.add_argument("--split", action="append", metavar="FILE",
+                   help="use only the tracks listed in FILE (genre/file lines); repeatable")
+    p.add_argument("--arch", choices=("head", "small-cnn"), default="head",
+                   help="head: small head on the pretrained musicnn backbones (default); "
+                        "small-cnn: CNN from scratch (needs a large collection)")
+    p.add_argument("--augment", type=int, default=2, metavar="N",
+                   help="augmented copies of each track (gain, shift, noise, EQ, speaker→mic, resampling)")
+    p.add_argument("--live-sim", action="store_true",
+                   help="also cross-validate under live conditions (levels, 44.1/48 kHz, speaker→mic)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by track")
+    p.add_argument("--repeats", type=int, default=2, help="cross-validation repeats")
+    p.add_argument("--hop", type=float, default=3.0, help="seconds between training windows")
+    p.add_argument("--quick", action="store_true",
+                   help="skip model selection: one logistic-regression head on both embeddings")
+    p.add_argument("--epochs", type=int, default=50, help="small-cnn: maximum epochs (early stopping)")
+    p.add_argument("--cache-dir", help="embedding cache (default ~/.cache/genre-monitor/embeddings)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_train)
+
+    e = subparsers.add_parser("evaluate", help="score a genre model on a folder-per-genre collection",
+                              description="Evaluate a model on DATA_DIR/<genre>/<audio files>; fits nothing.")
+    e.add_argument("data_dir")
+    e.add_argument("--model", help="installed model name or model directory (default: default, else zeroshot)")
+    e.add_argument("--split", action="append", metavar="FILE", help="only the tracks listed in FILE")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--live-sim", action="store_true",
+                   help="also score under live conditions: −12/−6/+6 dB, 44.1/48 kHz capture, speaker→mic")
+    e.add_argument("--hop", type=float, default=3.0, help="seconds between evaluated windows")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=run_evaluate)
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run_train(args) -> int:
+    from ..audio.decode import DecodeError
+    from .dataset import DatasetError
+
+    out = args.out or os.path.join(MODELS_DIR, os.path.basename(os.path.normpath(args.data_dir)))
+    log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    try:
+        if args.arch == "small-cnn":
+            from .small_cnn import train_small_cnn
+
+            meta = train_small_cnn(args.data_dir, out, split_files=args.split, n_augment=args.augment,
+                                   epochs=args.epochs, hop_s=args.hop, progress=not args.quiet, log=log)
+        else:
+            from .train import QUICK_GRID, train_head
+
+            meta = train_head(args.data_dir, out, split_files=args.split, n_augment=args.augment,
+                              live_sim=args.live_sim, grid=QUICK_GRID if args.quick else None, n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
+                              cache_dir=args.cache_dir, progress=not args.quiet, log=log)
+    except (DatasetError, DecodeError) as err:
+        return _err(str(err))
+    m = meta["metrics"]
+    print(f"saved {out}: {len(meta['labels'])} genres, window accuracy {m['window_accuracy']:.3f}, "
+          f"track accuracy {m['track_accuracy']:.3f} (held out), uncertain below {meta['uncertain_threshold']}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..audio.decode import DecodeError
+    from ..model.heads import ModelError
+    from ..model.registry import ModelNotFound, load_model
+    from . import augment
+    from .dataset import DatasetError
+    from .evaluate import evaluate_collection
+
+    try:
+        model = load_model(args.model)
+        conditions = augment.EVAL_CONDITIONS if args.live_sim else ("clean",)
+        res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
+                                  progress=not (args.quiet or args.json))
+    except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:
+        return _err(str(err))
+    clean = res["conditions"]["clean"]
+    report = {"model": res["model"], **clean, "skipped_folders": res["skipped_folders"],
+              "failed_tracks": res["failed_tracks"]}
+    if args.live_sim:
+        report["live_sim"] = {c: {k: m[k] for k in ("window_accuracy", "track_accuracy", "macro_f1",
+                                                     "uncertain_rate")}
+                              for c, m in res["conditions"].items()}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_report(report)
+    return 0 if clean["n_tracks"] else 1
+
+
+def _print_report(r: dict) -> None:
+    for folder, n in r["skipped_folders"].items():
+        print(f"skipped {n} track(s) in '{folder}': not a genre of model {r['model']}")
+    for track, msg in r["failed_tracks"].items():
+        print(f"could not decode {track}: {msg}")
+    print(f"model {r['model']}: {r['n_tracks']} tracks, {r['n_windows']} windows")
+    print(f"  track accuracy  {r['track_accuracy']:.3f}")
+    print(f"  window accuracy {r['window_accuracy']:.3f}")
+    print(f"  macro F1        {r['macro_f1']:.3f}")
+    print(f"  uncertain       {r['uncertain_rate']:.3f} of windows")
+    print("  recall per genre: " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_genre_recall"].items()))
+    labels = r["labels"]
+    w = max(len(s) for s in labels)
+    print("  confusion (tracks; rows true, columns predicted):")
+    print("  " + " " * w + " " + " ".join(f"{s[:4]:>4}" for s in labels))
+    for lab, row in zip(labels, r["confusion"]):
+        print(f"  {lab:>{w}} " + " ".join(f"{v:>4}" for v in row))
+    if "live_sim" in r:
+        print("  live simulation:   window  track  macroF1  uncertain")
+        for c, m in r["live_sim"].items():
+            print(f"  {c:>16}   {m['window_accuracy']:.3f}  {m['track_accuracy']:.3f}  {m['macro_f1']:.3f}"
+                  f"   {m['uncertain_rate']:.3f}")

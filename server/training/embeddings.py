@@ -1,0 +1,98 @@
+"""Backbone outputs per track window, cached on disk.
+
+A cache entry holds every output (tags, embedding, mean/max pools) of every backbone
+for one file's windows under one audio condition; it is keyed by the file's content
+hash, the condition, the window hop, the level normalisation and the backbones, so
+renaming or moving files keeps the cache and any change of recipe misses it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from . import augment
+from .dataset import Track, file_hash, load_audio, window_mels
+
+FEATURE_VERSION = 1
+BACKBONES = ("MSD_musicnn", "MTT_musicnn")
+OUTPUTS = ("tags", "embedding", "mean_pool", "max_pool")
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("GENRE_MONITOR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genre-monitor")
+    return os.path.join(base, "embeddings")
+
+
+def cache_path(cache_dir: str, content_hash: str, condition: str, hop_s: float, level_norm: bool,
+               backbones=BACKBONES) -> str:
+    nets = "+".join(b.split("_")[0] for b in backbones)
+    name = f"{content_hash}-{condition}-h{hop_s:g}-{'norm' if level_norm else 'raw'}-{nets}-v{FEATURE_VERSION}.npz"
+    return os.path.join(cache_dir, content_hash[:2], name)
+
+
+def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = True) -> dict[str, np.ndarray]:
+    """``{"<backbone>/<output>": (B, d)}`` for log-mel windows (B,187,96), as the live model computes them."""
+    from ..model.heads import backbone_features
+
+    return backbone_features(mels, list(backbones), level_norm)
+
+
+def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0, level_norm: bool = True,
+                  cache_dir: str | None = None, backbones=BACKBONES, stats: dict | None = None,
+                  _audio: dict | None = None) -> dict[str, np.ndarray]:
+    """Cached backbone outputs of ``track``'s windows under ``condition``.
+
+    ``stats`` (optional) counts ``hits`` and ``misses``; ``_audio`` memoises the decoded
+    track across conditions.
+    """
+    cache_dir = cache_dir or default_cache_dir()
+    digest = file_hash(track.path)
+    path = cache_path(cache_dir, digest, condition, hop_s, level_norm, backbones)
+    if os.path.exists(path):
+        try:
+            with np.load(path) as z:
+                result = {k: z[k] for k in z.files}
+            if stats is not None:
+                stats["hits"] = stats.get("hits", 0) + 1
+            return result
+        except (OSError, ValueError, EOFError):
+            pass  # a damaged entry is recomputed
+    if _audio is not None and track.path in _audio:
+        y, sr = _audio[track.path]
+    else:
+        y, sr = load_audio(track.path)
+        if _audio is not None:
+            _audio.clear()
+            _audio[track.path] = (y, sr)
+    y16, offset = augment.apply(y, sr, condition, digest, hop_s)
+    result = compute_outputs(window_mels(y16, hop_s, offset), backbones, level_norm)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")  # atomic: no half-written entries
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **result)
+    os.replace(tmp, path)
+    if stats is not None:
+        stats["misses"] = stats.get("misses", 0) + 1
+    return result
+
+
+def collection_outputs(tracks: list[Track], conditions=("clean",), *, hop_s: float = 3.0, level_norm: bool = True,
+                       cache_dir: str | None = None, backbones=BACKBONES, progress: bool = True,
+                       stats: dict | None = None, desc: str = "backbone") -> dict[str, list[dict]]:
+    """``{condition: [outputs of track i]}`` for every track, with a progress bar."""
+    from tqdm import tqdm
+
+    result: dict[str, list[dict]] = {c: [] for c in conditions}
+    audio: dict = {}
+    with tqdm(total=len(tracks) * len(conditions), desc=desc, unit="track", disable=not progress) as bar:
+        for track in tracks:
+            for condition in conditions:
+                result[condition].append(track_outputs(
+                    track, condition, hop_s=hop_s, level_norm=level_norm, cache_dir=cache_dir,
+                    backbones=backbones, stats=stats, _audio=audio))
+                bar.update()
+    return result

@@ -1,0 +1,121 @@
+"""Scoring genre predictions: window and track accuracy, macro F1, confusion, uncertainty.
+
+``evaluate_collection`` runs a loaded ``GenreModel`` on a folder-per-genre collection
+through the live path (16-kHz resampling, each window's mel on its own); it never fits
+anything. Tracks whose folder is not one of the model's labels are reported and left out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import augment
+from .dataset import Track, file_hash, filter_split, list_tracks, load_audio, window_mels
+
+
+def _f1(conf: np.ndarray) -> np.ndarray:
+    tp = np.diag(conf).astype(float)
+    prec = np.divide(tp, conf.sum(axis=0), out=np.zeros_like(tp), where=conf.sum(axis=0) > 0)
+    rec = np.divide(tp, conf.sum(axis=1), out=np.zeros_like(tp), where=conf.sum(axis=1) > 0)
+    return np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=(prec + rec) > 0)
+
+
+def _confusion(y: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    conf = np.zeros((n, n), int)
+    np.add.at(conf, (y, pred), 1)
+    return conf
+
+
+def metrics(probs: np.ndarray, y: np.ndarray, groups: np.ndarray, labels: list[str],
+            threshold: float | None = None) -> dict:
+    """Window- and track-level scores; a track's genre is the argmax of its mean window probabilities.
+
+    Macro F1 averages over the labels that occur in ``y``.
+    """
+    n = len(labels)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    track_probs = np.zeros((len(uniq), n))
+    np.add.at(track_probs, inv, probs)
+    track_y = np.zeros(len(uniq), int)
+    track_y[inv] = y
+    track_pred = track_probs.argmax(axis=1) if len(uniq) else np.zeros(0, int)
+    wconf, tconf = _confusion(y, pred, n), _confusion(track_y, track_pred, n)
+    present = np.bincount(y, minlength=n) > 0
+    conf_top = probs.max(axis=1) if len(probs) else np.zeros(0)
+    uncertain = conf_top < threshold if threshold is not None else np.zeros(len(probs), bool)
+    certain = ~uncertain
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_recall = np.diag(tconf) / tconf.sum(axis=1)
+        w_recall = np.diag(wconf) / wconf.sum(axis=1)
+    return {
+        "labels": list(labels),
+        "n_tracks": int(len(uniq)),
+        "n_windows": int(len(y)),
+        "window_accuracy": float(np.mean(pred == y)) if len(y) else 0.0,
+        "track_accuracy": float(np.mean(track_pred == track_y)) if len(uniq) else 0.0,
+        "macro_f1": float(_f1(tconf)[present].mean()) if present.any() else 0.0,
+        "window_macro_f1": float(_f1(wconf)[present].mean()) if present.any() else 0.0,
+        "confusion": tconf.tolist(),
+        "window_confusion": wconf.tolist(),
+        "per_genre_recall": {lab: float(t_recall[i]) for i, lab in enumerate(labels) if present[i]},
+        "per_genre_window_recall": {lab: float(w_recall[i]) for i, lab in enumerate(labels) if present[i]},
+        "uncertain_threshold": threshold,
+        "uncertain_rate": float(np.mean(uncertain)) if len(y) else 0.0,
+        "accuracy_when_certain": float(np.mean(pred[certain] == y[certain])) if certain.any() else None,
+    }
+
+
+def split_known(tracks: list[Track], labels: list[str]) -> tuple[list[Track], dict[str, int]]:
+    """Tracks whose folder is a model label, and ``{folder: count}`` of the others."""
+    known = [t for t in tracks if t.label in labels]
+    skipped: dict[str, int] = {}
+    for t in tracks:
+        if t.label not in labels:
+            skipped[t.label] = skipped.get(t.label, 0) + 1
+    return known, skipped
+
+
+def evaluate_collection(model, data_dir: str, split_files=None, conditions=("clean",), hop_s: float = 3.0,
+                        progress: bool = True, batch: int = 64) -> dict:
+    """Run ``model`` on every known track under each condition; ``{"conditions": {c: metrics}, ...}``."""
+    from tqdm import tqdm
+
+    from ..audio.decode import DecodeError
+
+    tracks, skipped = split_known(filter_split(list_tracks(data_dir), split_files), model.labels)
+    failed: dict[str, str] = {}
+    per_cond: dict[str, dict] = {c: {"probs": [], "y": [], "groups": []} for c in conditions}
+    with tqdm(total=len(tracks) * len(conditions), desc="evaluate", unit="track", disable=not progress) as bar:
+        for i, track in enumerate(tracks):
+            try:
+                y, sr = load_audio(track.path)
+                digest = file_hash(track.path)
+            except DecodeError as err:
+                failed[track.track_id] = str(err)
+                bar.update(len(conditions))
+                continue
+            for c in conditions:
+                y16, offset = augment.apply(y, sr, c, digest, hop_s)
+                mels = window_mels(y16, hop_s, offset)
+                probs = np.concatenate([model.predict(mels[s:s + batch])[0] for s in range(0, len(mels), batch)])
+                acc = per_cond[c]
+                acc["probs"].append(probs)
+                acc["y"].append(np.full(len(probs), model.labels.index(track.label)))
+                acc["groups"].append(np.full(len(probs), i))
+                bar.update()
+    out = {"model": model.name, "data_dir": data_dir, "hop_s": hop_s,
+           "skipped_folders": skipped, "failed_tracks": failed, "conditions": {}}
+    for c, acc in per_cond.items():
+        if acc["probs"]:
+            probs, y, g = (np.concatenate(acc[k]) for k in ("probs", "y", "groups"))
+        else:
+            probs, y, g = np.zeros((0, len(model.labels))), np.zeros(0, int), np.zeros(0, int)
+        out["conditions"][c] = metrics(probs, y, g, model.labels, model.uncertain_threshold)
+    return out
+
+
+def live_sim_table(results: dict[str, dict]) -> list[dict]:
+    """Rows ``{condition, window_accuracy, track_accuracy, macro_f1, uncertain_rate}`` for a report."""
+    return [{"condition": c, **{k: m[k] for k in ("window_accuracy", "track_accuracy", "macro_f1", "uncertain_rate")}}
+            for c, m in results.items()]

@@ -1,0 +1,146 @@
+"""Genre heads on backbone outputs: design matrices, fitting, grouped cross-validation.
+
+A head spec is a plain dict: ``{"kind": "logreg", "C": 1.0}`` or
+``{"kind": "mlp", "hidden": 256, "alpha": 1e-3}``. Fitted heads are exported as plain
+weight arrays and always scored through ``heads.dense_forward``, the same code the
+live model runs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..model.heads import assemble, dense_forward
+
+# Feature sets compared by cross-validation: names → backbone output keys.
+FEATURE_SETS = {
+    "msd-emb": ["MSD_musicnn/embedding"],
+    "mtt-emb": ["MTT_musicnn/embedding"],
+    "emb": ["MSD_musicnn/embedding", "MTT_musicnn/embedding"],
+    "emb+tags": ["MSD_musicnn/embedding", "MTT_musicnn/embedding", "MSD_musicnn/tags", "MTT_musicnn/tags"],
+    "emb+pools": ["MSD_musicnn/embedding", "MTT_musicnn/embedding",
+                  "MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool",
+                  "MSD_musicnn/max_pool", "MTT_musicnn/max_pool"],
+    "mean-pools": ["MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool"],
+}
+
+
+def backbones_of(feature_keys: list[str]) -> list[str]:
+    seen = []
+    for key in feature_keys:
+        b = key.split("/")[0]
+        if b not in seen:
+            seen.append(b)
+    return seen
+
+
+def design(outputs: list[dict], label_idx: list[int], feature_keys: list[str], track_ids: list[int] | None = None):
+    """Stack tracks' windows: ``X (N,d)``, ``y (N,)`` label indices, ``groups (N,)`` track indices."""
+    xs, ys, gs = [], [], []
+    for i, (out, lab) in enumerate(zip(outputs, label_idx)):
+        x = assemble(out, feature_keys)
+        xs.append(x)
+        ys.append(np.full(len(x), lab))
+        gs.append(np.full(len(x), i if track_ids is None else track_ids[i]))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit a head on standardised features; returns ``{mean, scale, W0, b0, ...}`` float32."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0) + 1e-6
+    Z = (X - mean) / scale
+    weights = {"mean": mean, "scale": scale}
+    present = np.unique(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if spec["kind"] == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
+            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 300))
+            clf.fit(Z, y)
+            layers = [(clf.coef_.T, clf.intercept_)]
+            if len(present) == 2:  # sklearn's binary form: one logit; softmax of (0, z) is the same
+                layers = [(np.concatenate([np.zeros_like(clf.coef_.T), clf.coef_.T], axis=1),
+                           np.concatenate([[0.0], clf.intercept_]))]
+        elif spec["kind"] == "mlp":
+            from sklearn.neural_network import MLPClassifier
+
+            clf = MLPClassifier(hidden_layer_sizes=(spec.get("hidden", 256),), alpha=spec.get("alpha", 1e-3),
+                                max_iter=spec.get("max_iter", 200), random_state=seed, early_stopping=False)
+            clf.fit(Z, y)
+            layers = list(zip(clf.coefs_, clf.intercepts_))
+            if len(present) == 2:
+                W, b = layers[-1]
+                layers[-1] = (np.concatenate([np.zeros_like(W), W], axis=1), np.concatenate([[0.0], b]))
+        else:
+            raise ValueError(f"Unknown head kind {spec['kind']!r}")
+    # Expand to all labels: a label absent from the training windows gets a very low logit.
+    W_last, b_last = layers[-1]
+    W_full = np.zeros((W_last.shape[0], n_labels))
+    b_full = np.full(n_labels, -30.0)
+    W_full[:, present] = W_last
+    b_full[present] = b_last
+    layers[-1] = (W_full, b_full)
+    for i, (W, b) in enumerate(layers):
+        weights[f"W{i}"] = np.asarray(W, np.float32)
+        weights[f"b{i}"] = np.asarray(b, np.float32)
+    return {k: np.asarray(v, np.float32) for k, v in weights.items()}
+
+
+def grouped_folds(track_labels: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test track indices; tracks are the groups, so no track straddles a fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = max(2, min(n_splits, int(np.bincount(track_labels).max()), len(track_labels)))
+    counts = np.bincount(track_labels)
+    if counts[counts > 0].min() < n_splits:
+        from sklearn.model_selection import GroupKFold
+        splitter = GroupKFold(n_splits=n_splits)
+        idx = np.random.default_rng(seed).permutation(len(track_labels))
+        return [(idx[a], idx[b]) for a, b in splitter.split(idx, track_labels[idx], groups=idx)]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    tracks = np.arange(len(track_labels))
+    return list(splitter.split(tracks, track_labels, groups=tracks))
+
+
+def cross_validate(outputs: dict[str, list[dict]], track_labels: np.ndarray, n_labels: int, feature_keys: list[str],
+                   spec: dict, train_conditions=("clean",), eval_conditions=("clean",), n_splits: int = 5,
+                   repeats: int = 1, seed: int = 0) -> dict[str, dict]:
+    """Held-out window probabilities per eval condition, pooled over folds and repeats.
+
+    Returns ``{condition: {"probs": (N,L), "y": (N,), "groups": (N,) track index, "repeat": (N,)}}``.
+    """
+    result = {c: {"probs": [], "y": [], "groups": [], "repeat": []} for c in eval_conditions}
+    for r in range(repeats):
+        for train_idx, test_idx in grouped_folds(track_labels, n_splits, seed + r):
+            parts = [design([outputs[c][i] for i in train_idx], track_labels[train_idx], feature_keys, train_idx)
+                     for c in train_conditions]
+            X = np.concatenate([p[0] for p in parts])
+            y = np.concatenate([p[1] for p in parts])
+            weights = fit_head(X, y, n_labels, spec, seed=seed + r)
+            for c in eval_conditions:
+                Xt, yt, gt = design([outputs[c][i] for i in test_idx], track_labels[test_idx], feature_keys, test_idx)
+                res = result[c]
+                res["probs"].append(dense_forward(Xt, weights))
+                res["y"].append(yt)
+                res["groups"].append(gt)
+                res["repeat"].append(np.full(len(yt), r))
+    return {c: {k: np.concatenate(v) for k, v in res.items()} for c, res in result.items()}
+
+
+def calibrate_threshold(probs: np.ndarray, y: np.ndarray) -> float:
+    """Top-probability threshold below which the model is more often wrong than right.
+
+    Chosen to maximise (right − wrong) among the windows it keeps, on held-out predictions.
+    """
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    order = np.argsort(conf)
+    score = np.cumsum(np.where(correct[order], 1, -1)[::-1])[::-1]  # score of keeping order[k:]
+    best = int(np.argmax(score))
+    return float(conf[order][best]) if best > 0 else 0.0

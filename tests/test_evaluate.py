@@ -1,0 +1,59 @@
+"""Evaluation: metrics by hand, and the train → evaluate round trip through the CLI."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+from server.cli import build_parser
+from server.training.evaluate import metrics
+from tests.support.training import GENRES, make_collection, trained_model
+
+
+def test_metrics_by_hand():
+    probs = np.array([[0.8, 0.2], [0.4, 0.6], [0.3, 0.7], [0.45, 0.55]])
+    y = np.array([0, 0, 1, 1])
+    groups = np.array([0, 0, 1, 1])
+    m = metrics(probs, y, groups, ["a", "b"], threshold=0.6)
+    assert m["window_accuracy"] == 0.75
+    assert m["track_accuracy"] == 1.0  # track 0: mean (0.6, 0.4) → a
+    assert m["confusion"] == [[1, 0], [0, 1]]
+    assert m["window_confusion"] == [[1, 1], [0, 2]]
+    assert m["uncertain_rate"] == 0.25
+    assert m["macro_f1"] == 1.0
+    assert m["per_genre_recall"] == {"a": 1.0, "b": 1.0}
+
+
+def test_train_evaluate_round_trip_json(tmp_path, capsys):
+    model_dir, _, _ = trained_model()
+    with open(os.path.join(model_dir, "model.json")) as f:
+        meta = json.load(f)
+    assert meta["labels"] == list(GENRES) and os.path.exists(os.path.join(model_dir, "confusion.png"))
+    # Unseen synthetic tracks (other seed) plus a folder the model does not know.
+    data = make_collection(str(tmp_path / "eval"), per_genre=2, seed=7)
+    make_collection(str(tmp_path / "eval"), genres=("polka",), per_genre=1, seconds=4.0)
+    capsys.readouterr()
+    args = build_parser().parse_args(["evaluate", data, "--model", model_dir, "--json", "--hop", "1"])
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("track_accuracy", "window_accuracy", "macro_f1", "n_tracks", "n_windows", "labels",
+                "confusion", "uncertain_rate", "per_genre_recall"):
+        assert key in report
+    assert report["skipped_folders"] == {"polka": 1}
+    assert report["n_tracks"] == 6 and report["n_windows"] == 18
+    assert report["track_accuracy"] > 1 / 3 + 0.2 and report["window_accuracy"] > 1 / 3 + 0.2
+
+
+def test_evaluate_reports_bad_folder(tmp_path, capsys):
+    args = build_parser().parse_args(["evaluate", str(tmp_path / "missing"), "--model", "zeroshot", "--quiet"])
+    assert args.func(args) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_unknown_model(tmp_path, capsys):
+    data = make_collection(str(tmp_path / "d"), per_genre=1, seconds=1.0)
+    args = build_parser().parse_args(["evaluate", data, "--model", "no-such-model"])
+    assert args.func(args) == 2
+    assert "No model named 'no-such-model'" in capsys.readouterr().err
+    shutil.rmtree(data)
