@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--hop", type=_hop, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
     serve.add_argument("--model", default=None, help="installed model name or model directory")
     serve.add_argument("--fast", action="store_true", help="file sources run as fast as possible, not in real time")
+    serve.add_argument("--output-device", default=None, metavar="DEVICE",
+                       help="also play file sources aloud on this output device (index or name)")
     serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored")
     serve.set_defaults(func=cmd_serve)
 
@@ -71,6 +73,8 @@ def cmd_serve(args) -> int:
         return 2
     engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast)
     for spec in specs:
+        if args.output_device is not None and spec["kind"] in ("demo", "file"):
+            spec["output_device"] = int(args.output_device) if args.output_device.isdigit() else args.output_device
         try:
             engine.start_source(spec)
         except EngineError as exc:

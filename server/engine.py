@@ -206,11 +206,13 @@ class Engine:
     # --- the worker ----------------------------------------------------------------------------------
     def _run_worker(self) -> None:
         log.info("worker started")
+        busy = False
         while self._running:
-            self._wake.wait(0.1)
-            self._wake.clear()
+            if not busy:  # when windows were due, look again at once: more may be waiting
+                self._wake.wait(0.1)
+                self._wake.clear()
             try:
-                self.tick()
+                busy = self.tick() > 0
             except Exception:  # keep the worker alive whatever happens in one tick
                 log.exception("worker tick failed")
                 time.sleep(0.1)
@@ -222,6 +224,8 @@ class Engine:
             model = self.model
         due: list[tuple[Pipeline, Window]] = []
         for p in pipelines:
+            if model is None and p.lossless:
+                continue  # batch sources wait for the model rather than lose windows
             try:
                 w = p.next_window()
             except Exception as exc:

@@ -42,6 +42,8 @@ class Pipeline:
     """Ring buffer, scheduler and feature extraction for one source."""
 
     def __init__(self, source_id: str, source: Source, hop_s: float, wake: threading.Event | None = None):
+        """``source.realtime is False`` (a file read as fast as possible) makes the pipeline
+        lossless: the source's thread waits for the worker instead of overwriting audio."""
         self.source_id = source_id
         self.source = source
         self.hop_s = float(hop_s)
@@ -53,6 +55,8 @@ class Pipeline:
         self._last_col_time = -math.inf
         self._native_window = 0
         self._native_margin = 0
+        self.lossless = getattr(source, "realtime", True) is False
+        self._consumed = threading.Condition()
 
     # --- capture side (source thread) ---------------------------------------------------------
     def start(self) -> None:
@@ -64,17 +68,30 @@ class Pipeline:
     def on_block(self, block: np.ndarray) -> None:
         if self.ring is None:
             self._init_ring(int(self.source.samplerate))
+        if self.lossless:
+            self._wait_for_room(len(block))
         self.ring.write(block)
         self._last_wall = time.time()
         if self._wake is not None:
             self._wake.set()
+
+    def _wait_for_room(self, n: int) -> None:
+        """Block the (non-real-time) writer until writing ``n`` samples loses nothing unread."""
+        ring, scheduler = self.ring, self.scheduler
+        oldest_needed = lambda: scheduler.next_end - self._native_window - self._native_margin  # noqa: E731
+        with self._consumed:
+            while (ring.total_written + n - ring.capacity > oldest_needed()
+                   and self.source.state not in ("stopped", "error")):
+                if self._wake is not None:
+                    self._wake.set()
+                self._consumed.wait(0.1)
 
     def _init_ring(self, sr: int) -> None:
         self._native_window = math.ceil(WINDOW_SAMPLES * sr / MODEL_SR)
         self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr)
         hop = max(1, round(self.hop_s * sr))
         capacity = max(int(RING_SECONDS * sr), self._native_window + self._native_margin + 2 * hop)
-        self.scheduler = WindowScheduler(window=self._native_window, hop=hop)
+        self.scheduler = WindowScheduler(window=self._native_window, hop=hop, lossless=self.lossless)
         self.ring = RingBuffer(capacity)
 
     # --- worker side -----------------------------------------------------------------------------
@@ -84,7 +101,7 @@ class Pipeline:
 
     def restart_schedule(self) -> None:
         """Jump to the newest data without counting skips."""
-        if self.ring is not None:
+        if self.ring is not None and not self.lossless:
             self.scheduler.restart_at(self.ring.total_written)
 
     def next_window(self) -> Window | None:
@@ -95,6 +112,9 @@ class Pipeline:
         end = scheduler.poll(written)
         if end is None:
             return None
+        if self.lossless:
+            with self._consumed:
+                self._consumed.notify_all()
         sr = int(self.source.samplerate)
         n = min(self._native_window + self._native_margin, end)
         try:

@@ -16,6 +16,7 @@ class WindowScheduler:
     hop: int     # samples between window ends
     next_end: int = 0
     skipped: int = 0
+    lossless: bool = False  # batch mode: take every window in turn, never skip
 
     def __post_init__(self):
         if self.window <= 0 or self.hop <= 0:
@@ -26,7 +27,7 @@ class WindowScheduler:
         """The end index of the window to classify now, or None if none is ready."""
         if written < self.next_end:
             return None
-        behind = (written - self.next_end) // self.hop
+        behind = 0 if self.lossless else (written - self.next_end) // self.hop
         end = self.next_end + behind * self.hop
         self.skipped += behind
         self.next_end = end + self.hop

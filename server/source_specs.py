@@ -50,10 +50,14 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
     if not isinstance(spec, dict):
         raise SourceSpecError("a source must be an object with a 'kind'")
     kind = spec.get("kind")
+    output = spec.get("output_device")
+    if output is not None and not isinstance(output, (int, str)):
+        raise SourceSpecError("'output_device' must be a device index or name")
     if kind == "demo":
         from .audio.file_source import FileSource
 
-        return FileSource(demo_playlist(), loop=True, realtime=not fast, label="Demo playlist")
+        return FileSource(demo_playlist(), loop=True, realtime=not fast, output_device=output,
+                          label="Demo playlist")
     if kind == "file":
         from .audio.file_source import FileSource
 
@@ -64,7 +68,8 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
             if not os.path.isfile(p):
                 raise SourceSpecError(f"no such file: {p}")
         label = spec.get("label") or (Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files")
-        return FileSource(paths, loop=bool(spec.get("loop", False)), realtime=not fast, label=label)
+        return FileSource(paths, loop=bool(spec.get("loop", False)), realtime=not fast, output_device=output,
+                          label=label)
     if kind == "mic":
         from .audio.mic_source import MicSource
 

@@ -99,6 +99,30 @@ def test_falling_behind_jumps_to_newest_window_and_counts_skips(song, model):
     assert p["source"] == sid
 
 
+def test_fast_mode_classifies_every_window_of_a_file(song, model):
+    """--fast: the file is read as fast as the worker takes it, and no window is lost."""
+    engine = Engine(hop=0.5, fast=True)
+    sink = Collector()
+    engine.add_sink(sink)
+    engine.start_source({"kind": "file", "path": song})
+    engine._running = True
+    threading.Thread(target=engine._run_worker, daemon=True).start()
+    time.sleep(0.5)
+    engine.model = model  # the source waited for the model instead of skipping
+    try:
+        assert _wait(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
+                     and len(sink.predictions) >= 18, 60)
+        time.sleep(0.3)
+    finally:
+        engine.shutdown()
+    ts = [p["t"] for p in sink.predictions]
+    # 12 s of audio: windows ending at 3.008 s, 3.508 s, ... up to 12 s, each exactly once.
+    assert len(ts) == 18, ts
+    assert ts[0] == pytest.approx(3.008, abs=0.01)
+    assert all(abs(b - a - 0.5) < 1e-3 for a, b in zip(ts, ts[1:]))
+    assert sink.predictions[-1]["counters"]["skipped"] == 0
+
+
 def test_bad_requests_are_refused_with_a_message():
     engine = Engine()
     with pytest.raises(EngineError, match="no such file"):
