@@ -1,0 +1,516 @@
+"""Durable history: every window, segment and alert per source, in one SQLite file.
+
+``HistoryStore`` is an engine sink. Its ``on_*`` methods only drop the payload
+into a bounded queue (never blocking the worker); one writer thread owns the
+write connection, turns payloads into rows and commits them in batches at
+least every ``commit_interval`` seconds. WAL mode with ``synchronous=NORMAL``
+means a committed batch survives ``kill -9`` of the process, so at most the
+last ``commit_interval`` (+ the commit itself) of windows can be lost.
+
+When the disk is full or the file read-only, the failed batch is kept and
+retried (up to ``max_pending`` rows, then the oldest are dropped), the failure
+is logged at most once a minute and counted in ``errors``; capture carries on.
+
+Queries open a fresh read connection per call (WAL lets readers run beside
+the writer). All query times are wall-clock unix seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import sqlite3
+import threading
+import time
+from typing import Iterator
+
+from .config import MAX_HOP_SECONDS
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+PRUNE_EVERY_S = 3600.0
+LOG_EVERY_S = 60.0
+# A window stands for the time until the next one, but never more than this:
+# a longer gap means nothing was captured (source stopped, server down).
+SUMMARY_MAX_GAP_S = MAX_HOP_SECONDS
+SUMMARY_DEFAULT_HOP_S = 1.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY, kind TEXT, label TEXT, spec TEXT,
+    first_seen REAL, last_seen REAL
+);
+CREATE TABLE IF NOT EXISTS labelsets (
+    id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS windows (
+    source TEXT NOT NULL, wall REAL NOT NULL, t REAL, model TEXT, top TEXT,
+    confidence REAL, uncertain INTEGER, labelset INTEGER REFERENCES labelsets(id),
+    probs TEXT, smoothed TEXT, level_db REAL
+);
+CREATE INDEX IF NOT EXISTS windows_source_wall ON windows(source, wall);
+CREATE TABLE IF NOT EXISTS segments (
+    source TEXT NOT NULL, start_wall REAL NOT NULL, end_wall REAL, start_t REAL, end_t REAL,
+    genre TEXT, mean_confidence REAL, windows INTEGER, open INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS segments_source_start ON segments(source, start_wall);
+CREATE TABLE IF NOT EXISTS alerts (
+    source TEXT NOT NULL, wall REAL NOT NULL, t REAL, rule INTEGER, type TEXT, state TEXT,
+    message TEXT, payload TEXT
+);
+CREATE INDEX IF NOT EXISTS alerts_source_wall ON alerts(source, wall);
+"""
+
+# Fields of a source description kept as its "spec" (the rest are live counters).
+_SPEC_SKIP = {"state", "error", "notice", "overflows", "skipped", "windows", "reconnects"}
+
+
+class StoreError(Exception):
+    """The history database cannot be used; the message is for the user."""
+
+
+def _num(x) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _connect(path: str, timeout: float = 5.0) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class HistoryStore:
+    """SQLite history sink; see the module docstring."""
+
+    def __init__(self, path, retention_days: float = 30.0, commit_interval: float = 0.5,
+                 queue_size: int = 10000, max_pending: int = 100000):
+        self.path = os.fspath(path)
+        self.retention_days = float(retention_days)
+        self.commit_interval = float(commit_interval)
+        self.max_pending = int(max_pending)
+        self.dropped = 0  # payloads lost: queue full, or pending overflow while the disk was failing
+        self.errors = 0  # failed commits and unusable payloads
+        self.written = 0  # rows committed
+        self.last_error: str | None = None
+        self._count_lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._closed = False
+        self._labelsets: dict[str, int] = {}
+        self._last_log = -math.inf
+        self._conn = self._open()
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        self._thread.start()
+
+    # --- opening ---------------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            conn = _connect(self.path)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open history database {self.path}: {exc}") from None
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"history database {self.path} has schema version {version}, "
+                             f"newer than this program's {SCHEMA_VERSION}")
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("history database %s: journal mode %s (WAL not available)", self.path, mode)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if version < SCHEMA_VERSION:
+                conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        except sqlite3.Error as exc:
+            if version == SCHEMA_VERSION:  # usable for reading; writes will fail and be counted
+                self._write_failed(exc, 0)
+            else:
+                conn.close()
+                raise StoreError(f"cannot set up history database {self.path}: {exc}") from None
+        for lid, labels in conn.execute("SELECT id, labels FROM labelsets"):
+            self._labelsets[labels] = lid
+        return conn
+
+    # --- sink methods (engine worker thread: fast, never raise) --------------------------------------------
+    def _put(self, kind: str, payload) -> None:
+        if self._closed:
+            return
+        try:
+            self._queue.put_nowait((kind, payload))
+        except queue.Full:
+            with self._count_lock:
+                self.dropped += 1
+
+    def on_prediction(self, payload: dict) -> None:
+        self._put("window", payload)
+
+    def on_segment(self, payload: dict) -> None:
+        self._put("segment", payload)
+
+    def on_alert(self, payload: dict) -> None:
+        self._put("alert", payload)
+
+    def on_sources(self, payload: dict) -> None:
+        self._put("sources", payload)
+
+    # --- control -----------------------------------------------------------------------------------------
+    def _call(self, kind: str, arg=None, timeout: float = 30.0):
+        """Run an operation on the writer thread and wait for its result."""
+        if self._closed or not self._thread.is_alive():
+            raise StoreError("the history store is closed")
+        box: dict = {"done": threading.Event()}
+        self._queue.put((kind, (box, arg)), timeout=timeout)
+        if not box["done"].wait(timeout):
+            raise StoreError(f"history writer did not answer within {timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Commit everything queued so far; True when it is all on disk."""
+        return bool(self._call("flush", None, timeout))
+
+    def prune(self, now: float | None = None, timeout: float = 60.0) -> int:
+        """Delete rows older than the retention period; return how many."""
+        return int(self._call("prune", now, timeout) or 0)
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._closed:
+            return
+        try:
+            self._call("close", None, timeout)
+        except (StoreError, queue.Full):
+            log.warning("history writer did not stop cleanly")
+        self._closed = True
+        self._thread.join(timeout)
+
+    def stats(self) -> dict:
+        return {"path": self.path, "queued": self._queue.qsize(), "written": self.written,
+                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error}
+
+    # --- writer thread -----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        pending: list[tuple[str, tuple]] = []  # (sql key, params) waiting for the next commit
+        first_pending = None
+        next_prune = time.monotonic() + 5.0  # not at once: let the server start
+        while True:
+            wait = self.commit_interval if first_pending is None else max(
+                0.0, first_pending + self.commit_interval - time.monotonic())
+            try:
+                kind, payload = self._queue.get(timeout=wait)
+            except queue.Empty:
+                kind, payload = None, None
+            if kind in ("window", "segment", "alert", "sources"):
+                try:
+                    pending.extend(getattr(self, "_rows_" + kind)(payload))
+                except Exception as exc:  # a malformed payload loses itself only
+                    self._count_error(f"unusable {kind} payload: {exc!r}")
+                if first_pending is None and pending:
+                    first_pending = time.monotonic()
+                if len(pending) > self.max_pending:
+                    lost = len(pending) - self.max_pending
+                    del pending[:lost]
+                    with self._count_lock:
+                        self.dropped += lost
+            due = first_pending is not None and time.monotonic() - first_pending >= self.commit_interval
+            if pending and (due or kind in ("flush", "prune", "close")):
+                if self._commit(pending):
+                    pending.clear()
+                    first_pending = None
+                else:  # retry after another interval
+                    first_pending = time.monotonic()
+            if kind in ("flush", "prune", "close"):
+                box, arg = payload
+                try:
+                    if kind == "flush":
+                        box["result"] = not pending
+                    elif kind == "prune":
+                        box["result"] = self._prune(arg)
+                except Exception as exc:
+                    box["error"] = exc
+                box["done"].set()
+                if kind == "close":
+                    self._conn.close()
+                    return
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                try:
+                    self._prune(None)
+                except sqlite3.Error as exc:
+                    self._write_failed(exc, 0)
+
+    def _commit(self, pending: list) -> bool:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            seen: dict[str, tuple[float, float]] = {}
+            for key, params in pending:
+                conn.execute(_SQL[key], params)
+                if key == "window":
+                    lo, hi = seen.get(params[0], (params[1], params[1]))
+                    seen[params[0]] = (min(lo, params[1]), max(hi, params[1]))
+            for source, (lo, hi) in seen.items():  # once per source and batch, not per window
+                conn.execute(_SQL["seen"], (source, lo, hi))
+                conn.execute(_SQL["touch"], (hi, hi, lo, lo, source))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if isinstance(exc, sqlite3.OperationalError):  # full disk, read-only, locked: retry later
+                self._write_failed(exc, len(pending))
+                return False
+            self._count_error(f"history rows rejected: {exc}")
+            self._labelsets = {labels: lid for lid, labels in conn.execute("SELECT id, labels FROM labelsets")}
+            with self._count_lock:
+                self.dropped += len(pending)
+            return True  # rows SQLite itself rejects would fail forever
+        self.written += len(pending)
+        if self.last_error is not None and self._last_log > -math.inf:
+            log.info("history database %s writable again", self.path)
+            self.last_error, self._last_log = None, -math.inf
+        return True
+
+    def _write_failed(self, exc: Exception, n: int) -> None:
+        self.errors += 1
+        self.last_error = str(exc)
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_S:  # loud, but once a minute rather than a flood
+            self._last_log = now
+            log.error("cannot write history to %s: %s (%d failed writes so far; %d rows waiting)",
+                      self.path, exc, self.errors, n)
+
+    def _count_error(self, message: str) -> None:
+        self.errors += 1
+        self.last_error = message
+        log.warning("%s", message)
+
+    # --- payload → rows ----------------------------------------------------------------------------------
+    def _labelset(self, labels) -> tuple[int, list]:
+        key = json.dumps([str(x) for x in labels])
+        rows = []
+        lid = self._labelsets.get(key)
+        if lid is None:
+            lid = len(self._labelsets) + 1
+            while lid in self._labelsets.values():
+                lid += 1
+            self._labelsets[key] = lid
+            rows.append(("labelset", (lid, key)))
+        return lid, rows
+
+    def _rows_window(self, p: dict) -> list:
+        labels = list(p["labels"])
+        probs = [round(float(x), 5) for x in p["probs"]]
+        if len(probs) != len(labels):
+            raise ValueError(f"{len(probs)} probs for {len(labels)} labels")
+        smoothed = p.get("smoothed")
+        if isinstance(smoothed, dict):
+            smoothed = [smoothed.get(lab, 0.0) for lab in labels]
+        if smoothed is not None:
+            smoothed = json.dumps([round(float(x), 5) for x in smoothed])
+        lid, rows = self._labelset(labels)
+        wall = float(p["wall"])
+        rows.append(("window", (
+            str(p["source"]), wall, _num(p.get("t")), p.get("model"), p.get("top"),
+            _num(p.get("confidence")), int(bool(p.get("uncertain"))), lid, json.dumps(probs),
+            smoothed, _num(p.get("level_db")))))
+        return rows
+
+    def _rows_segment(self, p: dict) -> list:
+        seg = p["segment"] if isinstance(p.get("segment"), dict) else p
+        start_wall = round(float(seg["start_wall"]), 3)  # the upsert key: rounded the same way every time
+        end_wall = _num(seg.get("end_wall"))
+        return [("segment", (
+            str(p["source"]), start_wall, end_wall, _num(seg.get("start")), _num(seg.get("end")),
+            str(seg.get("genre")), _num(seg.get("mean_confidence")), int(seg.get("windows") or 0),
+            int(bool(seg.get("open")))))]
+
+    def _rows_alert(self, p: dict) -> list:
+        return [("alert", (
+            str(p["source"]), float(p["wall"]), _num(p.get("t")), p.get("rule"), p.get("type"),
+            p.get("state"), p.get("message"), json.dumps(p, default=str)))]
+
+    def _rows_sources(self, p: dict) -> list:
+        now = time.time()
+        rows = []
+        for s in p.get("sources") or []:
+            spec = {k: v for k, v in s.items() if k not in _SPEC_SKIP and k != "id"}
+            rows.append(("source", (str(s["id"]), s.get("kind"), s.get("label"),
+                                    json.dumps(spec, default=str), now, now)))
+        return rows
+
+    # --- pruning (writer thread) -------------------------------------------------------------------------
+    def _prune(self, now: float | None) -> int:
+        cutoff = (time.time() if now is None else float(now)) - self.retention_days * 86400.0
+        conn = self._conn
+        n = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [r[0] for r in conn.execute("SELECT id FROM sources")]
+            for sid in ids:  # per source, so the (source, wall) indexes do the work
+                n += conn.execute("DELETE FROM windows WHERE source=? AND wall<?", (sid, cutoff)).rowcount
+                n += conn.execute("DELETE FROM alerts WHERE source=? AND wall<?", (sid, cutoff)).rowcount
+                n += conn.execute("DELETE FROM segments WHERE source=? AND start_wall<? "
+                                  "AND COALESCE(end_wall, start_wall)<?", (sid, cutoff, cutoff)).rowcount
+            n += conn.execute("DELETE FROM sources WHERE last_seen<?", (cutoff,)).rowcount
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        if n:
+            log.info("history: pruned %d rows older than %g days", n, self.retention_days)
+        return n
+
+    # --- queries (any thread) ----------------------------------------------------------------------------
+    def _read(self) -> sqlite3.Connection:
+        conn = _connect(self.path)
+        conn.execute("PRAGMA query_only=1")
+        return conn
+
+    def _labels_by_id(self, conn) -> dict[int, list]:
+        return {lid: json.loads(labels) for lid, labels in conn.execute("SELECT id, labels FROM labelsets")}
+
+    @staticmethod
+    def _range(column: str, t_from, t_to) -> tuple[str, list]:
+        sql, args = "", []
+        if t_from is not None:
+            sql += f" AND {column}>=?"
+            args.append(float(t_from))
+        if t_to is not None:
+            sql += f" AND {column}<=?"
+            args.append(float(t_to))
+        return sql, args
+
+    def iter_windows(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> Iterator[dict]:
+        """Windows of ``source`` with ``t_from <= wall <= t_to``, oldest first, streamed."""
+        conn = self._read()
+        try:
+            labelsets = self._labels_by_id(conn)
+            where, args = self._range("wall", t_from, t_to)
+            sql = ("SELECT wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db "
+                   f"FROM windows WHERE source=?{where} ORDER BY wall")
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            for wall, t, model, top, conf, unc, lid, probs, smoothed, level in conn.execute(sql, [source] + args):
+                labels = labelsets.get(lid, [])
+                yield {
+                    "wall": wall, "t": t, "model": model, "top": top, "confidence": conf,
+                    "uncertain": bool(unc), "probs": dict(zip(labels, json.loads(probs))),
+                    "smoothed": dict(zip(labels, json.loads(smoothed))) if smoothed else None,
+                    "level_db": level,
+                }
+        finally:
+            conn.close()
+
+    def windows(self, source: str, t_from=None, t_to=None, limit: int = 10000) -> list[dict]:
+        return list(self.iter_windows(source, t_from, t_to, limit))
+
+    def window_labels(self, source: str, t_from=None, t_to=None) -> list[str]:
+        """Every genre label used by ``source``'s windows in the range, in first-seen order."""
+        conn = self._read()
+        try:
+            labelsets = self._labels_by_id(conn)
+            where, args = self._range("wall", t_from, t_to)
+            out: list[str] = []
+            for (lid,) in conn.execute(f"SELECT DISTINCT labelset FROM windows WHERE source=?{where}",
+                                       [source] + args):
+                out += [lab for lab in labelsets.get(lid, []) if lab not in out]
+            return out
+        finally:
+            conn.close()
+
+    def segments(self, source: str, t_from=None, t_to=None) -> list[dict]:
+        """Segments of ``source`` overlapping ``[t_from, t_to]``, oldest first."""
+        sql, args = "", []
+        if t_to is not None:
+            sql += " AND start_wall<=?"
+            args.append(float(t_to))
+        if t_from is not None:
+            sql += " AND (open=1 OR COALESCE(end_wall, start_wall)>=?)"
+            args.append(float(t_from))
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT genre, start_t, end_t, start_wall, end_wall, mean_confidence, windows, open "
+                f"FROM segments WHERE source=?{sql} ORDER BY start_wall", [source] + args).fetchall()
+        finally:
+            conn.close()
+        return [{"genre": g, "start": s, "end": e, "start_wall": sw, "end_wall": ew,
+                 "mean_confidence": mc, "windows": n, "open": bool(o)}
+                for g, s, e, sw, ew, mc, n, o in rows]
+
+    def alerts(self, source: str, t_from=None, t_to=None) -> list[dict]:
+        where, args = self._range("wall", t_from, t_to)
+        conn = self._read()
+        try:
+            rows = conn.execute("SELECT rule, type, message, t, wall, state FROM alerts "
+                                f"WHERE source=?{where} ORDER BY wall", [source] + args).fetchall()
+        finally:
+            conn.close()
+        return [{"source": source, "rule": r, "type": ty, "message": m, "t": t, "wall": w, "state": s}
+                for r, ty, m, t, w, s in rows]
+
+    def summary(self, source: str, t_from=None, t_to=None) -> dict:
+        """Seconds per genre from the windows: each window counts until the next one (the hop),
+        capped at ``SUMMARY_MAX_GAP_S`` so gaps in capture count for nothing; the last window
+        counts like the one before it. Uncertain windows count as ``"uncertain"``."""
+        where, args = self._range("wall", t_from, t_to)
+        sql = f"""
+            WITH w AS (
+                SELECT CASE WHEN uncertain THEN 'uncertain' ELSE top END AS genre,
+                       COALESCE(LEAD(wall) OVER win - wall, wall - LAG(wall) OVER win, ?) AS gap
+                FROM windows WHERE source=?{where} WINDOW win AS (ORDER BY wall))
+            SELECT genre, SUM(MIN(gap, ?)), COUNT(*) FROM w GROUP BY genre ORDER BY 2 DESC"""
+        conn = self._read()
+        try:
+            rows = conn.execute(sql, [SUMMARY_DEFAULT_HOP_S, source] + args + [SUMMARY_MAX_GAP_S]).fetchall()
+        finally:
+            conn.close()
+        genres = {g: round(s, 3) for g, s, _ in rows}
+        return {"total_seconds": round(sum(s for _, s, _ in rows), 3), "genres": genres,
+                "windows": sum(n for _, _, n in rows)}
+
+    def sources(self) -> list[dict]:
+        conn = self._read()
+        try:
+            rows = conn.execute("SELECT id, kind, label, spec, first_seen, last_seen FROM sources "
+                                "ORDER BY first_seen").fetchall()
+        finally:
+            conn.close()
+        return [{"id": i, "kind": k, "label": lab, "spec": json.loads(s) if s else None,
+                 "first_seen": f, "last_seen": last} for i, k, lab, s, f, last in rows]
+
+    def has_source(self, source: str) -> bool:
+        conn = self._read()
+        try:
+            return conn.execute("SELECT 1 FROM sources WHERE id=?", (source,)).fetchone() is not None
+        finally:
+            conn.close()
+
+
+_SQL = {
+    "window": "INSERT INTO windows(source, wall, t, model, top, confidence, uncertain, labelset, probs, "
+              "smoothed, level_db) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # A source seen only through its predictions still gets a row (so it can be queried and pruned).
+    "seen": "INSERT OR IGNORE INTO sources(id, first_seen, last_seen) VALUES (?, ?, ?)",
+    "touch": "UPDATE sources SET last_seen=MAX(COALESCE(last_seen, ?), ?), "
+             "first_seen=MIN(COALESCE(first_seen, ?), ?) WHERE id=?",
+    "labelset": "INSERT OR IGNORE INTO labelsets(id, labels) VALUES (?, ?)",
+    "segment": "INSERT INTO segments(source, start_wall, end_wall, start_t, end_t, genre, mean_confidence, "
+               "windows, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source, start_wall) DO UPDATE SET "
+               "end_wall=excluded.end_wall, end_t=excluded.end_t, genre=excluded.genre, "
+               "mean_confidence=excluded.mean_confidence, windows=excluded.windows, open=excluded.open",
+    "alert": "INSERT INTO alerts(source, wall, t, rule, type, state, message, payload) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "source": "INSERT INTO sources(id, kind, label, spec, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, label=excluded.label, spec=excluded.spec, "
+              "last_seen=MAX(COALESCE(last_seen, 0), excluded.last_seen)",
+}
