@@ -23,10 +23,9 @@ from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validat
 from ..model.heads import FORMAT, FORMAT_VERSION
 
 DEFAULT_GRID = [
+    ("emb", {"kind": "logreg", "C": 0.01}),
     ("emb", {"kind": "logreg", "C": 0.1}),
-    ("emb", {"kind": "logreg", "C": 1.0}),
     ("emb+tags", {"kind": "logreg", "C": 0.1}),
-    ("emb+pools", {"kind": "logreg", "C": 0.01}),
     ("emb+pools", {"kind": "logreg", "C": 0.1}),
     ("emb", {"kind": "mlp", "hidden": 256, "alpha": 1e-2}),
 ]
