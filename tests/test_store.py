@@ -1,0 +1,274 @@
+"""HistoryStore on real SQLite files: batching, WAL, kill -9 durability, retention, queries, full disk."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from server.store import SCHEMA_VERSION, HistoryStore, StoreError
+from tests.support.store import LABELS, fill_disk, prediction, tiny_tmpfs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = HistoryStore(tmp_path / "history.db")
+    yield s
+    s.close()
+
+
+def test_batched_writes_visible_after_flush(store):
+    for i in range(50):
+        store.on_prediction(prediction("a", 1000.0 + i, top="jazz" if i % 2 else "rock"))
+    assert store.flush()
+    rows = store.windows("a")
+    assert [r["wall"] for r in rows] == [1000.0 + i for i in range(50)]
+    first = rows[0]
+    assert first["top"] == "rock" and first["confidence"] == 0.7 and first["uncertain"] is False
+    assert list(first["probs"]) == LABELS and abs(sum(first["probs"].values()) - 1) < 1e-4
+    assert first["probs"]["rock"] == 0.7 and first["smoothed"] is None
+    assert store.windows("a", 1010, 1019.5, limit=5) == rows[10:15]
+    assert store.windows("b") == []
+    assert store.written >= 50 and store.dropped == 0 and store.errors == 0
+    assert [s["id"] for s in store.sources()] == ["a"]
+    assert store.sources()[0]["first_seen"] == 1000.0 and store.sources()[0]["last_seen"] == 1049.0
+
+
+def test_smoothed_and_level_stored(store):
+    store.on_prediction(prediction("a", 1000.0, smoothed=[0.1, 0.2, 0.6, 0.1], level_db=-23.5))
+    store.on_prediction(prediction("a", 1001.0, smoothed={"jazz": 1.0}, level_db=None))
+    store.flush()
+    a, b = store.windows("a")
+    assert a["smoothed"] == dict(zip(LABELS, [0.1, 0.2, 0.6, 0.1])) and a["level_db"] == -23.5
+    assert b["smoothed"] == {"blues": 0.0, "classical": 0.0, "jazz": 1.0, "rock": 0.0} and b["level_db"] is None
+
+
+def test_wal_schema_and_indexes(store):
+    store.on_prediction(prediction("a", 1000.0))
+    store.flush()
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"windows_source_wall", "alerts_source_wall", "segments_source_start"} <= indexes
+    conn.close()
+
+
+def test_reopen_keeps_history(tmp_path):
+    s = HistoryStore(tmp_path / "h.db")
+    s.on_prediction(prediction("a", 1000.0))
+    s.close()
+    s = HistoryStore(tmp_path / "h.db")
+    s.on_prediction(prediction("a", 1001.0, labels=["x", "y"], probs=[0.3, 0.7], top="y", confidence=0.7))
+    s.flush()
+    rows = s.windows("a")
+    assert [r["wall"] for r in rows] == [1000.0, 1001.0]
+    assert rows[0]["probs"]["jazz"] == 0.7 and rows[1]["probs"] == {"x": 0.3, "y": 0.7}
+    s.close()
+
+
+KILL_CHILD = textwrap.dedent("""
+    import sys, time
+    from server.store import HistoryStore
+    from tests.support.store import prediction
+    store = HistoryStore(sys.argv[1], commit_interval=0.5)
+    queued = []
+    for i in range(600):  # ~30 s at most; the parent kills it after ~3 s
+        wall = round(time.time(), 3)
+        store.on_prediction(prediction("killed", wall, t=i * 0.05))
+        queued.append(wall)
+        old = [w for w in queued if w <= time.time() - 1.2]
+        print(f"queued {wall!r}", flush=True)
+        if old:
+            print(f"old {old[-1]!r}", flush=True)
+        time.sleep(0.05)
+""")
+
+
+def test_kill_9_loses_at_most_the_last_second(tmp_path):
+    path = tmp_path / "killed.db"
+    child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(path)], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 60
+    while sum(ln.startswith("queued") for ln in list(lines)) < 60 and time.time() < deadline:
+        time.sleep(0.05)  # ~3 s of predictions at ~20/s
+    kill_time = time.time()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    reader.join(5)
+    queued = [float(ln.split()[1]) for ln in lines if ln.startswith("queued")]
+    olds = [float(ln.split()[1]) for ln in lines if ln.startswith("old")]
+    assert len(queued) >= 60 and olds, "the child did not run long enough"
+
+    store = HistoryStore(path)
+    stored = {r["wall"] for r in store.windows("killed", limit=100000)}
+    store.close()
+    expected = [w for w in queued if w <= kill_time - 1.0]
+    missing = [w for w in expected if w not in stored]
+    assert not missing, f"{len(missing)} of {len(expected)} windows older than 1 s lost, e.g. {missing[:3]}"
+    assert olds[-1] in stored and len(expected) >= 40
+
+
+def test_retention_prune(tmp_path):
+    s = HistoryStore(tmp_path / "h.db", retention_days=1.0)
+    now = 2_000_000_000.0
+    day = 86400.0
+    for wall in (now - 3 * day, now - 2 * day, now - 0.5 * day, now - 10):
+        s.on_prediction(prediction("a", wall))
+        s.on_alert({"source": "a", "rule": 0, "type": "silence", "message": "quiet", "t": 1.0,
+                    "wall": wall, "state": "firing"})
+    s.on_segment({"source": "a", "genre": "jazz", "start": 0, "end": 10, "start_wall": now - 3 * day,
+                  "end_wall": now - 3 * day + 10, "mean_confidence": 0.8, "windows": 10, "open": False})
+    s.on_segment({"source": "a", "genre": "rock", "start": 0, "end": 10, "start_wall": now - 2 * day,
+                  "end_wall": now - 10, "mean_confidence": 0.8, "windows": 10, "open": False})
+    s.on_prediction(prediction("gone", now - 5 * day))
+    s.flush()
+    assert len(s.windows("a")) == 4
+    removed = s.prune(now=now)
+    assert removed == 2 + 2 + 1 + 1 + 1  # windows, alerts, the old segment, "gone"'s window and source row
+    assert [r["wall"] for r in s.windows("a")] == [now - 0.5 * day, now - 10]
+    assert [a["wall"] for a in s.alerts("a")] == [now - 0.5 * day, now - 10]
+    assert [g["genre"] for g in s.segments("a")] == ["rock"]  # still overlaps the retained period
+    assert [x["id"] for x in s.sources()] == ["a"]
+    assert s.prune(now=now) == 0
+    s.close()
+
+
+def test_summary_adds_up(store):
+    walls = [(1000.0 + i, "jazz") for i in range(10)] + [(1010.0 + i, "rock") for i in range(5)]
+    walls += [(1115.0 + i, "jazz") for i in range(5)]  # after a 101-s gap in capture
+    for wall, top in walls:
+        store.on_prediction(prediction("a", wall, top=top))
+    store.on_prediction(prediction("a", 1120.0, top="jazz", confidence=0.3, uncertain=True))
+    store.flush()
+    s = store.summary("a")
+    # each window lasts until the next (capped at 3 s across the gap); the last like the one before
+    assert s["genres"] == {"jazz": 15.0, "rock": 7.0, "uncertain": 1.0}
+    assert s["total_seconds"] == sum(s["genres"].values()) == 23.0 and s["windows"] == 21
+    assert store.summary("a", 1115.0, 1119.0) == {"total_seconds": 5.0, "genres": {"jazz": 5.0}, "windows": 5}
+    assert store.summary("a", 5000, 6000) == {"total_seconds": 0, "genres": {}, "windows": 0}
+
+
+def test_segments_upsert_and_close(store):
+    seg = {"genre": "jazz", "start": 10.0, "end": 25.0, "start_wall": 1010.0, "end_wall": 1025.0,
+           "mean_confidence": 0.8, "windows": 15, "open": True}
+    store.on_segment({"source": "a", **seg})
+    store.on_segment({"source": "a", **seg, "end": 40.0, "end_wall": 1040.0, "windows": 30})
+    store.on_segment({"source": "a", "segment": {**seg, "end": 55.0, "end_wall": 1055.0, "windows": 45,
+                                                 "mean_confidence": 0.75, "open": False}})
+    store.on_segment({"source": "a", "genre": "rock", "start": 55.0, "end": 70.0, "start_wall": 1055.0,
+                      "end_wall": 1070.0, "mean_confidence": 0.9, "windows": 15, "open": True})
+    store.flush()
+    segs = store.segments("a")
+    assert segs == [
+        {"genre": "jazz", "start": 10.0, "end": 55.0, "start_wall": 1010.0, "end_wall": 1055.0,
+         "mean_confidence": 0.75, "windows": 45, "open": False},
+        {"genre": "rock", "start": 55.0, "end": 70.0, "start_wall": 1055.0, "end_wall": 1070.0,
+         "mean_confidence": 0.9, "windows": 15, "open": True},
+    ]
+    assert [s["genre"] for s in store.segments("a", 1060, 2000)] == ["rock"]
+    assert [s["genre"] for s in store.segments("a", 0, 1020)] == ["jazz"]
+    assert store.segments("a", 0, 1000) == []
+
+
+def test_alerts_stored(store):
+    for state, wall in (("firing", 1000.0), ("resolved", 1060.0)):
+        store.on_alert({"source": "a", "rule": 1, "type": "unexpected_genre", "message": "rock for 60 s",
+                        "t": wall - 1000, "wall": wall, "state": state})
+    store.flush()
+    alerts = store.alerts("a")
+    assert [(a["state"], a["wall"], a["rule"], a["type"]) for a in alerts] == [
+        ("firing", 1000.0, 1, "unexpected_genre"), ("resolved", 1060.0, 1, "unexpected_genre")]
+    assert store.alerts("a", 1001, 2000)[0]["state"] == "resolved"
+
+
+def test_sources_event_upserts(store):
+    payload = {"sources": [{"id": "file-1", "kind": "file", "label": "Demo", "state": "running",
+                            "samplerate": 44100, "windows": 3, "hop": 1.0}], "model": {"name": "m"}}
+    store.on_sources(payload)
+    payload["sources"][0].update(label="Renamed", state="stopped")
+    store.on_sources(payload)
+    store.flush()
+    (src,) = store.sources()
+    assert src["id"] == "file-1" and src["kind"] == "file" and src["label"] == "Renamed"
+    assert src["spec"] == {"kind": "file", "label": "Renamed", "samplerate": 44100, "hop": 1.0}
+    assert store.has_source("file-1") and not store.has_source("nope")
+
+
+def test_bad_payloads_are_counted_not_raised(store):
+    store.on_prediction({"source": "a"})  # no wall
+    store.on_prediction(prediction("a", 1000.0, probs=[0.5, 0.5]))  # probs do not match labels
+    store.on_segment({"source": "a", "genre": "jazz"})
+    store.on_sources({"sources": [{"kind": "file"}]})
+    store.on_prediction(prediction("a", 1001.0))
+    assert store.flush()
+    assert store.errors == 4
+    assert [r["wall"] for r in store.windows("a")] == [1001.0]
+
+
+def test_full_queue_drops_and_counts(tmp_path):
+    s = HistoryStore(tmp_path / "h.db", queue_size=2)
+    n = 5000
+    for i in range(n):
+        s.on_prediction(prediction("a", 1000.0 + i))
+    s.flush()
+    kept = len(s.windows("a", limit=100000))
+    assert kept + s.dropped == n and kept > 0
+    s.close()
+
+
+def test_unusable_paths_raise_store_error(tmp_path):
+    with pytest.raises(StoreError, match="cannot open"):
+        HistoryStore(tmp_path)  # a directory
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError):
+        HistoryStore(junk)
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        HistoryStore(newer)
+
+
+def test_closed_store_ignores_events(tmp_path):
+    s = HistoryStore(tmp_path / "h.db")
+    s.close()
+    s.on_prediction(prediction("a", 1000.0))  # the engine may still call it while shutting down
+    with pytest.raises(StoreError, match="closed"):
+        s.flush()
+
+
+def test_full_disk_counts_errors_and_recovers():
+    with tiny_tmpfs("512k") as (directory, why):
+        if directory is None:
+            pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {why}")
+        s = HistoryStore(os.path.join(directory, "h.db"), commit_interval=0.1)
+        for i in range(20):
+            s.on_prediction(prediction("a", 1000.0 + i))
+        assert s.flush()
+        filler = fill_disk(directory)
+        for i in range(20, 3000):  # far more than fits in the WAL's free pages
+            s.on_prediction(prediction("a", 1000.0 + i))
+        assert s.flush() is False  # no exception: the batch waits for space
+        assert s.errors >= 1 and "full" in s.last_error
+        assert [r["wall"] for r in s.windows("a")][:20] == [1000.0 + i for i in range(20)]  # reads still work
+        os.remove(filler)
+        s.on_prediction(prediction("a", 5000.0))
+        assert s.flush()  # space is back: the waiting rows and the new one are written
+        walls = [r["wall"] for r in s.windows("a", limit=100000)]
+        assert walls == [1000.0 + i for i in range(3000)] + [5000.0]
+        assert s.dropped == 0 and s.last_error is None
+        s.close()
