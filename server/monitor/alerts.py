@@ -1,0 +1,172 @@
+"""Alert rules evaluated on every window of one source.
+
+Rules (JSON-friendly dicts):
+
+- ``{"type": "unexpected_genre", "expected": ["jazz", "blues"], "for": 60}``: fires when
+  genres outside ``expected`` have been on top (of the smoothed probabilities) for
+  ``for`` seconds without a break; resolves when an expected genre is back on top.
+- ``{"type": "silence", "for": 10, "threshold_db": -50}``: fires when the window level
+  (dBFS RMS) has stayed below ``threshold_db`` for ``for`` seconds; resolves when
+  sound returns.
+
+An alert fires once per episode and resolves once; nothing repeats every window.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+MAX_GAP_S = 30.0
+RULE_TYPES = ("unexpected_genre", "silence")
+DEFAULTS = {
+    "unexpected_genre": {"for": 60.0},
+    "silence": {"for": 10.0, "threshold_db": -50.0},
+}
+_KEYS = {
+    "unexpected_genre": {"type", "expected", "for", "name"},
+    "silence": {"type", "for", "threshold_db", "name"},
+}
+
+
+class RuleError(ValueError):
+    """An alert rule that cannot be used; the message says which and why."""
+
+
+def _seconds(rule: dict, where: str) -> float:
+    value = rule.get("for", DEFAULTS[rule["type"]]["for"])
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise RuleError(f"{where}: 'for' must be a duration in seconds, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
+        raise RuleError(f"{where}: 'for' must be a positive number of seconds, got {value!r}")
+    return v
+
+
+def validate_rules(rules, labels=None) -> list[dict]:
+    """Check rules and return normalised copies (defaults filled in, numbers as floats).
+
+    With ``labels`` the genres in ``expected`` must be among them. Raises ``RuleError``.
+    """
+    if rules is None:
+        return []
+    if not isinstance(rules, (list, tuple)):
+        raise RuleError(f"alert rules must be a list of rules, got {type(rules).__name__}")
+    known = None if labels is None else [str(x) for x in labels]
+    out = []
+    for i, rule in enumerate(rules):
+        where = f"rule {i + 1}"
+        if not isinstance(rule, dict):
+            raise RuleError(f"{where}: a rule must be an object like {{'type': 'silence', 'for': 10}}")
+        kind = rule.get("type")
+        if kind not in RULE_TYPES:
+            raise RuleError(f"{where}: unknown rule type {kind!r}; use one of: {', '.join(RULE_TYPES)}")
+        extra = set(rule) - _KEYS[kind]
+        if extra:
+            raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(map(str, extra)))} for a {kind} rule"
+                            f" (allowed: {', '.join(sorted(_KEYS[kind] - {'type'}))})")
+        norm = {"type": kind, "for": _seconds(rule, where)}
+        if "name" in rule:
+            norm["name"] = str(rule["name"])
+        if kind == "unexpected_genre":
+            expected = rule.get("expected")
+            if isinstance(expected, str):
+                expected = [expected]
+            if not isinstance(expected, (list, tuple)) or not expected or not all(isinstance(g, str) for g in expected):
+                raise RuleError(f"{where}: 'expected' must be a non-empty list of genre names, got {expected!r}")
+            if known is not None:
+                unknown = [g for g in expected if g not in known]
+                if unknown:
+                    raise RuleError(f"{where}: unknown genre(s) {', '.join(map(repr, unknown))} in 'expected';"
+                                    f" the model knows: {', '.join(known)}")
+            norm["expected"] = list(dict.fromkeys(expected))
+        else:
+            value = rule.get("threshold_db", DEFAULTS["silence"]["threshold_db"])
+            try:
+                db = float(value)
+            except (TypeError, ValueError):
+                db = math.nan
+            if isinstance(value, bool) or not math.isfinite(db) or db > 0:
+                raise RuleError(f"{where}: 'threshold_db' must be a level in dBFS (0 or below, e.g. -50), got {value!r}")
+            norm["threshold_db"] = db
+        out.append(norm)
+    return out
+
+
+class _Episode:
+    """A stretch of windows where a rule's condition holds."""
+
+    __slots__ = ("since", "since_wall", "firing", "genres")
+
+    def __init__(self, t: float, wall: float):
+        self.since, self.since_wall, self.firing, self.genres = t, wall, False, Counter()
+
+
+class AlertEvaluator:
+    """Evaluates validated rules window by window; ``update`` returns new alerts."""
+
+    def __init__(self, rules, labels=None):
+        self.rules = validate_rules(rules, labels)
+        self._episodes: list[_Episode | None] = [None] * len(self.rules)
+        self._last_t: float | None = None
+
+    def firing(self) -> list[int]:
+        """Indices of the rules whose alert is firing now."""
+        return [i for i, e in enumerate(self._episodes) if e is not None and e.firing]
+
+    def update(self, t: float, wall: float, top: str | None, probs=None, level_db: float | None = None,
+               labels=None) -> list[dict]:
+        """One window: ``top`` is the label on top of the smoothed probabilities, ``level_db``
+        the window's RMS level in dBFS (None when unknown: silence rules skip the window).
+        ``probs``/``labels`` are accepted for future rules and ignored by these two."""
+        t, wall = float(t), float(wall)
+        # a restarted stream or a long break: conditions that held before it do not continue it
+        restart = self._last_t is not None and (t < self._last_t or t - self._last_t > MAX_GAP_S)
+        self._last_t = t
+        alerts = []
+        for i, rule in enumerate(self.rules):
+            if rule["type"] == "unexpected_genre":
+                active = None if top is None else top not in rule["expected"]
+            else:
+                active = None if level_db is None else float(level_db) < rule["threshold_db"]
+            if active is None:
+                continue
+            ep = self._episodes[i]
+            if ep is not None and restart and not ep.firing:
+                ep = self._episodes[i] = None
+            if active:
+                if ep is None:
+                    ep = self._episodes[i] = _Episode(t, wall)
+                if top is not None:
+                    ep.genres[top] += 1
+                if not ep.firing and t - ep.since >= rule["for"]:
+                    ep.firing = True
+                    alerts.append(self._alert(i, "firing", ep, t, wall))
+            elif ep is not None:
+                if ep.firing:
+                    alerts.append(self._alert(i, "resolved", ep, t, wall))
+                self._episodes[i] = None
+        return alerts
+
+    def _alert(self, i: int, state: str, ep: _Episode, t: float, wall: float) -> dict:
+        rule = self.rules[i]
+        duration = t - ep.since
+        alert = {"rule": i, "type": rule["type"], "state": state, "message": "", "t": round(t, 3),
+                 "wall": round(wall, 3), "since": round(ep.since, 3), "since_wall": round(ep.since_wall, 3),
+                 "duration": round(duration, 1)}
+        if "name" in rule:
+            alert["name"] = rule["name"]
+        if rule["type"] == "unexpected_genre":
+            genre = ep.genres.most_common(1)[0][0] if ep.genres else "another genre"
+            alert["genre"] = genre
+            expected = ", ".join(rule["expected"])
+            if state == "firing":
+                alert["message"] = f"{genre} has dominated for {duration:.0f} s (expected {expected})"
+            else:
+                alert["message"] = f"back to expected genres ({expected}) after {duration:.0f} s of {genre}"
+        else:
+            if state == "firing":
+                alert["message"] = f"silence for {duration:.0f} s (level below {rule['threshold_db']:g} dBFS)"
+            else:
+                alert["message"] = f"sound is back after {duration:.0f} s of silence"
+        return alert

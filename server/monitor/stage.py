@@ -1,0 +1,66 @@
+"""One source's post-model stage: smoothing → segments → alerts.
+
+The engine keeps one ``SourceMonitor`` per source and calls ``process`` with
+every ``prediction`` payload; it returns the fields to add to that payload and
+the ``segment``/``alert`` events to emit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .alerts import AlertEvaluator
+from .segments import SegmentError, SegmentTracker
+from .smoothing import make_smoother
+
+_SEGMENT_KEYS = {"min_duration", "hysteresis", "max_gap", "max_backdate"}
+
+
+class SourceMonitor:
+    """Post-model state of one source.
+
+    ``smoothing``: smoother spec (see ``make_smoother``; None = EMA, tau 5 s);
+    ``segments``: ``{"min_duration": 15, "hysteresis": 0.1}`` (None = those defaults);
+    ``rules``: alert rules (see ``alerts.validate_rules``), checked against ``labels``;
+    ``uncertain_threshold``: the model's calibrated threshold (None = never uncertain).
+    Bad settings raise ``ValueError`` subclasses with a readable message.
+    """
+
+    def __init__(self, labels, smoothing: dict | None = None, segments: dict | None = None,
+                 rules: list | None = None, uncertain_threshold: float | None = None):
+        self.labels = [str(x) for x in labels]
+        self.uncertain_threshold = uncertain_threshold
+        segments = dict(segments or {})
+        extra = set(segments) - _SEGMENT_KEYS
+        if extra:
+            raise SegmentError(f"unknown segment setting(s): {', '.join(sorted(map(str, extra)))}"
+                               f" (allowed: {', '.join(sorted(_SEGMENT_KEYS))})")
+        self.smoother = make_smoother(smoothing)
+        self.tracker = SegmentTracker(self.labels, uncertain_threshold=uncertain_threshold, **segments)
+        self.alerts = AlertEvaluator(rules or [], self.labels)
+
+    def process(self, pred: dict) -> tuple[dict, list[tuple[str, dict]]]:
+        """One prediction (keys ``t, wall, probs, level_db, source``) →
+        (extra payload fields, [("segment", {...}), ("alert", {...}), ...])."""
+        source = pred.get("source")
+        t, wall = float(pred["t"]), float(pred["wall"])
+        raw = np.asarray(pred["probs"], dtype=np.float64)
+        smoothed = self.smoother.update(t, raw)
+        top = self.labels[int(np.argmax(smoothed))]
+        seg_events = self.tracker.update(t, wall, smoothed, raw=raw)
+        level = pred.get("level_db")
+        alerts = self.alerts.update(t, wall, top, smoothed, level, self.labels)
+        extra = {
+            "smoothed": [round(float(x), 5) for x in smoothed],
+            "smoothed_top": top,
+            "uncertain": bool(self.uncertain_threshold is not None and smoothed.max() < self.uncertain_threshold),
+            "segment": self.tracker.current(),
+        }
+        events = [("segment", {"source": source, **e["segment"], "event": e["event"]}) for e in seg_events]
+        events += [("alert", {"source": source, **a}) for a in alerts]
+        return extra, events
+
+    def finish(self, source: str | None = None) -> list[tuple[str, dict]]:
+        """The source stopped: close its open segment; the smoother starts afresh."""
+        self.smoother.reset()
+        return [("segment", {"source": source, **e["segment"], "event": e["event"]})
+                for e in self.tracker.finish()]
