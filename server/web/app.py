@@ -14,7 +14,7 @@ from flask import Flask, jsonify, render_template, request, send_file
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
-from server.web import api, socket_events
+from server.web import api, history_api, socket_events
 from server.web.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,8 +50,12 @@ class SocketIOSink:
         self.socketio.emit("notice", payload)
 
 
-def create_app(engine, *, upload_dir, max_upload_mb: float = 200):
-    """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink."""
+def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
+    """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
+
+    ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
+    to the engine as a sink is the caller's job.
+    """
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -64,11 +68,13 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200):
     os.makedirs(upload_dir, exist_ok=True)
     app.extensions["genre_engine"] = engine
     app.extensions["genre_uploads"] = UploadStore(upload_dir)
+    app.extensions["genre_store"] = store
 
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None)
     watchers = socket_events.Watchers()
     socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"])
     app.register_blueprint(api.bp)
+    app.register_blueprint(history_api.bp)
     engine.add_sink(SocketIOSink(socketio, watchers))
 
     @app.get("/")

@@ -1,0 +1,193 @@
+"""REST API over the history store (docs/api.md, "History"): windows, segments, alerts, summary, exports.
+
+Every route takes ``source`` (required), ``from`` and ``to`` (unix seconds; default the last
+24 h). Errors are JSON ``{"error": "..."}``: 400 for bad parameters, 404 for a source the
+history has never seen, 503 when the server runs without a history store.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import time
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+bp = Blueprint("history_api", __name__, url_prefix="/api")
+
+DEFAULT_RANGE_S = 24 * 3600.0
+DEFAULT_LIMIT = 10000
+MAX_LIMIT = 100000
+
+
+class HistoryRequestError(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(HistoryRequestError)
+def _request_error(exc: HistoryRequestError):
+    return jsonify(error=str(exc)), exc.status
+
+
+def _store():
+    store = current_app.extensions.get("genre_store")
+    if store is None:
+        raise HistoryRequestError("History is not enabled on this server.", 503)
+    return store
+
+
+def _number(name: str, default: float) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HistoryRequestError(f"'{name}' must be a unix time in seconds, not {raw!r}.") from None
+    if not math.isfinite(value):
+        raise HistoryRequestError(f"'{name}' must be a finite number of seconds.")
+    return value
+
+
+def _query() -> tuple[object, str, float, float]:
+    """(store, source, from, to) from the query string, validated."""
+    store = _store()
+    source = (request.args.get("source") or "").strip()
+    if not source:
+        raise HistoryRequestError("Give the source id as ?source=ID.")
+    t_to = _number("to", time.time())
+    t_from = _number("from", t_to - DEFAULT_RANGE_S)
+    if t_from > t_to:
+        raise HistoryRequestError(f"'from' ({t_from:g}) is after 'to' ({t_to:g}).")
+    if not store.has_source(source):
+        raise HistoryRequestError(f"No history for source {source!r}.", 404)
+    return store, source, t_from, t_to
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise HistoryRequestError(f"'limit' must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}.") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise HistoryRequestError(f"'limit' must be from 1 to {MAX_LIMIT}.")
+    return limit
+
+
+@bp.get("/history")
+def history():
+    store, source, t_from, t_to = _query()
+    return jsonify(store.windows(source, t_from, t_to, _limit()))
+
+
+@bp.get("/history/sources")
+def history_sources():
+    return jsonify(sources=_store().sources())
+
+
+@bp.get("/segments")
+def segments():
+    store, source, t_from, t_to = _query()
+    return jsonify(store.segments(source, t_from, t_to))
+
+
+@bp.get("/alerts")
+def alerts():
+    store, source, t_from, t_to = _query()
+    return jsonify(store.alerts(source, t_from, t_to))
+
+
+@bp.get("/summary")
+def summary():
+    store, source, t_from, t_to = _query()
+    return jsonify({"source": source, "from": t_from, "to": t_to, **store.summary(source, t_from, t_to)})
+
+
+# --- exports -----------------------------------------------------------------------------------------------
+def _iso(wall) -> str:
+    return "" if wall is None else datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _filename(kind: str, source: str, t_from: float, t_to: float, ext: str) -> str:
+    def stamp(x):
+        return datetime.fromtimestamp(x, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", source)[:60] or "source"
+    return f"genre-{kind}_{safe}_{stamp(t_from)}-{stamp(t_to)}.{ext}"
+
+
+def _download(body, kind: str, source: str, t_from: float, t_to: float, ext: str) -> Response:
+    mimetype = "text/csv" if ext == "csv" else "application/json"
+    response = Response(stream_with_context(body), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{_filename(kind, source, t_from, t_to, ext)}"'
+    return response
+
+
+def _csv_rows(header: list, rows):
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    yield buf.getvalue()
+    for row in rows:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow(row)
+        yield buf.getvalue()
+
+
+def _json_list(items):
+    yield "["
+    for i, item in enumerate(items):
+        yield ("," if i else "") + "\n" + json.dumps(item)
+    yield "\n]\n"
+
+
+def _fmt(x):
+    return "" if x is None else x
+
+
+@bp.get("/export/windows.<ext>")
+def export_windows(ext):
+    if ext not in ("csv", "json"):
+        raise HistoryRequestError("Export as windows.csv or windows.json.", 404)
+    store, source, t_from, t_to = _query()
+    windows = store.iter_windows(source, t_from, t_to)
+    if ext == "json":
+        return _download(_json_list(windows), "windows", source, t_from, t_to, ext)
+    labels = store.window_labels(source, t_from, t_to)
+    header = (["wall", "time_utc", "t", "model", "top", "confidence", "uncertain", "level_db"]
+              + [f"prob_{lab}" for lab in labels] + [f"smoothed_{lab}" for lab in labels])
+
+    def rows():
+        for w in windows:
+            sm = w["smoothed"] or {}
+            yield ([w["wall"], _iso(w["wall"]), _fmt(w["t"]), _fmt(w["model"]), _fmt(w["top"]),
+                    _fmt(w["confidence"]), int(w["uncertain"]), _fmt(w["level_db"])]
+                   + [_fmt(w["probs"].get(lab)) for lab in labels] + [_fmt(sm.get(lab)) for lab in labels])
+
+    return _download(_csv_rows(header, rows()), "windows", source, t_from, t_to, ext)
+
+
+@bp.get("/export/segments.<ext>")
+def export_segments(ext):
+    if ext not in ("csv", "json"):
+        raise HistoryRequestError("Export as segments.csv or segments.json.", 404)
+    store, source, t_from, t_to = _query()
+    segs = store.segments(source, t_from, t_to)
+    if ext == "json":
+        return _download(_json_list(segs), "segments", source, t_from, t_to, ext)
+    header = ["start_wall", "end_wall", "start_utc", "end_utc", "start", "end", "duration_s", "genre",
+              "mean_confidence", "windows", "open"]
+    rows = ([s["start_wall"], _fmt(s["end_wall"]), _iso(s["start_wall"]), _iso(s["end_wall"]), _fmt(s["start"]),
+             _fmt(s["end"]), "" if s["end_wall"] is None else round(s["end_wall"] - s["start_wall"], 3),
+             s["genre"], _fmt(s["mean_confidence"]), s["windows"], int(s["open"])] for s in segs)
+    return _download(_csv_rows(header, rows), "segments", source, t_from, t_to, ext)
