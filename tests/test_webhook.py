@@ -1,0 +1,132 @@
+"""Webhook sender against a real HTTP server on 127.0.0.1."""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from server.monitor.webhook import WebhookError, WebhookSender
+
+
+class Receiver:
+    """A local HTTP server recording POSTed JSON; ``gate`` holds every request until set."""
+
+    def __init__(self, status=200):
+        self.bodies, self.headers = [], []
+        self.arrived = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.headers.append(dict(self.headers))
+                outer.bodies.append(json.loads(body))
+                outer.arrived.set()
+                outer.gate.wait(10)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def wait_for(cond, limit=10.0):
+    """Poll until cond() (generous bound: this checks correctness, not speed)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_posts_json_to_a_local_server(receiver):
+    sender = WebhookSender(receiver.url, timeout=5)
+    alert = {"rule": 0, "type": "silence", "state": "firing", "message": "silence for 10 s", "t": 13.0,
+             "wall": 1763800013.0, "source": "radio"}
+    assert sender.send(alert) is True
+    assert sender.send({"n": 2}) is True
+    assert wait_for(lambda: sender.sent == 2)
+    sender.close()
+    assert receiver.bodies == [alert, {"n": 2}]
+    assert receiver.headers[0]["Content-Type"] == "application/json"
+    assert sender.stats()["failed"] == sender.stats()["dropped"] == 0
+
+
+def test_unreachable_url_counts_failures_and_never_blocks():
+    sender = WebhookSender(f"http://127.0.0.1:{free_port()}/hook", timeout=2, backoff=0.05)
+    results = [sender.send({"n": i}) for i in range(3)]  # returns at once, whatever happens later
+    assert results == [True] * 3
+    assert wait_for(lambda: sender.failed == 3)
+    stats = sender.stats()
+    assert stats["sent"] == 0 and stats["dropped"] == 0 and "cannot reach" in stats["last_error"]
+    sender.close()
+
+
+def test_http_errors_are_retried_once_then_counted():
+    receiver = Receiver(status=500)
+    try:
+        sender = WebhookSender(receiver.url, backoff=0.05)
+        sender.send({"n": 1})
+        assert wait_for(lambda: sender.failed == 1)
+        assert len(receiver.bodies) == 2  # the first try and one retry
+        assert sender.last_error.startswith("HTTP 500")
+        sender.close()
+    finally:
+        receiver.close()
+
+
+def test_a_full_queue_drops_and_counts(receiver):
+    receiver.gate.clear()  # the receiver hangs: the sender thread is stuck on the first POST
+    sender = WebhookSender(receiver.url, timeout=10, max_queue=3)
+    sender.send({"n": 0})
+    assert receiver.arrived.wait(10)
+    accepted = [sender.send({"n": i}) for i in range(1, 7)]
+    assert accepted == [True, True, True, False, False, False]
+    assert sender.dropped == 3
+    receiver.gate.set()
+    assert wait_for(lambda: sender.sent == 4)
+    sender.close()
+    assert [b["n"] for b in receiver.bodies] == [0, 1, 2, 3]
+    assert sender.send({"n": 9}) is False and sender.dropped == 4  # closed
+
+
+@pytest.mark.parametrize("url, words", [
+    ("ftp://example.com/hook", "must start with http:// or https://"),
+    ("file:///etc/passwd", "must start with http:// or https://"),
+    ("http:///hook", "no host name"),
+    ("", "non-empty string"),
+    (None, "non-empty string"),
+])
+def test_bad_urls_are_rejected(url, words):
+    with pytest.raises(WebhookError) as err:
+        WebhookSender(url)
+    assert words in str(err.value)
+    assert isinstance(err.value, ValueError)
