@@ -17,7 +17,7 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    s = HistoryStore(tmp_path_factory.mktemp("history") / "history.db")
+    s = HistoryStore(tmp_path_factory.mktemp("history") / "history.db", retention_days=1e6)  # keep 2023 rows
     for i in range(30):
         s.on_prediction(prediction("radio-1", T0 + i, top="jazz" if i < 20 else "rock",
                                    smoothed=[0.1, 0.1, 0.7, 0.1], level_db=-20.0))

@@ -16,11 +16,12 @@ from server.store import SCHEMA_VERSION, HistoryStore, StoreError
 from tests.support.store import LABELS, fill_disk, prediction, tiny_tmpfs
 
 ROOT = Path(__file__).resolve().parents[1]
+KEEP = 1e6  # retention (days) long enough that the writer's own hourly prune keeps 1970-era test rows
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = HistoryStore(tmp_path / "history.db")
+    s = HistoryStore(tmp_path / "history.db", retention_days=KEEP)
     yield s
     s.close()
 
@@ -63,10 +64,10 @@ def test_wal_schema_and_indexes(store):
 
 
 def test_reopen_keeps_history(tmp_path):
-    s = HistoryStore(tmp_path / "h.db")
+    s = HistoryStore(tmp_path / "h.db", retention_days=KEEP)
     s.on_prediction(prediction("a", 1000.0))
     s.close()
-    s = HistoryStore(tmp_path / "h.db")
+    s = HistoryStore(tmp_path / "h.db", retention_days=KEEP)
     s.on_prediction(prediction("a", 1001.0, labels=["x", "y"], probs=[0.3, 0.7], top="y", confidence=0.7))
     s.flush()
     rows = s.windows("a")
@@ -218,7 +219,7 @@ def test_bad_payloads_are_counted_not_raised(store):
 
 
 def test_full_queue_drops_and_counts(tmp_path):
-    s = HistoryStore(tmp_path / "h.db", queue_size=2)
+    s = HistoryStore(tmp_path / "h.db", queue_size=2, retention_days=KEEP)
     n = 5000
     for i in range(n):
         s.on_prediction(prediction("a", 1000.0 + i))
@@ -255,7 +256,7 @@ def test_full_disk_counts_errors_and_recovers():
     with tiny_tmpfs("512k") as (directory, why):
         if directory is None:
             pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {why}")
-        s = HistoryStore(os.path.join(directory, "h.db"), commit_interval=0.1)
+        s = HistoryStore(os.path.join(directory, "h.db"), commit_interval=0.1, retention_days=KEEP)
         for i in range(20):
             s.on_prediction(prediction("a", 1000.0 + i))
         assert s.flush()
