@@ -98,8 +98,11 @@ class SegmentTracker:
         self.labels = labels
         self.min_duration = _number(min_duration, "min_duration (seconds)", 0.0)
         self.hysteresis = _number(hysteresis, "hysteresis", 0.0, 1.0)
-        self.uncertain_threshold = (None if uncertain_threshold is None else
-                                    _number(uncertain_threshold, "uncertain_threshold", 0.0, 1.0001, lo_open=True))
+        self.uncertain_threshold = None
+        if uncertain_threshold is not None:
+            self.uncertain_threshold = _number(uncertain_threshold, "uncertain_threshold", 0.0, lo_open=True)
+            if self.uncertain_threshold > 1:
+                raise SegmentError(f"uncertain_threshold must be a probability (0 to 1), got {uncertain_threshold!r}")
         self.max_gap = _number(max_gap, "max_gap (seconds)", 0.0, lo_open=True)
         self.max_backdate = _number(max_backdate, "max_backdate (seconds)", 0.0)
         self._clear()
