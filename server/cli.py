@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fast", action="store_true", help="file sources run as fast as possible, not in real time")
     serve.add_argument("--output-device", default=None, metavar="DEVICE",
                        help="also play file sources aloud on this output device (index or name)")
-    serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored")
+    serve.add_argument("--data-dir", default=None,
+                       help="history, uploads and settings (default: $GENRE_MONITOR_DATA or ~/.local/share/genre-monitor)")
+    serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored (default: DATA_DIR/uploads)")
     serve.set_defaults(func=cmd_serve)
 
     devices = sub.add_parser("devices", help="list audio input devices")
@@ -63,15 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args) -> int:
     from .engine import Engine, EngineError
+    from .settings import Settings, data_dir
     from .source_specs import SourceSpecError, parse_cli_spec
     from .web.app import serve
 
     try:
-        specs = [parse_cli_spec(s) for s in (args.source or ["demo"])]
+        specs = [parse_cli_spec(s) for s in args.source]
+        data = data_dir(args.data_dir)
     except SourceSpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast)
+    except OSError as exc:
+        print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(data / "settings.json")
+    # Sources given on the command line win; otherwise those running at the last stop, else the demo.
+    specs = specs or list(settings["sources"]) or [{"kind": "demo"}]
+    engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast, settings=settings)
+    store = _open_store(data, settings)
+    if store is not None:
+        engine.add_sink(store)
+    webhook = _webhook(settings)
+    if webhook is not None:
+        engine.add_sink(webhook)
     for spec in specs:
         if args.output_device is not None and spec["kind"] in ("demo", "file"):
             spec["output_device"] = int(args.output_device) if args.output_device.isdigit() else args.output_device
@@ -80,19 +96,50 @@ def cmd_serve(args) -> int:
         except EngineError as exc:
             # The dashboard still starts: the user can pick another source there.
             logging.getLogger("genre-monitor").error("%s", exc)
-    upload_dir = args.upload_dir or os.path.join(_data_dir(), "uploads")
+    upload_dir = args.upload_dir or str(data / "uploads")
     os.makedirs(upload_dir, exist_ok=True)
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
-        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir)
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store)
     finally:
         engine.shutdown()
+        if store is not None:
+            store.close()
     return 0
 
 
-def _data_dir() -> str:
-    return os.environ.get("GENRE_MONITOR_DATA") or os.path.join(
-        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "genre-monitor")
+def _open_store(data, settings):
+    from .store import HistoryStore, StoreError
+
+    try:
+        return HistoryStore(data / "history.sqlite", retention_days=float(settings["retention_days"]))
+    except StoreError as exc:
+        # Monitoring goes on without history rather than not at all.
+        logging.getLogger("genre-monitor").error("history disabled: %s", exc)
+        return None
+
+
+class _AlertWebhook:
+    """Sink that forwards alerts to the configured webhook URL."""
+
+    def __init__(self, sender):
+        self.sender = sender
+
+    def on_alert(self, payload: dict) -> None:
+        self.sender.send(payload)
+
+
+def _webhook(settings):
+    from .monitor.webhook import WebhookSender
+
+    url = settings["webhook"]
+    if not url:
+        return None
+    try:
+        return _AlertWebhook(WebhookSender(url))
+    except ValueError as exc:
+        logging.getLogger("genre-monitor").error("webhook disabled: %s", exc)
+        return None
 
 
 def cmd_devices(args) -> int:

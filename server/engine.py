@@ -9,6 +9,8 @@ that source; the worker and the other sources carry on.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from typing import Callable
@@ -23,7 +25,8 @@ from .source_specs import SourceSpecError, make_source
 log = logging.getLogger(__name__)
 
 TOP_TAGS = 8
-SINK_EVENTS = ("on_prediction", "on_spectrogram", "on_sources", "on_notice")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+SINK_EVENTS = ("on_prediction", "on_spectrogram", "on_sources", "on_notice", "on_segment", "on_alert")
 
 
 class EngineError(Exception):
@@ -43,14 +46,18 @@ def validate_hop(hop) -> float:
 
 
 class Engine:
-    def __init__(self, model_name: str | None = None, hop: float = DEFAULT_HOP_SECONDS, fast: bool = False):
+    def __init__(self, model_name: str | None = None, hop: float = DEFAULT_HOP_SECONDS, fast: bool = False,
+                 settings=None):
+        """``settings`` (a ``server.settings.Settings``) makes sources, rules and smoothing persist."""
+        self.settings = settings
+        self._specs: dict[str, dict] = {}
+        self._monitors: dict = {}
         self.hop = validate_hop(hop)
         self.fast = fast
         self.model_name = model_name
         self.model = None
         self.model_error: str | None = None
         self._pipelines: dict[str, Pipeline] = {}
-        self._counter = 0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._sinks: list = []
@@ -111,6 +118,7 @@ class Engine:
             self.model, self.model_name, self.model_error = model, model.name, None
             for p in self._pipelines.values():
                 p.restart_schedule()
+                self._monitors[p.source_id] = self._make_monitor(p.source_id)
         log.info("model %s ready (%d labels)", model.name, len(model.labels))
         self._emit_sources()
 
@@ -136,11 +144,7 @@ class Engine:
         except SourceSpecError as exc:
             raise EngineError(str(exc)) from None
         with self._lock:
-            if spec.get("kind") == "demo" and "demo" not in self._pipelines:
-                source_id = "demo"
-            else:
-                self._counter += 1
-                source_id = f"{spec.get('kind')}-{self._counter}"
+            source_id = self._new_id(spec)
             pipeline = Pipeline(source_id, source, hop, wake=self._wake)
         try:
             pipeline.start()
@@ -151,6 +155,9 @@ class Engine:
             raise EngineError(source.error or f"could not start {source.label}")
         with self._lock:
             self._pipelines[source_id] = pipeline
+            self._specs[source_id] = {**spec, "hop": hop, "id": source_id}
+            self._monitors[source_id] = self._make_monitor(source_id)
+        self._save_sources()
         log.info("started source %s (%s)", source_id, source.label)
         if source.notice:
             self.notice(source.notice, level="warning", source=source_id)
@@ -161,13 +168,83 @@ class Engine:
         with self._lock:
             pipeline = self._pipelines.pop(source_id, None) if isinstance(source_id, str) else None
             self._last_states.pop(source_id, None)
+            self._specs.pop(source_id, None)
+            monitor = self._monitors.pop(source_id, None)
         if pipeline is None:
             raise EngineError(f"no source with id {source_id!r}")
+        self._save_sources()
+        if monitor is not None:
+            for name, event in monitor.finish(source_id):
+                self._emit(f"on_{name}", event)
         try:
             pipeline.stop()
         finally:
             log.info("stopped source %s", source_id)
             self._emit_sources()
+
+    def _new_id(self, spec: dict) -> str:
+        """A readable id that stays the same across restarts, so history lines up."""
+        wanted = spec.get("id")
+        if wanted is not None:
+            if not isinstance(wanted, str) or not _ID_RE.fullmatch(wanted):
+                raise EngineError("a source id is 1–40 letters, digits, '-' or '_'")
+            if wanted in self._pipelines:
+                raise EngineError(f"a source with id {wanted!r} is already running")
+            return wanted
+        kind = spec.get("kind")
+        hint = {"demo": "", "file": spec.get("path") or (spec.get("paths") or [""])[0],
+                "mic": str(spec.get("device") or "default"), "stream": spec.get("url", "")}.get(kind, "")
+        hint = re.sub(r"^https?://", "", str(hint))
+        hint = re.sub(r"\.[a-z0-9]{2,4}$", "", os.path.basename(hint.rstrip("/")) if kind == "file" else hint)
+        base = "-".join(filter(None, [kind, re.sub(r"[^a-z0-9]+", "-", hint.lower()).strip("-")[:28]]))
+        source_id, n = base, 1
+        while source_id in self._pipelines:
+            n += 1
+            source_id = f"{base}-{n}"
+        return source_id
+
+    def _save_sources(self) -> None:
+        if self.settings is not None:
+            with self._lock:
+                specs = [dict(s) for s in self._specs.values()]
+            self.settings.update(sources=specs)
+
+    # --- monitoring: smoothing, segments, alerts -----------------------------------------------------
+    def _make_monitor(self, source_id: str):
+        model = self.model
+        if model is None:
+            return None
+        from .monitor.stage import SourceMonitor
+
+        cfg = self.settings.values if self.settings is not None else {}
+        try:
+            return SourceMonitor(list(model.labels), smoothing=cfg.get("smoothing"), segments=cfg.get("segments"),
+                                 rules=(cfg.get("rules") or {}).get(source_id),
+                                 uncertain_threshold=model.uncertain_threshold)
+        except ValueError as exc:  # saved rules that no longer fit the model's labels
+            self.notice(f"monitoring settings ignored for {source_id}: {exc}", source=source_id)
+            return SourceMonitor(list(model.labels), uncertain_threshold=model.uncertain_threshold)
+
+    def set_rules(self, source_id: str, rules: list) -> list:
+        """Validate and install alert rules for one source; they persist with the settings."""
+        from .monitor.alerts import validate_rules
+
+        model = self.model
+        if model is None:
+            raise EngineError("the model is still loading; try again in a moment")
+        try:
+            rules = validate_rules(rules, list(model.labels))
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        if self.settings is not None:
+            self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})
+        with self._lock:
+            if source_id in self._pipelines:
+                self._monitors[source_id] = self._make_monitor(source_id)
+        return rules
+
+    def rules(self, source_id: str) -> list:
+        return list(((self.settings["rules"] if self.settings is not None else {}) or {}).get(source_id, []))
 
     def source_ids(self) -> list[str]:
         with self._lock:
@@ -244,9 +321,27 @@ class Engine:
                 self.notice(f"the model failed on a batch: {exc}")
                 return 0
             for i, (p, w) in enumerate(due):
-                self._emit("on_prediction", prediction_payload(p, w, model, probs[i], tags[i]))
+                payload = prediction_payload(p, w, model, probs[i], tags[i])
+                events = self._monitor(payload)
+                self._emit("on_prediction", payload)
+                for name, event in events:
+                    self._emit(f"on_{name}", event)
         self._check_states(pipelines)
         return len(due) if model is not None else 0
+
+    def _monitor(self, payload: dict) -> list:
+        monitor = self._monitors.get(payload["source"])
+        if monitor is None:
+            return []
+        try:
+            extra, events = monitor.process(payload)
+        except Exception:
+            log.exception("monitoring failed for %s", payload["source"])
+            return []
+        # ``uncertain`` stays the raw window's, matching ``top``/``confidence``.
+        extra["smoothed_uncertain"] = extra.pop("uncertain", False)
+        payload.update(extra)
+        return events
 
     def _fail(self, p: Pipeline, exc: Exception) -> None:
         log.exception("source %s failed", p.source_id)
@@ -300,5 +395,6 @@ def prediction_payload(p: Pipeline, w: Window, model, probs: np.ndarray, tags: n
         "confidence": round(float(probs[top]), 5),
         "uncertain": bool(model.is_uncertain(probs)),
         "tags": [{"name": model.tag_names[i], "score": round(float(tags[i]), 4)} for i in order],
+        "level_db": w.level_db,
         "counters": {"windows": p.windows, "skipped": p.skipped, "overflows": p.source.overflows},
     }

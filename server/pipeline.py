@@ -35,6 +35,7 @@ class Window:
     mel: np.ndarray           # (187, 96) model input
     spec_times: np.ndarray    # centre times of the new display columns
     spec_db: np.ndarray       # (n, 96) dB of the new display columns
+    level_db: float = -120.0  # RMS level of the window, dBFS
     extra: dict = field(default_factory=dict)
 
 
@@ -142,4 +143,11 @@ class Pipeline:
             mel=log_compress(power),
             spec_times=centres[new],
             spec_db=mel_to_db(power[new]),
+            level_db=rms_dbfs(y),
         )
+
+
+def rms_dbfs(y: np.ndarray) -> float:
+    """RMS level in dB relative to a full-scale square wave, floored at -120 dB."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    return round(max(-120.0, 20.0 * np.log10(max(rms, 1e-6))), 2)

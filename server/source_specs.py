@@ -28,9 +28,15 @@ def demo_playlist() -> list[str]:
 
 
 def parse_cli_spec(text: str) -> dict:
-    """'demo' | 'mic' | 'mic:DEVICE' | 'file:PATH[,PATH...]' → a spec dict."""
+    """'demo' | 'mic' | 'mic:DEVICE' | 'file:PATH[,PATH...]' | 'url:URL' (or a bare http(s) URL) → a spec dict."""
+    if text.startswith(("http://", "https://")):
+        return {"kind": "stream", "url": text}
     kind, _, arg = text.partition(":")
     kind = kind.strip().lower()
+    if kind in ("url", "stream"):
+        if not arg:
+            raise SourceSpecError("url: needs a stream address, e.g. url:http://radio.example/stream")
+        return {"kind": "stream", "url": arg}
     if kind == "demo":
         return {"kind": "demo"}
     if kind == "mic":
@@ -42,7 +48,7 @@ def parse_cli_spec(text: str) -> dict:
         if not arg:
             raise SourceSpecError("file: needs a path, e.g. file:/music/track.flac")
         return {"kind": "file", "paths": arg.split(",")}
-    raise SourceSpecError(f"unknown source {text!r}: use demo, mic[:DEVICE] or file:PATH")
+    raise SourceSpecError(f"unknown source {text!r}: use demo, mic[:DEVICE], file:PATH or url:URL")
 
 
 def make_source(spec: dict, *, fast: bool = False) -> Source:
@@ -80,4 +86,14 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
         if rate is not None and not (isinstance(rate, (int, float)) and 1000 <= rate <= 384000):
             raise SourceSpecError("'samplerate' must be a number of Hz between 1000 and 384000")
         return MicSource(device=device, samplerate=int(rate) if rate else None)
-    raise SourceSpecError(f"unknown source kind {kind!r}: use demo, file or mic")
+    if kind == "stream":
+        from .audio.stream_source import StreamError, StreamSource
+
+        url = spec.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise SourceSpecError("a stream source needs a 'url'")
+        try:
+            return StreamSource(url.strip(), label=spec.get("label"))
+        except (StreamError, ValueError) as exc:
+            raise SourceSpecError(str(exc)) from None
+    raise SourceSpecError(f"unknown source kind {kind!r}: use demo, file, mic or stream")

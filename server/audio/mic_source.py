@@ -39,7 +39,9 @@ def _is_channel_error(err) -> bool:
 
 
 class MicSource(Source):
-    """Live input from ``device`` (None = default, index, name or name fragment).
+    """Live input from ``device`` (None = default, index, name or name fragment, or a
+    loopback source: ``'loopback:<pulse monitor name>'`` or a loopback entry of
+    ``devices.list_input_devices()``, captured through the ALSA 'pulse' device).
 
     ``samplerate`` None means the device's default rate; a rate the device
     rejects falls back to the default with ``notice`` set. ``channels`` None
@@ -51,6 +53,10 @@ class MicSource(Source):
 
     def __init__(self, device=None, samplerate: int | None = None, channels: int | None = None,
                  block_seconds: float = 0.05, label: str | None = None):
+        self.pulse_source = devices.loopback_source(device)
+        if label is None and self.pulse_source:
+            label = (device.get("label") if isinstance(device, dict) else None) or \
+                f"What this computer is playing ({self.pulse_source})"
         super().__init__(label or (f"Input: {device}" if device not in (None, "") else "Default input"))
         self.device = device
         self.requested_samplerate = samplerate
@@ -86,9 +92,11 @@ class MicSource(Source):
 
     # -- control ------------------------------------------------------------------
     def _open(self, sd, index: int, rate: int, channels: int):
-        return sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
-                              blocksize=max(1, int(round(rate * self.block_seconds))),
-                              callback=self._callback, finished_callback=self._finished)
+        # The ALSA pulse plugin reads PULSE_SOURCE when the stream opens.
+        with devices.pulse_source_env(self.pulse_source):
+            return sd.InputStream(device=index, samplerate=rate, channels=channels, dtype="float32",
+                                  blocksize=max(1, int(round(rate * self.block_seconds))),
+                                  callback=self._callback, finished_callback=self._finished)
 
     def start(self, on_block: BlockCallback) -> None:
         sd = devices.sounddevice()
@@ -96,9 +104,15 @@ class MicSource(Source):
         self._stop_event.clear()
         self.state, self.error, self.notice = "starting", None, None
         try:
-            index = devices.resolve_input_device(self.device)
+            if self.pulse_source:
+                if devices.pulse_source_exists(self.pulse_source) is False:
+                    raise DeviceError(f"the sound server has no source named {self.pulse_source!r}; "
+                                      f"{devices.HOW_TO_LIST}")
+                index = devices.resolve_pulse_device()
+            else:
+                index = devices.resolve_input_device(self.device)
             info = sd.query_devices(index)
-            self.device_name = info["name"]
+            self.device_name = f"{info['name']}: {self.pulse_source}" if self.pulse_source else info["name"]
             default_rate = int(round(info["default_samplerate"]))
             rate = int(self.requested_samplerate or default_rate)
             channels = int(self.requested_channels or max(1, min(2, info["max_input_channels"])))

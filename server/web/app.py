@@ -114,9 +114,9 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
-          *, max_upload_mb: float = 200, debug: bool = False) -> None:
+          *, max_upload_mb: float = 200, debug: bool = False, store=None) -> None:
     """Run the dashboard; the engine loads its model in the background meanwhile."""
-    app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb)
+    app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store)
     engine.start(socketio.start_background_task)
     try:
         socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,

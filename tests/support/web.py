@@ -66,7 +66,7 @@ def live_server(*sources: str, extra_args=(), timeout: float = START_TIMEOUT):
     log_path = workdir / "server.log"
     upload_dir = str(workdir / "uploads")
     cmd = [sys.executable, str(ROOT / "run.py"), "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--upload-dir", upload_dir, *extra_args]
+           "--upload-dir", upload_dir, "--data-dir", str(workdir / "data"), *extra_args]
     for spec in sources:
         cmd += ["--source", spec]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
