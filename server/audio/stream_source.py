@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections import deque
 
 import numpy as np
 
