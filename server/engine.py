@@ -48,8 +48,10 @@ def validate_hop(hop) -> float:
 class Engine:
     def __init__(self, model_name: str | None = None, hop: float = DEFAULT_HOP_SECONDS, fast: bool = False,
                  settings=None):
-        """``settings`` (a ``server.settings.Settings``) makes sources, rules and smoothing persist."""
-        self.settings = settings
+        """``settings`` (a ``server.settings.Settings`` with a file) makes sources, rules and smoothing persist."""
+        from .settings import Settings
+
+        self.settings = settings if settings is not None else Settings(None)
         self._specs: dict[str, dict] = {}
         self._monitors: dict = {}
         self.hop = validate_hop(hop)
@@ -204,10 +206,9 @@ class Engine:
         return source_id
 
     def _save_sources(self) -> None:
-        if self.settings is not None:
-            with self._lock:
-                specs = [dict(s) for s in self._specs.values()]
-            self.settings.update(sources=specs)
+        with self._lock:
+            specs = [dict(s) for s in self._specs.values()]
+        self.settings.update(sources=specs)
 
     # --- monitoring: smoothing, segments, alerts -----------------------------------------------------
     def _make_monitor(self, source_id: str):
@@ -216,7 +217,7 @@ class Engine:
             return None
         from .monitor.stage import SourceMonitor
 
-        cfg = self.settings.values if self.settings is not None else {}
+        cfg = self.settings.values
         try:
             return SourceMonitor(list(model.labels), smoothing=cfg.get("smoothing"), segments=cfg.get("segments"),
                                  rules=(cfg.get("rules") or {}).get(source_id),
@@ -236,15 +237,38 @@ class Engine:
             rules = validate_rules(rules, list(model.labels))
         except ValueError as exc:
             raise EngineError(str(exc)) from None
-        if self.settings is not None:
-            self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})
+        self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})
         with self._lock:
             if source_id in self._pipelines:
                 self._monitors[source_id] = self._make_monitor(source_id)
         return rules
 
+    def monitoring(self) -> dict:
+        cfg = self.settings.values
+        return {"smoothing": cfg.get("smoothing"), "segments": cfg.get("segments")}
+
+    def set_monitoring(self, smoothing: dict | None = None, segments: dict | None = None) -> dict:
+        """Change smoothing and/or segment settings for every source (validated, persisted)."""
+        from .monitor.segments import SegmentTracker
+        from .monitor.smoothing import make_smoother
+
+        try:
+            if smoothing is not None:
+                make_smoother(smoothing)
+            if segments is not None:
+                if not isinstance(segments, dict):
+                    raise ValueError("segments must be an object like {\"min_duration\": 15, \"hysteresis\": 0.1}")
+                SegmentTracker(["a", "b"], **segments)
+        except (ValueError, TypeError) as exc:
+            raise EngineError(f"invalid monitoring settings: {exc}") from None
+        self.settings.update(**{k: v for k, v in (("smoothing", smoothing), ("segments", segments)) if v is not None})
+        with self._lock:
+            for sid in self._pipelines:
+                self._monitors[sid] = self._make_monitor(sid)
+        return self.monitoring()
+
     def rules(self, source_id: str) -> list:
-        return list(((self.settings["rules"] if self.settings is not None else {}) or {}).get(source_id, []))
+        return list((self.settings["rules"] or {}).get(source_id, []))
 
     def source_ids(self) -> list[str]:
         with self._lock:

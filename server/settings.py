@@ -16,7 +16,7 @@ ENV_DATA_DIR = "GENRE_MONITOR_DATA"
 DEFAULTS: dict = {
     "sources": [],                       # source specs, restarted at start-up
     "rules": {},                         # source id -> alert rules
-    "smoothing": {"kind": "ema", "tau": 8.0},
+    "smoothing": {"kind": "ema", "tau": 5.0},
     "segments": {"min_duration": 15.0, "hysteresis": 0.1},
     "retention_days": 30.0,
     "webhook": None,                     # URL that receives alerts as JSON
@@ -33,13 +33,16 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 class Settings:
-    """``settings.json`` in the data directory; every change is written atomically."""
+    """``settings.json`` in the data directory; every change is written atomically.
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    ``Settings(None)`` keeps the settings in memory only.
+    """
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self.values = json.loads(json.dumps(DEFAULTS))
-        if self.path.exists():
+        if self.path is not None and self.path.exists():
             try:
                 loaded = json.loads(self.path.read_text())
                 if not isinstance(loaded, dict):
@@ -60,6 +63,8 @@ class Settings:
             self._save()
 
     def _save(self) -> None:
+        if self.path is None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
         try:
