@@ -157,8 +157,11 @@ def cmd_devices(args) -> int:
         print("no audio input devices found")
     for d in devices:
         mark = "*" if d.get("is_default") else " "
-        print(f"{mark} {d['index']:>3}  {d['name']}  ({d['max_input_channels']} ch, "
-              f"{d['default_samplerate']:.0f} Hz, {d.get('hostapi', '')})")
+        index = "-" if d.get("index") is None else d["index"]
+        name = d.get("label") or d["name"]
+        use = f"  use mic:{d['device']}" if d.get("loopback") and d.get("device") else ""
+        print(f"{mark} {index:>3}  {name}  ({d['max_input_channels']} ch, "
+              f"{d['default_samplerate']:.0f} Hz, {d.get('hostapi', '')}){use}")
     return 0
 
 

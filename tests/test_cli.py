@@ -68,3 +68,8 @@ def test_devices_lists_the_pulse_device(pulse):
     names = [d["name"] for d in devices]
     assert any("pulse" in n.lower() for n in names), names
     assert all(d["max_input_channels"] > 0 and d["default_samplerate"] > 0 for d in devices)
+    # The plain listing too, including the loopback ("what this computer is playing") entries.
+    out = run_cli("devices", env=pulse.env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "pulse" in out.stdout.lower()
+    assert any(d.get("loopback") for d in devices) == ("What this computer is playing" in out.stdout)
