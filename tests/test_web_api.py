@@ -170,3 +170,83 @@ def test_socket_handlers(web, song):
     assert again["ok"] is False and source_id in again["error"]
     assert sc.emit("stop_source", {}, callback=True)["ok"] is False
     sc.disconnect()
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"kind": "stream"}, "url"),
+    ({"kind": "stream", "url": "ftp://radio.example/live"}, "http"),
+    ({"kind": "stream", "url": "file:///etc/passwd"}, "http"),
+])
+def test_stream_source_validation(client, body, fragment):
+    res = client.post("/api/sources", json=body)
+    assert res.status_code == 400, res.json
+    assert fragment in res.json["error"]
+
+
+def test_monitoring_get_and_put(client, engine):
+    res = client.get("/api/monitoring")
+    assert res.status_code == 200
+    assert set(res.json) == {"smoothing", "segments"}
+    before = res.json["segments"]
+    res = client.put("/api/monitoring", json={"segments": {"min_duration": 4}})
+    assert res.status_code == 200, res.json
+    assert res.json["segments"]["min_duration"] == 4
+    # Segment settings are patched: keys not sent keep their values.
+    assert {k: v for k, v in res.json["segments"].items() if k != "min_duration"} == \
+        {k: v for k, v in before.items() if k != "min_duration"}
+    res = client.put("/api/monitoring", json={"smoothing": {"kind": "median", "n": 3}})
+    assert res.status_code == 200 and res.json["smoothing"] == {"kind": "median", "n": 3}
+    assert client.get("/api/monitoring").json == engine.monitoring()
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({}, "smoothing"),
+    ({"tau": 3}, "unknown field"),
+    ({"smoothing": "ema"}, "object"),
+    ({"smoothing": {"kind": "wobble"}}, "wobble"),
+    ({"segments": {"min_duration": -5}}, "min_duration"),
+    ([1], "JSON object"),
+])
+def test_monitoring_validation(client, body, fragment):
+    before = client.get("/api/monitoring").json
+    res = client.put("/api/monitoring", json=body)
+    assert res.status_code == 400, res.json
+    assert fragment.lower() in res.json["error"].lower()
+    assert client.get("/api/monitoring").json == before, "a rejected change changes nothing"
+
+
+def test_rules_endpoints_validation(client, song):
+    assert client.get("/api/sources/nope/rules").status_code == 404
+    res = client.put("/api/sources/nope/rules", json={"rules": []})
+    assert res.status_code == 404 and "nope" in res.json["error"]
+    source_id = client.post("/api/sources", json={"kind": "file", "path": song}).json["id"]
+    try:
+        res = client.get(f"/api/sources/{source_id}/rules")
+        assert res.status_code == 200 and res.json == {"source": source_id, "rules": []}
+        for body, fragment in (({"rules": "silence"}, "list"), ({}, "rules"), ("x", "JSON object")):
+            res = client.put(f"/api/sources/{source_id}/rules", json=body)
+            assert res.status_code == 400 and fragment in res.json["error"], (body, res.json)
+        # This engine never loaded a model, so the rules cannot be checked against its labels yet.
+        res = client.put(f"/api/sources/{source_id}/rules", json={"rules": [{"type": "silence", "for": 5}]})
+        assert res.status_code == 400 and "model" in res.json["error"]
+    finally:
+        client.delete(f"/api/sources/{source_id}")
+
+
+def test_socket_monitoring_and_rules_handlers(web, song):
+    app, socketio, _ = web
+    sc = socketio.test_client(app)
+    ack = sc.emit("set_monitoring", {"segments": {"min_duration": 6}}, callback=True)
+    assert ack["ok"] is True and ack["monitoring"]["segments"]["min_duration"] == 6
+    for bad in (None, {"segments": 3}, {"smoothing": {"kind": "ema", "tau": -1}}, {"colour": "red"}):
+        ack = sc.emit("set_monitoring", bad, callback=True)
+        assert ack["ok"] is False and ack["error"], bad
+    assert sc.emit("set_rules", {"source": "nope", "rules": []}, callback=True)["ok"] is False
+    source_id = sc.emit("start_source", {"kind": "file", "path": song}, callback=True)["id"]
+    try:
+        ack = sc.emit("set_rules", {"source": source_id, "rules": {"type": "silence"}}, callback=True)
+        assert ack["ok"] is False and "list" in ack["error"]
+        assert sc.emit("set_rules", {"rules": []}, callback=True)["ok"] is False
+    finally:
+        sc.emit("stop_source", {"id": source_id}, callback=True)
+        sc.disconnect()

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from server.web.socket_events import RequestError, parse_source_spec
+from server.web.socket_events import (RequestError, merge_monitoring, parse_monitoring_request,
+                                      parse_rules_request, parse_source_spec)
 from server.web.uploads import UploadError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -74,6 +75,33 @@ def stop_source(source_id):
         return _error(f"no source with id {source_id!r}", 404)
     _engine().stop_source(source_id)
     return jsonify(ok=True, id=source_id)
+
+
+@bp.get("/sources/<source_id>/rules")
+def get_rules(source_id):
+    if source_id not in _engine().source_ids():
+        return _error(f"no running source with id {source_id!r}", 404)
+    return jsonify(source=source_id, rules=_engine().rules(source_id))
+
+
+@bp.put("/sources/<source_id>/rules")
+def put_rules(source_id):
+    if source_id not in _engine().source_ids():
+        return _error(f"no running source with id {source_id!r}", 404)
+    rules = _engine().set_rules(source_id, parse_rules_request(_json_body(), f"PUT /api/sources/{source_id}/rules"))
+    return jsonify(ok=True, source=source_id, rules=rules)
+
+
+@bp.get("/monitoring")
+def get_monitoring():
+    return jsonify(_engine().monitoring())
+
+
+@bp.put("/monitoring")
+def put_monitoring():
+    wanted = parse_monitoring_request(_json_body(), "PUT /api/monitoring")
+    settings = _engine().set_monitoring(**merge_monitoring(_engine(), wanted))
+    return jsonify(ok=True, **settings)
 
 
 @bp.get("/models")

@@ -49,6 +49,13 @@ class SocketIOSink:
     def on_notice(self, payload: dict) -> None:
         self.socketio.emit("notice", payload)
 
+    def on_segment(self, payload: dict) -> None:
+        self.socketio.emit("segment", payload, to=socket_events.room(payload["source"]))
+
+    def on_alert(self, payload: dict) -> None:
+        # Alerts go to everyone: the dashboard lists them for every source, watched or not.
+        self.socketio.emit("alert", payload)
+
 
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.

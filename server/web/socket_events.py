@@ -16,7 +16,7 @@ from server.web.uploads import UploadError
 
 log = logging.getLogger(__name__)
 
-SOURCE_KINDS = ("mic", "file", "demo", "upload")
+SOURCE_KINDS = ("mic", "file", "demo", "upload", "stream")
 
 
 class RequestError(Exception):
@@ -120,6 +120,11 @@ def parse_source_spec(data, uploads=None, event: str = "start_source") -> dict:
         spec["device"] = device
     elif kind == "file":
         spec["path"] = _str(data, "path", event)
+    elif kind == "stream":
+        url = _str(data, "url", event)
+        if not url.lower().startswith(("http://", "https://")) or len(url) < 12:
+            raise RequestError(f"{event}: 'url' must be an http:// or https:// stream address, got {url!r}.")
+        spec["url"] = url
     elif kind == "upload":
         if uploads is None:
             raise RequestError(f"{event}: uploads are not enabled.")
@@ -136,6 +141,42 @@ def parse_source_spec(data, uploads=None, event: str = "start_source") -> dict:
             raise RequestError(f"{event}: 'hop' must be a number of seconds.")
         spec["hop"] = float(hop)
     return spec
+
+
+def parse_rules_request(data, event: str = "set_rules") -> list:
+    """The ``rules`` list of a set_rules payload (the engine checks each rule)."""
+    rules = _obj(data, event).get("rules")
+    if not isinstance(rules, list):
+        raise RequestError(f"{event}: 'rules' must be a list of rules (an empty list removes them all).")
+    return rules
+
+
+def parse_monitoring_request(data, event: str = "set_monitoring") -> dict:
+    """``{"smoothing"?, "segments"?}`` → keyword arguments for ``Engine.set_monitoring``."""
+    data = _obj(data, event)
+    extra = sorted(set(data) - {"smoothing", "segments"})
+    if extra:
+        raise RequestError(f"{event}: unknown field(s) {', '.join(extra)}; use 'smoothing' and/or 'segments'.")
+    out = {k: data[k] for k in ("smoothing", "segments") if data.get(k) is not None}
+    if not out:
+        raise RequestError(f"{event}: give 'smoothing' and/or 'segments', e.g. {{\"segments\": {{\"min_duration\": 15}}}}.")
+    for k, v in out.items():
+        if not isinstance(v, dict):
+            raise RequestError(f"{event}: '{k}' must be an object.")
+    return out
+
+
+def merge_monitoring(engine, wanted: dict) -> dict:
+    """Segment settings are patched (unnamed keys keep their values); smoothing is replaced whole."""
+    if "segments" in wanted:
+        wanted = {**wanted, "segments": {**(engine.monitoring().get("segments") or {}), **wanted["segments"]}}
+    return wanted
+
+
+def known_source(engine, source_id: str, event: str) -> str:
+    if source_id not in engine.source_ids():
+        raise RequestError(f"{event}: no running source with id {source_id!r}.")
+    return source_id
 
 
 def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
@@ -197,7 +238,17 @@ def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
         engine.select_model(name)
         return {"name": name}
 
+    def set_rules(data):
+        source_id = known_source(engine, _str(_obj(data, "set_rules"), "source", "set_rules"), "set_rules")
+        rules = engine.set_rules(source_id, parse_rules_request(data))
+        return {"source": source_id, "rules": rules}
+
+    def set_monitoring(data):
+        return {"monitoring": engine.set_monitoring(**merge_monitoring(engine, parse_monitoring_request(data)))}
+
     guarded("start_source", start_source)
+    guarded("set_rules", set_rules)
+    guarded("set_monitoring", set_monitoring)
     guarded("stop_source", stop_source)
     guarded("watch", watch)
     guarded("select_model", select_model)
