@@ -99,6 +99,9 @@ def main() -> int:
     w("| candidate | CV score |\n|---|---|")
     for c in cv["candidates"]:
         w(f"| {c['name']} | {pct(c['score'])} |")
+    n_aug = sum(c.startswith("rand") for c in cv["train_conditions"])
+    w(f"\nReproduce: `python run.py train DATA_DIR --out models/{meta['name']} --live-sim --augment {n_aug}` then "
+      "`python scripts/eval_modelcard.py DATA_DIR` (cached embeddings make both take minutes).")
     w("\nThe figures below are the chosen candidate's held-out predictions from that same CV (selection among "
       f"{len(cv['candidates'])} candidates on it makes them slightly optimistic). Each held-out fold trains on "
       f"~{round(td['n_tracks'] * (cv['folds'] - 1) / cv['folds'])} clips; the shipped head is then fitted on "
@@ -143,6 +146,22 @@ def main() -> int:
             w(f"| {COND_NAMES.get(c, c)} | {pct(m['window_accuracy'])} | {pct(m['track_accuracy'])} | "
               f"{pct(conds[c]['window_accuracy'])} | {pct(conds[c]['track_accuracy'])} |")
         w("")
+    w("## Targets\n")
+    w("The project asks for ≥ 96 % track and ≥ 90 % window accuracy on unseen GTZAN clips, and at most 3 points "
+      "lost under live conditions. Measured here by grouped CV (each fold trains on ~4 clips per genre):")
+    w(f"- track {pct(clean['track_accuracy'])}, window {pct(clean['window_accuracy'])}: "
+      + ("met" if clean["track_accuracy"] >= 0.96 and clean["window_accuracy"] >= 0.90 else
+         "**not demonstrated** by this CV; the shipped head trains on all clips, so figures on unseen clips from "
+         "the same artists can be higher, and on unseen artists lower") + ".")
+    for c, m in conds.items():
+        if c == "clean":
+            continue
+        d = 100 * (clean["window_accuracy"] - m["window_accuracy"])
+        dt = 100 * (clean["track_accuracy"] - m["track_accuracy"])
+        ok = d <= 3 and dt <= 3
+        w(f"- {COND_NAMES.get(c, c)}: −{max(d, 0):.1f} window / −{max(dt, 0):.1f} track points: "
+          + ("within 3 points" if ok else "**more than 3 points lost**") + ".")
+    w("")
     w("## Known limits\n")
     w(f"- Small data: {td['n_tracks']} clips, about five per genre; one clip is ~2 points of track accuracy, so "
       "the CV figures have wide error bars (±5–10 points).")
