@@ -86,3 +86,35 @@ def test_acks_over_the_wire(server):
         assert watch == {"ok": True, "sources": [source_id]}
     finally:
         client.disconnect()
+
+
+def test_rules_over_the_wire_and_rest(server):
+    import json
+    import urllib.error
+    import urllib.request
+
+    events = Events(want_predictions=1)
+    client = connect(server.url, events)
+    try:
+        assert events.enough.wait(WAIT_S), f"no live data; server log:\n{server.log()}"
+        labels = events.predictions[-1]["labels"]
+        source_id = events.predictions[-1]["source"]
+        rules = [{"type": "unexpected_genre", "expected": labels[:2], "for": 30}, {"type": "silence", "for": 8}]
+        ack = client.call("set_rules", {"source": source_id, "rules": rules}, timeout=30)
+        assert ack["ok"] is True, ack
+        assert [r["type"] for r in ack["rules"]] == ["unexpected_genre", "silence"]
+        assert ack["rules"][1]["threshold_db"] == -50  # defaults filled in
+        bad = client.call("set_rules", {"source": source_id, "rules": [{"type": "unexpected_genre",
+                                                                         "expected": ["polka-core"]}]}, timeout=30)
+        assert bad["ok"] is False and "polka-core" in bad["error"]
+    finally:
+        client.disconnect()
+
+    with urllib.request.urlopen(f"{server.url}/api/sources/{source_id}/rules", timeout=10) as res:
+        assert json.load(res)["rules"] == ack["rules"]
+    req = urllib.request.Request(f"{server.url}/api/sources/{source_id}/rules", method="PUT",
+                                 data=json.dumps({"rules": [{"type": "silence", "for": 0}]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400 and "for" in json.load(err.value)["error"]

@@ -42,6 +42,20 @@ def music_file(directory, seconds: float = 40.0) -> str:
     return str(path)
 
 
+def music_files(directory, n: int = 2, seconds: float = 60.0) -> list[str]:
+    """``n`` different real audio files: demo tracks if there are enough, else generated music."""
+    demo = sorted((ROOT / "media" / "demo").glob("*.ogg"))
+    if len(demo) >= n:
+        return [str(p) for p in demo[:n]]
+    paths = []
+    for i in range(n):
+        path = Path(directory) / f"music-{i}.wav"
+        if not path.exists():
+            sf.write(path, make_music(sr=44100, seconds=seconds, seed=i, bpm=100.0 + 20 * i), 44100)
+        paths.append(str(path))
+    return paths
+
+
 def write_wav(path, seconds: float = 2.0, sr: int = 22050) -> str:
     sf.write(path, make_music(sr=sr, seconds=seconds).astype(np.float32), sr)
     return str(path)
