@@ -9,23 +9,19 @@ that source; the worker and the other sources carry on.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import threading
 import time
 from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, MODEL_SR, N_MELS, WINDOW_FRAMES
-from .features import DB_FLOOR
+from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_MELS, WINDOW_FRAMES
+from .payloads import prediction_payload, spectrogram_payload
 from .pipeline import Pipeline, Window
-from .source_specs import SourceSpecError, make_source
+from .source_specs import SourceSpecError, make_source, source_id_for
 
 log = logging.getLogger(__name__)
 
-TOP_TAGS = 8
-_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 SINK_EVENTS = ("on_prediction", "on_spectrogram", "on_sources", "on_notice", "on_segment", "on_alert")
 
 
@@ -185,25 +181,10 @@ class Engine:
             self._emit_sources()
 
     def _new_id(self, spec: dict) -> str:
-        """A readable id that stays the same across restarts, so history lines up."""
-        wanted = spec.get("id")
-        if wanted is not None:
-            if not isinstance(wanted, str) or not _ID_RE.fullmatch(wanted):
-                raise EngineError("a source id is 1–40 letters, digits, '-' or '_'")
-            if wanted in self._pipelines:
-                raise EngineError(f"a source with id {wanted!r} is already running")
-            return wanted
-        kind = spec.get("kind")
-        hint = {"demo": "", "file": spec.get("path") or (spec.get("paths") or [""])[0],
-                "mic": str(spec.get("device") or "default"), "stream": spec.get("url", "")}.get(kind, "")
-        hint = re.sub(r"^https?://", "", str(hint))
-        hint = re.sub(r"\.[a-z0-9]{2,4}$", "", os.path.basename(hint.rstrip("/")) if kind == "file" else hint)
-        base = "-".join(filter(None, [kind, re.sub(r"[^a-z0-9]+", "-", hint.lower()).strip("-")[:28]]))
-        source_id, n = base, 1
-        while source_id in self._pipelines:
-            n += 1
-            source_id = f"{base}-{n}"
-        return source_id
+        try:
+            return source_id_for(spec, taken=set(self._pipelines))
+        except SourceSpecError as exc:
+            raise EngineError(str(exc)) from None
 
     def _save_sources(self) -> None:
         with self._lock:
@@ -391,34 +372,3 @@ class Engine:
                     self.notice(s.notice, level="warning", source=p.source_id)
         if changed:
             self._emit_sources()
-
-
-def spectrogram_payload(w: Window) -> dict:
-    return {
-        "source": w.source_id,
-        "times": [round(float(t), 4) for t in w.spec_times],
-        "columns": np.round(w.spec_db, 1).tolist(),
-        "n_mels": N_MELS,
-        "fmax": MODEL_SR // 2,
-        "db_floor": DB_FLOOR,
-    }
-
-
-def prediction_payload(p: Pipeline, w: Window, model, probs: np.ndarray, tags: np.ndarray) -> dict:
-    labels = list(model.labels)
-    top = int(np.argmax(probs))
-    order = np.argsort(tags)[::-1][:TOP_TAGS]
-    return {
-        "source": w.source_id,
-        "t": round(w.t, 4),
-        "wall": round(w.wall, 3),
-        "model": model.name,
-        "labels": labels,
-        "probs": [round(float(x), 5) for x in probs],
-        "top": labels[top],
-        "confidence": round(float(probs[top]), 5),
-        "uncertain": bool(model.is_uncertain(probs)),
-        "tags": [{"name": model.tag_names[i], "score": round(float(tags[i]), 4)} for i in order],
-        "level_db": w.level_db,
-        "counters": {"windows": p.windows, "skipped": p.skipped, "overflows": p.source.overflows},
-    }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .audio.source import Source
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "media" / "demo"
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 class SourceSpecError(ValueError):
@@ -97,3 +99,30 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
         except (StreamError, ValueError) as exc:
             raise SourceSpecError(str(exc)) from None
     raise SourceSpecError(f"unknown source kind {kind!r}: use demo, file, mic or stream")
+
+
+def source_id_for(spec: dict, taken: set[str]) -> str:
+    """A readable id that stays the same across restarts, so history lines up.
+
+    ``spec["id"]`` when given; else kind plus a slug of the file, device or URL
+    ("stream-radio-example-org-live"), with a counter when that is taken.
+    """
+    wanted = spec.get("id")
+    if wanted is not None:
+        if not isinstance(wanted, str) or not _ID_RE.fullmatch(wanted):
+            raise SourceSpecError("a source id is 1–40 letters, digits, '-' or '_'")
+        if wanted in taken:
+            raise SourceSpecError(f"a source with id {wanted!r} is already running")
+        return wanted
+    kind = spec.get("kind")
+    hint = {"demo": "", "file": spec.get("path") or (spec.get("paths") or [""])[0],
+            "mic": str(spec.get("device") or "default"), "stream": spec.get("url", "")}.get(kind, "")
+    hint = re.sub(r"^https?://", "", str(hint))
+    if kind == "file":
+        hint = re.sub(r"\.[a-z0-9]{2,4}$", "", os.path.basename(hint.rstrip("/")))
+    base = "-".join(filter(None, [str(kind), re.sub(r"[^a-z0-9]+", "-", hint.lower()).strip("-")[:28]]))
+    source_id, n = base, 1
+    while source_id in taken:
+        n += 1
+        source_id = f"{base}-{n}"
+    return source_id
