@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Screenshot of the live dashboard for the README (docs/screenshot.png).
 
-Starts ``run.py serve --source demo`` on a free port (or uses ``--url``), lets
-~20 s of live data arrive, and saves a 1280×900 PNG taken with the system's
-headless Chromium (Playwright never downloads a browser here).
+Starts ``run.py serve`` with the demo playlist and a second file source on a
+free port (or uses ``--url``), shortens the segment minimum so segments show
+within a minute, lets live data arrive, and saves a 1280×900 PNG taken with the
+system's headless Chromium (Playwright never downloads a browser here).
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--seconds 20]
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--seconds 45] [--mode grid]
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float = 60.0
     raise RuntimeError(f"server at {url} did not answer within {timeout:.0f} s")
 
 
-def capture(url: str, out: Path, seconds: float, width: int, height: int) -> None:
+def put_json(url: str, body: dict) -> None:
+    import json
+
+    req = urllib.request.Request(url, method="PUT", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).close()
+
+
+def capture(url: str, out: Path, seconds: float, width: int, height: int, mode: str = "detail") -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -56,6 +65,9 @@ def capture(url: str, out: Path, seconds: float, width: int, height: int) -> Non
         page.wait_for_function("document.querySelector('#now-card').dataset.state !== 'idle'",
                                timeout=180_000)
         page.wait_for_timeout(seconds * 1000)
+        if mode == "grid":
+            page.click("#mode-grid")
+            page.wait_for_timeout(3000)
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
         browser.close()
@@ -64,7 +76,9 @@ def capture(url: str, out: Path, seconds: float, width: int, height: int) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
-    parser.add_argument("--seconds", type=float, default=20.0, help="live data to wait for after the first window")
+    parser.add_argument("--mode", choices=("detail", "grid"), default="detail", help="dashboard view to capture")
+    parser.add_argument("--segment-min", type=float, default=6.0, help="segment min_duration (s) for the shot")
+    parser.add_argument("--seconds", type=float, default=45.0, help="live data to wait for after the first window")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--url", help="use an already running server instead of starting one")
@@ -75,14 +89,18 @@ def main() -> int:
     if url is None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        upload_dir = tempfile.mkdtemp(prefix="gm-shot-")
+        workdir = tempfile.mkdtemp(prefix="gm-shot-")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        demo = ROOT / "media" / "demo"
+        second = ",".join(str(demo / n) for n in ("03-city-blues.ogg", "05-spunky-race.ogg"))
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "serve", "--source", "demo", "--host", "127.0.0.1",
-             "--port", str(port), "--upload-dir", upload_dir], cwd=ROOT, env=env)
+            [sys.executable, str(ROOT / "run.py"), "serve", "--source", f"file:{second}", "--source", "demo",
+             "--host", "127.0.0.1", "--port", str(port), "--data-dir", workdir], cwd=ROOT, env=env)
     try:
         wait_until_up(url, proc)
-        capture(url, args.out, args.seconds, args.width, args.height)
+        if args.segment_min:
+            put_json(url + "/api/monitoring", {"segments": {"min_duration": args.segment_min}})
+        capture(url, args.out, args.seconds, args.width, args.height, args.mode)
     finally:
         if proc is not None:
             proc.terminate()

@@ -4,7 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.web import CHROMIUM, CHROMIUM_ARGS, ROOT, live_server, music_file
+import json
+import urllib.request
+
+from tests.support.web import CHROMIUM, CHROMIUM_ARGS, ROOT, live_server, music_files
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -14,8 +17,13 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = music_file(tmp_path_factory.mktemp("browser"))
-    with live_server(f"file:{path}") as srv:
+    a, b = music_files(tmp_path_factory.mktemp("browser"), 2)
+    with live_server(f"file:{a}", f"file:{b}") as srv:
+        # Segments need min_duration of one genre; 4 s lets them appear within the test.
+        req = urllib.request.Request(srv.url + "/api/monitoring", method="PUT",
+                                     data=json.dumps({"segments": {"min_duration": 4}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
         yield srv
 
 
@@ -69,7 +77,8 @@ def test_dashboard_updates_from_live_events(server, page):
     assert state["top"] in state["labels"]
     assert abs(sum(state["probs"]) - 1.0) <= 1e-3
     assert state["specRows"] == 96 and state["specCols"] > 50
-    assert state["timelineTraces"] == len(state["labels"]) and state["timelinePoints"] >= 1
+    # One smoothed and one faint raw line per genre.
+    assert state["timelineTraces"] == 2 * len(state["labels"]) and state["timelinePoints"] >= 1
     assert state["sources"] and state["sources"][0] in ("running", "ended")
     assert state["windows"] >= 1
     assert state["conn"] == "live"
@@ -79,6 +88,61 @@ def test_dashboard_updates_from_live_events(server, page):
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+    assert not page.errors, page.errors
+
+
+def test_sources_segments_summary_and_side_by_side(server, page):
+    page.goto(server.url)
+    page.wait_for_function(
+        """() => {
+            const items = document.querySelectorAll('#source-list li');
+            const band = (document.getElementById('timeline-plot').layout || {}).shapes || [];
+            const pie = document.getElementById('summary-plot').data || [];
+            return items.length >= 2 && band.length >= 1 && document.querySelectorAll('#segment-list li').length >= 1
+                && pie.length === 1 && pie[0].values.length >= 1;
+        }""",
+        timeout=WAIT_MS,
+    )
+    state = page.evaluate(
+        """() => {
+            const plot = document.getElementById('timeline-plot');
+            const labels = window.genreMonitor.store.model.labels;
+            return {
+                labels,
+                badges: [...document.querySelectorAll('#source-list li .badge')].map((b) => b.textContent),
+                bandGenres: plot.layout.shapes.map((s) => s.fillcolor),
+                traces: plot.data.length,
+                segments: [...document.querySelectorAll('#segment-list li .name')].map((n) => n.textContent),
+                when: document.querySelector('#segment-list li .when').textContent,
+                pie: document.getElementById('summary-plot').data[0].labels,
+                exportHref: document.querySelector('#exports a[data-what=segments][data-ext=csv]').getAttribute('href'),
+            };
+        }"""
+    )
+    assert len(state["badges"]) >= 2 and all(b.startswith(("running", "ended")) for b in state["badges"])
+    # Smoothed and raw lines per genre, raw first.
+    assert state["traces"] == 2 * len(state["labels"])
+    assert all(g in state["labels"] + ["uncertain"] for g in state["segments"])
+    assert "–" in state["when"]
+    assert set(state["pie"]) <= set(state["labels"]) | {"uncertain"}
+    assert state["exportHref"].startswith("/api/export/segments.csv?source=")
+    with urllib.request.urlopen(server.url + state["exportHref"], timeout=10) as res:
+        assert res.read().decode().startswith("start_wall,")
+
+    page.uncheck("#raw-toggle")
+    page.wait_for_function(
+        "() => document.getElementById('timeline-plot').data.length === window.genreMonitor.store.model.labels.length")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-monitoring.png"))
+
+    page.click("#mode-grid")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#grid-view .card.mini')].filter(
+            (c) => c.querySelector('.mini-genre').textContent !== '—' && c.querySelectorAll('.mini-bar').length).length >= 2""",
+        timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "side-by-side.png"))
+    page.locator("#grid-view .card.mini").first.click()
+    assert page.is_visible("#timeline-plot") and not page.is_visible("#grid-view")
     assert not page.errors, page.errors
 
 

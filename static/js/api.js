@@ -34,3 +34,22 @@ export function upload(file, onProgress) {
     xhr.send(form);
   });
 }
+
+const qs = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null)).toString();
+
+// History (SQLite on the server); `from`/`to` are unix seconds. A 404 means "no history yet".
+async function history(path, params) {
+  try {
+    return await request('GET', `/api/${path}?${qs(params)}`);
+  } catch (err) {
+    if (/No history|not enabled/.test(err.message)) return null;
+    throw err;
+  }
+}
+export const getHistory = (source, from, to, limit = 2000) => history('history', { source, from, to, limit });
+export const getSegments = (source, from, to) => history('segments', { source, from, to });
+export const getAlerts = (source, from, to) => history('alerts', { source, from, to });
+export const getSummary = (source, from, to) => history('summary', { source, from, to });
+export const getRules = (source) => request('GET', `/api/sources/${encodeURIComponent(source)}/rules`);
+export const exportUrl = (what, ext, source, from, to) =>
+  `/api/export/${what}.${ext}?${qs({ source, from: Math.floor(from), to: Math.ceil(to) })}`;

@@ -1,6 +1,7 @@
 // Dashboard entry point: one Socket.IO connection feeds every panel.
 
-import { Store } from './store.js';
+import * as api from './api.js';
+import { Store, TIMELINE_SECONDS, windowToPrediction } from './store.js';
 import { createToasts } from './toasts.js';
 import { createPicker } from './picker.js';
 import { createSourceList, isLive } from './sourceList.js';
@@ -12,11 +13,15 @@ import { createSpectrogram } from './spectrogram.js';
 import { createTags } from './tags.js';
 import { createCounters } from './counters.js';
 import { createSegments } from './segments.js';
+import { createSummary } from './summary.js';
+import { createAlerts } from './alerts.js';
+import { createGrid } from './grid.js';
 
 const ACK_TIMEOUT_MS = 15000;
+const $ = (id) => document.getElementById(id);
 
 const store = new Store();
-const toast = createToasts(document.getElementById('toasts'));
+const toast = createToasts($('toasts'));
 const socket = io({ transports: ['websocket', 'polling'] });
 
 // Emit with an ack; failures become toasts and resolve to null.
@@ -31,13 +36,29 @@ async function request(event, payload, title) {
   return null;
 }
 
+const labels = () => (store.model && store.model.labels) || [];
+const context = () => ({ source: store.viewing, labels: labels(), buffer: store.viewing ? store.buffer(store.viewing) : null });
+
 const now = createNowPlaying();
-const probs = createProbsChart(document.getElementById('probs-plot'));
-const timeline = createTimeline(document.getElementById('timeline-plot'));
-const spectrogram = createSpectrogram(document.getElementById('spec-plot'));
-const tags = createTags(document.getElementById('tags-list'));
+const probs = createProbsChart($('probs-plot'));
+const timeline = createTimeline($('timeline-plot'));
+const spectrogram = createSpectrogram($('spec-plot'));
+const tags = createTags($('tags-list'));
 const counters = createCounters();
-const segments = createSegments(document.getElementById('segment-list'));
+const segments = createSegments($('segment-list'), $('segment-empty'));
+const summary = createSummary({ div: $('summary-plot'), rangeSelect: $('summary-range'), total: $('summary-total'),
+  exports: $('exports'), getContext: context });
+const alerts = createAlerts({
+  list: $('alert-list'), empty: $('alert-empty'), firingBadge: $('alert-firing'), editButton: $('rules-btn'),
+  dialog: $('rules-dialog'), toast, getContext: context,
+  onSave: async (source, rules) => {
+    const res = await request('set_rules', { source, rules }, 'Rules');
+    if (res) toast.show(rules.length ? `${rules.length} rule${rules.length > 1 ? 's' : ''} active for ${source}.`
+      : `No alert rules for ${source}.`, { level: 'info', title: 'Rules' });
+    return !!res;
+  },
+});
+const grid = createGrid({ root: $('grid-view'), onOpen: (id) => { setMode('detail'); view(id); } });
 
 const models = createModelSelect({
   toast,
@@ -48,24 +69,56 @@ const picker = createPicker({
   toast,
   onStart: async (spec) => {
     const res = await request('start_source', spec, 'Start');
-    if (res) view(res.id);
+    if (res) { setMode('detail'); view(res.id); }
   },
   onStop: () => stop(store.viewing),
 });
 
-const sourceList = createSourceList({ onSelect: (id) => view(id), onStop: (id) => stop(id) });
+const sourceList = createSourceList({ onSelect: (id) => { setMode('detail'); view(id); }, onStop: (id) => stop(id) });
 
 async function stop(id) {
   if (id) await request('stop_source', { id }, 'Stop');
 }
 
-function hopOf(id) {
-  const s = store.source(id);
-  return (s && s.hop) || 1;
+// Receive only what is on screen: the viewed source, or every source side by side.
+function syncWatch() {
+  const known = new Set(store.sources.map((s) => s.id));
+  const wanted = store.mode === 'grid' ? 'all' : (store.viewing && known.has(store.viewing) ? [store.viewing] : 'all');
+  const key = JSON.stringify(wanted);
+  if (key === syncWatch.last || !socket.connected) return;
+  syncWatch.last = key;
+  request('watch', { sources: wanted }, 'Watch');
+}
+
+function drawTimeline(id) {
+  const buf = store.buffer(id);
+  timeline.draw(buf.predictions, buf.segmentList());
+  segments.update(buf.segmentList(), labels());
+}
+
+// Fill a source's buffers from the history (timeline + segments), once per page load.
+async function loadHistory(id) {
+  const buf = store.buffer(id);
+  if (buf.historyLoaded) return;
+  buf.historyLoaded = true;
+  const to = Date.now() / 1000;
+  try {
+    const [windows, segs] = await Promise.all([
+      api.getHistory(id, to - TIMELINE_SECONDS, to), api.getSegments(id, to - 24 * 3600, to)]);
+    buf.addHistory((windows || []).map((w) => windowToPrediction(w, id)));
+    (segs || []).forEach((s) => buf.addSegment(s));
+  } catch (err) {
+    toast.show(err.message, { level: 'warning', title: 'History' });
+  }
+  if (store.viewing === id) {
+    if (!buf.last && buf.predictions.length) buf.last = buf.predictions.at(-1);
+    drawTimeline(id);
+  }
 }
 
 // Redraw every panel from the viewed source's buffers.
 function view(id) {
+  const changed = store.viewing !== id;
   store.viewing = id;
   const source = store.source(id);
   const buf = store.buffer(id);
@@ -77,16 +130,37 @@ function view(id) {
     counters.update(buf.last);
   } else {
     now.reset(source);
-    probs.reset((store.model && store.model.labels) || []);
+    probs.reset(labels());
     tags.reset();
     counters.reset(source);
   }
-  timeline.draw(buf.predictions, hopOf(id));
-  segments.update(buf.predictions);
+  drawTimeline(id);
   spectrogram.reset(buf);
   sourceList.render(store.sources, store.viewing);
   picker.setStoppable(isLive(source));
+  $('status-source').textContent = source ? `${source.label} · ${source.kind}` : '';
+  syncWatch();
+  if (id && changed) {
+    loadHistory(id);
+    alerts.load(id);
+    summary.refresh();
+  }
 }
+
+function setMode(mode) {
+  store.mode = mode;
+  $('mode-detail').classList.toggle('active', mode === 'detail');
+  $('mode-grid').classList.toggle('active', mode === 'grid');
+  $('detail-view').hidden = mode !== 'detail';
+  $('grid-view').hidden = mode !== 'grid';
+  document.body.dataset.mode = mode;
+  if (mode === 'grid') grid.render(store.sources, (id) => store.buffer(id));
+  else window.dispatchEvent(new Event('resize')); // plots were laid out while hidden
+  syncWatch();
+}
+$('mode-detail').addEventListener('click', () => setMode('detail'));
+$('mode-grid').addEventListener('click', () => setMode('grid'));
+$('raw-toggle').addEventListener('change', (e) => timeline.setRaw(e.target.checked));
 
 function pickDefaultView() {
   const live = store.sources.filter(isLive);
@@ -94,13 +168,13 @@ function pickDefaultView() {
   return store.sources.length ? store.sources[store.sources.length - 1].id : null;
 }
 
-const conn = document.getElementById('conn');
+const conn = $('conn');
 function setConn(on, text) {
   conn.className = `pill ${on ? 'pill-on' : 'pill-off'}`;
   conn.querySelector('span').textContent = text;
 }
 
-socket.on('connect', () => setConn(true, 'live'));
+socket.on('connect', () => { setConn(true, 'live'); syncWatch.last = null; });
 socket.on('disconnect', () => setConn(false, 'disconnected'));
 socket.on('connect_error', () => setConn(false, 'reconnecting…'));
 
@@ -108,6 +182,7 @@ socket.on('sources', (payload) => {
   store.sources = payload.sources || [];
   store.model = payload.model || null;
   models.model(store.model);
+  if (store.mode === 'grid') grid.render(store.sources, (id) => store.buffer(id));
   const known = store.viewing && store.source(store.viewing);
   if (!known) {
     const next = pickDefaultView();
@@ -117,36 +192,51 @@ socket.on('sources', (payload) => {
   const source = store.source(store.viewing);
   picker.setStoppable(isLive(source));
   counters.source(source);
+  syncWatch();
 });
 
 socket.on('prediction', (p) => {
   const buf = store.buffer(p.source);
   buf.addPrediction(p);
+  if (store.mode === 'grid') grid.prediction(p);
   if (store.viewing === null) { view(p.source); return; }
   const source = store.source(p.source);
   if (source && p.counters) { // keep the list's counts live between `sources` events
     Object.assign(source, { windows: p.counters.windows, skipped: p.counters.skipped, overflows: p.counters.overflows });
     sourceList.render(store.sources, store.viewing);
   }
-  if (p.source !== store.viewing) return;
+  if (p.source !== store.viewing || store.mode !== 'detail') return;
   now.update(p, source, buf.predictions);
   probs.update(p);
   tags.update(p);
   counters.update(p);
-  timeline.append(p, buf.predictions, hopOf(p.source));
-  segments.update(buf.predictions);
+  drawTimeline(p.source);
+});
+
+socket.on('segment', (s) => {
+  store.buffer(s.source).addSegment(s);
+  if (s.source === store.viewing) {
+    drawTimeline(s.source);
+    summary.poke();
+  }
+});
+
+socket.on('alert', (a) => {
+  alerts.add(a);
+  if (a.state === 'firing') toast.show(a.message, { level: 'warning', title: `alert · ${a.source}` });
 });
 
 socket.on('spectrogram', (s) => {
   const buf = store.buffer(s.source);
   buf.addSpectrogram(s);
-  if (s.source === store.viewing) spectrogram.schedule(buf);
+  if (s.source === store.viewing && store.mode === 'detail') spectrogram.schedule(buf);
 });
 
 socket.on('notice', (n) => toast.notice(n));
 
 view(null);
 models.load();
+summary.refresh();
 
 // Handle for debugging from the console and for the browser tests.
-window.genreMonitor = { store, socket };
+window.genreMonitor = { store, socket, setMode, view };

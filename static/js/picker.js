@@ -1,4 +1,4 @@
-// Source picker: demo / device / server file / upload, with Start and Stop.
+// Source picker: demo / device (incl. loopback) / stream URL / server file / upload, with Start and Stop.
 
 import * as api from './api.js';
 
@@ -9,6 +9,7 @@ export function createPicker({ onStart, onStop, toast }) {
   const deviceSelect = document.getElementById('device-select');
   const deviceHint = document.getElementById('device-hint');
   const filePath = document.getElementById('file-path');
+  const streamUrl = document.getElementById('stream-url');
   const uploadInput = document.getElementById('upload-input');
   const progress = document.getElementById('upload-progress');
   const uploadHint = document.getElementById('upload-hint');
@@ -37,14 +38,31 @@ export function createPicker({ onStart, onStop, toast }) {
         deviceHint.textContent = 'No capture device is visible to the server.';
         return;
       }
-      for (const d of devices) {
+      const inputs = devices.filter((d) => !d.loopback);
+      const loops = devices.filter((d) => d.loopback);
+      const group = (label, items) => {
+        const g = document.createElement('optgroup');
+        g.label = label;
+        g.append(...items);
+        return g;
+      };
+      const inputOpts = inputs.map((d) => {
         const rate = d.default_samplerate ? `${Math.round(d.default_samplerate / 100) / 10} kHz` : '? kHz';
         const text = `${d.name} · ${d.max_input_channels} ch · ${rate}${d.is_default ? ' (default)' : ''}`;
         const opt = new Option(text, String(d.index), false, !!d.is_default);
         opt.title = `${text} — ${d.hostapi || ''}`;
-        deviceSelect.append(opt);
-      }
-      deviceHint.textContent = `${devices.length} input device${devices.length > 1 ? 's' : ''}.`;
+        return opt;
+      });
+      // Loopback: the monitor of an output, i.e. what this computer is playing.
+      const loopOpts = loops.map((d) => {
+        const opt = new Option(`What this computer is playing · ${d.name}`, `loopback:${d.pulse_source}`);
+        opt.title = d.pulse_source;
+        return opt;
+      });
+      if (inputOpts.length) deviceSelect.append(group('Microphone / line-in', inputOpts));
+      if (loopOpts.length) deviceSelect.append(group('What this computer is playing', loopOpts));
+      deviceHint.textContent = `${inputs.length} input${inputs.length === 1 ? '' : 's'}`
+        + `${loops.length ? `, ${loops.length} loopback` : ''}.`;
     } catch (err) {
       deviceSelect.replaceChildren(new Option('Device list unavailable', ''));
       toast.show(err.message, { level: 'error', title: 'Devices' });
@@ -57,7 +75,13 @@ export function createPicker({ onStart, onStop, toast }) {
     if (tab === 'demo') return { kind: 'demo', hop };
     if (tab === 'mic') {
       if (deviceSelect.value === '') throw new Error('Pick an input device first.');
-      return { kind: 'mic', device: Number(deviceSelect.value), hop };
+      const v = deviceSelect.value;
+      return { kind: 'mic', device: v.startsWith('loopback:') ? v : Number(v), hop };
+    }
+    if (tab === 'stream') {
+      const url = streamUrl.value.trim();
+      if (!/^https?:\/\/\S+$/i.test(url)) throw new Error('Enter an http:// or https:// stream address (Icecast, Shoutcast, HLS…).');
+      return { kind: 'stream', url, hop };
     }
     if (tab === 'file') {
       const path = filePath.value.trim();
@@ -95,6 +119,7 @@ export function createPicker({ onStart, onStop, toast }) {
     }
   });
   stopBtn.addEventListener('click', () => onStop());
+  streamUrl.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
   filePath.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
 
   return {

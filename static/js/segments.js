@@ -1,41 +1,30 @@
-// "Recent genres": runs of the same top genre over the buffered timeline, newest first.
+// Server-side genre segments of the viewed source, newest first ("14:02:10–14:05:40 jazz · 82%").
 
-import { fmtTime, genreColor } from './theme.js';
+import { colorOf, fmtClock, fmtDuration } from './theme.js';
 
-export function segmentsOf(preds) {
-  const runs = [];
-  for (const p of preds) {
-    const last = runs[runs.length - 1];
-    if (last && last.top === p.top) {
-      last.end = p.t;
-      last.n += 1;
-      last.conf += p.confidence;
-    } else {
-      runs.push({ top: p.top, index: p.labels.indexOf(p.top), start: p.t, end: p.t, n: 1, conf: p.confidence });
-    }
-  }
-  return runs.reverse();
-}
+const SHOWN = 40;
 
-export function createSegments(list) {
+export function createSegments(list, empty) {
   return {
-    update(preds) {
-      const runs = segmentsOf(preds).slice(0, 30);
-      list.replaceChildren(...runs.map((r, k) => {
+    update(segments, labels) {
+      const newest = segments.slice(-SHOWN).reverse();
+      empty.hidden = newest.length > 0;
+      list.replaceChildren(...newest.map((s) => {
         const li = document.createElement('li');
-        li.classList.toggle('current', k === 0);
-        li.style.setProperty('--genre', genreColor(Math.max(r.index, 0)));
+        li.classList.toggle('current', !!s.open);
+        li.style.setProperty('--genre', colorOf(s.genre, labels));
         const dot = document.createElement('i');
         const name = document.createElement('span');
         name.className = 'name';
-        name.textContent = r.top;
+        name.textContent = s.genre;
         const when = document.createElement('span');
         when.className = 'when';
-        when.textContent = `${fmtTime(r.start)}${r.n > 1 ? `–${fmtTime(r.end)}` : ''}`;
+        when.textContent = `${fmtClock(s.start_wall)}–${s.open ? 'now' : fmtClock(s.end_wall)}`;
         const conf = document.createElement('span');
         conf.className = 'conf';
-        conf.textContent = `${Math.round((r.conf / r.n) * 100)}%`;
-        conf.title = 'mean confidence';
+        conf.textContent = s.mean_confidence == null ? '–' : `${Math.round(s.mean_confidence * 100)}%`;
+        li.title = `${s.genre} for ${fmtDuration((s.end_wall ?? s.start_wall) - s.start_wall)}, `
+          + `mean confidence ${(s.mean_confidence ?? 0).toFixed(2)}${s.open ? ' (still playing)' : ''}`;
         li.append(dot, name, when, conf);
         return li;
       }));

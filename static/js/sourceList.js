@@ -1,9 +1,15 @@
 // The list of sources with state badges; clicking one shows it in the panels.
 
 const KIND_ICON = { mic: '🎙', file: '♪', demo: '♫', stream: '⇅' };
-const LIVE = new Set(['starting', 'running']);
+const LIVE = new Set(['starting', 'running', 'reconnecting']);
 
 export const isLive = (s) => !!s && LIVE.has(s.state);
+
+export function stateText(s) {
+  if (s.state === 'reconnecting') return `reconnecting${s.reconnects ? ` ×${s.reconnects}` : ''}`;
+  if (s.state === 'running' && s.reconnects) return `running · ${s.reconnects} reconnect${s.reconnects > 1 ? 's' : ''}`;
+  return s.state;
+}
 
 export function createSourceList({ onSelect, onStop }) {
   const list = document.getElementById('source-list');
@@ -23,7 +29,7 @@ export function createSourceList({ onSelect, onStop }) {
     meta.textContent = `${rate} · hop ${s.hop ?? '–'} s · ${s.windows ?? 0} win`;
     const badge = document.createElement('span');
     badge.className = `badge ${s.state}`;
-    badge.textContent = s.state;
+    badge.textContent = stateText(s);
     meta.prepend(badge, ' ');
     li.append(label);
     if (isLive(s)) {

@@ -2,26 +2,76 @@
 
 export const TIMELINE_SECONDS = 180;
 export const SPECTROGRAM_SECONDS = 20;
+const MAX_SEGMENTS = 200;
+
+// A /api/history window as a prediction payload (probs as a list in label order).
+export function windowToPrediction(w, source) {
+  const labels = Object.keys(w.probs || {});
+  const smoothed = w.smoothed ? labels.map((l) => w.smoothed[l] ?? 0) : null;
+  return {
+    source, t: w.t, wall: w.wall, model: w.model, labels, probs: labels.map((l) => w.probs[l]),
+    top: w.top, confidence: w.confidence, uncertain: !!w.uncertain, smoothed, tags: [], level_db: w.level_db,
+    fromHistory: true,
+  };
+}
 
 class SourceBuffer {
   constructor() {
-    this.predictions = []; // last TIMELINE_SECONDS of prediction payloads
+    this.predictions = []; // last TIMELINE_SECONDS (wall clock) of prediction payloads
     this.specTimes = [];
     this.specColumns = [];
     this.specMeta = null; // {n_mels, fmax, db_floor}
     this.last = null;
+    this.segments = new Map(); // start_wall → segment, from /api/segments, `segment` events and predictions
+    this.sessionStart = null; // wall time of stream time 0 of the current run
+    this.historyLoaded = false;
   }
 
   addPrediction(p) {
-    if (this.predictions.length && p.labels.join() !== this.predictions[0].labels.join()) {
+    if (this.predictions.length && p.labels.join() !== this.predictions[this.predictions.length - 1].labels.join()) {
       this.predictions = []; // the model changed: old probabilities are another label set
     }
     this.last = p;
+    this.sessionStart = p.wall - p.t;
     this.predictions.push(p);
-    const cut = p.t - TIMELINE_SECONDS;
+    this.trim(p.wall);
+    if (p.segment) this.addSegment(p.segment);
+  }
+
+  // History rows older than the first live window go in front (a reload or restart shows the past).
+  addHistory(preds) {
+    const first = this.predictions.length ? this.predictions[0].wall : Infinity;
+    const labels = this.predictions.length ? this.predictions[0].labels.join() : null;
+    const older = preds.filter((p) => p.wall < first - 0.01 && (labels === null || p.labels.join() === labels));
+    this.predictions = older.concat(this.predictions);
+    if (!this.last && older.length) this.last = older[older.length - 1];
+    this.trim(this.predictions.length ? this.predictions[this.predictions.length - 1].wall : 0);
+  }
+
+  trim(end) {
+    const cut = end - TIMELINE_SECONDS;
     let i = 0;
-    while (i < this.predictions.length && this.predictions[i].t < cut) i += 1;
+    while (i < this.predictions.length && this.predictions[i].wall < cut) i += 1;
     if (i) this.predictions.splice(0, i);
+  }
+
+  addSegment(seg) {
+    const key = seg.start_wall.toFixed(2);
+    const old = this.segments.get(key);
+    // A closed segment is final; an open one only grows.
+    if (old && !old.open && seg.open) return;
+    this.segments.set(key, { ...old, ...seg });
+    if (!seg.open) { // a closed segment ends every other open one before it
+      for (const s of this.segments.values()) if (s.open && s.start_wall < seg.start_wall) s.open = false;
+    }
+    if (this.segments.size > MAX_SEGMENTS) {
+      const keys = [...this.segments.keys()].sort((a, b) => a - b);
+      keys.slice(0, this.segments.size - MAX_SEGMENTS).forEach((k) => this.segments.delete(k));
+    }
+  }
+
+  segmentList() { // oldest first
+    return [...this.segments.values()].sort((a, b) => a.start_wall - b.start_wall);
   }
 
   addSpectrogram(s) {
@@ -48,6 +98,8 @@ export class Store {
     this.sources = [];
     this.model = null;
     this.viewing = null;
+    this.mode = 'detail'; // or 'grid' (side by side)
+    this.alerts = []; // newest last
   }
 
   buffer(id) {

@@ -34,3 +34,24 @@ export function fmtTime(s) {
   const sec = Math.floor(s % 60);
   return `${m}:${String(sec).padStart(2, '0')}`;
 }
+
+export const UNCERTAIN_COLOR = '#5b6478';
+
+// Colour of a genre by its place in the model's labels ("uncertain" and unknown: grey).
+export function colorOf(genre, labels) {
+  const i = (labels || []).indexOf(genre);
+  return i < 0 ? UNCERTAIN_COLOR : genreColor(i);
+}
+
+// Unix seconds → local "14:02:10".
+export function fmtClock(wall) {
+  if (!Number.isFinite(wall)) return '–';
+  return new Date(wall * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+export function fmtDuration(s) {
+  if (!Number.isFinite(s)) return '–';
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}

@@ -1,65 +1,89 @@
-// Rolling probability timeline: one line per genre over the last 3 minutes.
+// Rolling probability timeline (wall clock, last 3 min): smoothed solid, raw faint,
+// and a band of the server's genre segments underneath.
 
-import { AXIS, PLOT_CONFIG, baseLayout, fmtTime, genreColor } from './theme.js';
+import { AXIS, PLOT_CONFIG, baseLayout, colorOf, genreColor } from './theme.js';
 import { TIMELINE_SECONDS } from './store.js';
 
-// Grows from the first window up to TIMELINE_SECONDS, then scrolls.
-function xRange(tStart, tEnd) {
-  const start = Math.max(tStart, tEnd - TIMELINE_SECONDS);
-  return [start, Math.max(tEnd, start + 30)];
-}
-
-function timeTicks([a, b]) {
-  const step = (b - a) > 90 ? 30 : 10;
-  const vals = [];
-  for (let v = Math.ceil(a / step) * step; v <= b; v += step) vals.push(v);
-  return { tickvals: vals, ticktext: vals.map(fmtTime) };
-}
+const BAND = [0.02, 0.15]; // paper y of the segment band, between the plot and the time axis
+const ms = (wall) => wall * 1000;
 
 export function createTimeline(div) {
-  let labelsKey = null;
-  let maxPoints = 400;
-  let firstT = 0;
+  let showRaw = true;
+  let last = { preds: [], segments: [] };
+  let scheduled = false;
 
-  function layout(tStart, tEnd) {
-    const range = xRange(tStart, tEnd);
-    return baseLayout({
-      margin: { l: 40, r: 8, t: 26, b: 26 },
+  function range(preds) {
+    // Grows from the first window up to TIMELINE_SECONDS, then scrolls.
+    const end = preds.length ? preds[preds.length - 1].wall : Date.now() / 1000;
+    const start = Math.max(preds.length ? preds[0].wall : end, end - TIMELINE_SECONDS);
+    return [ms(start), ms(Math.max(end + 1, start + 30))];
+  }
+
+  function band(segments, labels, [x0, x1]) {
+    const shapes = [];
+    const annotations = [];
+    for (const s of segments) {
+      const a = ms(s.start_wall);
+      const b = ms(s.open || s.end_wall == null ? last.preds.at(-1)?.wall ?? s.end_wall : s.end_wall);
+      if (b < x0 || a > x1) continue;
+      const color = colorOf(s.genre, labels);
+      shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0: a, x1: b, y0: BAND[0], y1: BAND[1],
+        fillcolor: color, opacity: s.open ? 0.55 : 0.85, line: { width: 1, color: '#131824' } });
+      const left = Math.max(a, x0);
+      const right = Math.min(b, x1);
+      if (right - left > (x1 - x0) * 0.06) { // label only where it fits
+        annotations.push({ x: (left + right) / 2, y: (BAND[0] + BAND[1]) / 2, xref: 'x', yref: 'paper',
+          text: `<b>${s.genre}</b>`, showarrow: false, font: { size: 11, color: '#0b0e14' } });
+      }
+    }
+    return { shapes, annotations };
+  }
+
+  function render() {
+    scheduled = false;
+    const { preds, segments } = last;
+    const labels = preds.length ? preds[preds.length - 1].labels : [];
+    const xs = preds.map((p) => ms(p.wall));
+    const traces = [];
+    labels.forEach((label, i) => {
+      const smoothedAvailable = preds.some((p) => p.smoothed);
+      if (showRaw || !smoothedAvailable) {
+        traces.push({ type: 'scatter', mode: 'lines', name: label, legendgroup: label, x: xs,
+          y: preds.map((p) => p.probs[i]), showlegend: !smoothedAvailable,
+          line: { color: genreColor(i), width: smoothedAvailable ? 1 : 2 }, opacity: smoothedAvailable ? 0.35 : 1,
+          hovertemplate: `${label} raw %{y:.0%}<extra></extra>` });
+      }
+      if (smoothedAvailable) {
+        traces.push({ type: 'scatter', mode: 'lines', name: label, legendgroup: label, x: xs,
+          y: preds.map((p) => (p.smoothed ? p.smoothed[i] : null)), connectgaps: false,
+          line: { color: genreColor(i), width: 2.2 }, hovertemplate: `${label} %{y:.0%}<extra></extra>` });
+      }
+    });
+    const r = range(preds);
+    const { shapes, annotations } = band(segments, labels, r);
+    const layout = baseLayout({
+      margin: { l: 40, r: 8, t: 26, b: 24 },
       showlegend: true,
       legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom', font: { size: 11 }, bgcolor: 'rgba(0,0,0,0)',
-        itemclick: 'toggleothers', itemwidth: 30, tracegroupgap: 0 },
+        itemclick: 'toggleothers', tracegroupgap: 0 },
       hovermode: 'x unified',
-      xaxis: { ...AXIS, range, autorange: false, ...timeTicks(range), showspikes: false },
-      yaxis: { ...AXIS, range: [0, 1.02], tickformat: '.0%', dtick: 0.25, fixedrange: true },
+      xaxis: { ...AXIS, type: 'date', range: r, autorange: false, tickformat: '%H:%M:%S', showspikes: false,
+        anchor: 'free', position: 0, showline: false },
+      yaxis: { ...AXIS, domain: [BAND[1] + 0.06, 1], range: [0, 1.02], tickformat: '.0%', dtick: 0.25, fixedrange: true },
+      shapes, annotations,
+      uirevision: 'timeline',
     });
+    Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 
-  function draw(preds, hop) {
-    maxPoints = Math.ceil(TIMELINE_SECONDS / Math.max(0.25, hop || 1)) + 4;
-    const labels = preds.length ? preds[preds.length - 1].labels : [];
-    labelsKey = labels.join();
-    const xs = preds.map((p) => p.t);
-    const traces = labels.map((label, i) => ({
-      type: 'scatter', mode: 'lines', name: label, x: xs, y: preds.map((p) => p.probs[i]),
-      line: { color: genreColor(i), width: 2 },
-      hovertemplate: `${label} %{y:.0%}<extra></extra>`,
-    }));
-    firstT = xs.length ? xs[0] : 0;
-    const tEnd = xs.length ? xs[xs.length - 1] : 0;
-    Plotly.react(div, traces, layout(firstT, tEnd), PLOT_CONFIG);
-  }
-
-  function append(p, preds, hop) {
-    if (p.labels.join() !== labelsKey || !div.data || div.data.length !== p.labels.length) {
-      draw(preds, hop);
-      return;
-    }
-    // Move the window in place, then let extendTraces do the single redraw.
-    const range = xRange(firstT, p.t);
-    Object.assign(div.layout.xaxis, { range, autorange: false, ...timeTicks(range) });
-    Plotly.extendTraces(div, { x: p.probs.map(() => [p.t]), y: p.probs.map((v) => [v]) },
-      p.probs.map((_, i) => i), maxPoints);
-  }
-
-  return { draw, append };
+  return {
+    // Coalesce bursts (history load, several events) into one redraw per frame.
+    draw(preds, segments) {
+      last = { preds, segments };
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(render);
+    },
+    setRaw(on) { showRaw = on; render(); },
+  };
 }

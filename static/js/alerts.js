@@ -1,0 +1,113 @@
+// Alerts of every source (live `alert` events + /api/alerts for the viewed source) and the
+// rules editor of the viewed source (expected genres + duration; silence on/off + duration).
+
+import * as api from './api.js';
+import { fmtClock } from './theme.js';
+
+const SHOWN = 30;
+
+export function createAlerts({ list, empty, firingBadge, editButton, dialog, onSave, toast, getContext }) {
+  const alerts = new Map(); // key → alert
+
+  const key = (a) => `${a.source}|${a.rule}|${a.state}|${Number(a.wall).toFixed(1)}`;
+
+  function render() {
+    const items = [...alerts.values()].sort((a, b) => b.wall - a.wall).slice(0, SHOWN);
+    // Firing = the latest event of a (source, rule) is "firing".
+    const latest = new Map();
+    for (const a of [...alerts.values()].sort((x, y) => x.wall - y.wall)) latest.set(`${a.source}|${a.rule}`, a.state);
+    const firing = [...latest.values()].filter((s) => s === 'firing').length;
+    firingBadge.hidden = firing === 0;
+    firingBadge.textContent = `${firing} firing`;
+    empty.hidden = items.length > 0;
+    list.replaceChildren(...items.map((a) => {
+      const li = document.createElement('li');
+      li.className = a.state;
+      const badge = document.createElement('span');
+      badge.className = `badge ${a.state === 'firing' ? 'error' : 'running'}`;
+      badge.textContent = a.state;
+      const when = document.createElement('span');
+      when.className = 'when';
+      when.textContent = fmtClock(a.wall);
+      const msg = document.createElement('span');
+      msg.className = 'msg';
+      msg.textContent = a.message || a.type;
+      const src = document.createElement('span');
+      src.className = 'src';
+      src.textContent = a.source;
+      li.append(badge, when, src, msg);
+      return li;
+    }));
+  }
+
+  function add(a) { alerts.set(key(a), a); render(); }
+
+  async function load(source) {
+    if (!source) return;
+    try {
+      const to = Date.now() / 1000;
+      const rows = await api.getAlerts(source, to - 24 * 3600, to);
+      (rows || []).forEach((a) => alerts.set(key({ source, ...a }), { source, ...a }));
+      render();
+    } catch (err) {
+      toast.show(err.message, { level: 'error', title: 'Alerts' });
+    }
+  }
+
+  // --- rules editor ---------------------------------------------------------------------------
+  const form = dialog.querySelector('form');
+  const genres = dialog.querySelector('#rule-genres');
+  const genreOn = dialog.querySelector('#rule-genre-on');
+  const genreFor = dialog.querySelector('#rule-genre-for');
+  const silenceOn = dialog.querySelector('#rule-silence-on');
+  const silenceFor = dialog.querySelector('#rule-silence-for');
+  const title = dialog.querySelector('#rules-source');
+
+  async function openEditor() {
+    const { source, labels } = getContext();
+    if (!source) { toast.show('Start or pick a source first.', { level: 'warning', title: 'Rules' }); return; }
+    let rules = [];
+    try { rules = (await api.getRules(source)).rules || []; } catch (err) {
+      toast.show(err.message, { level: 'error', title: 'Rules' });
+      return;
+    }
+    const g = rules.find((r) => r.type === 'unexpected_genre');
+    const s = rules.find((r) => r.type === 'silence');
+    title.textContent = source;
+    genres.replaceChildren(...labels.map((label) => {
+      const lab = document.createElement('label');
+      lab.className = 'chip';
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.value = label;
+      box.checked = !!g && g.expected.includes(label);
+      lab.append(box, ` ${label}`);
+      return lab;
+    }));
+    genreOn.checked = !!g;
+    genreFor.value = g ? g.for : 60;
+    silenceOn.checked = !!s;
+    silenceFor.value = s ? s.for : 10;
+    dialog.dataset.threshold = s ? s.threshold_db : -50;
+    dialog.showModal();
+  }
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const { source } = getContext();
+    const rules = [];
+    if (genreOn.checked) {
+      const expected = [...genres.querySelectorAll('input:checked')].map((b) => b.value);
+      if (!expected.length) { toast.show('Tick at least one expected genre.', { level: 'warning', title: 'Rules' }); return; }
+      rules.push({ type: 'unexpected_genre', expected, for: Number(genreFor.value) });
+    }
+    if (silenceOn.checked) {
+      rules.push({ type: 'silence', for: Number(silenceFor.value), threshold_db: Number(dialog.dataset.threshold) });
+    }
+    if (await onSave(source, rules)) dialog.close();
+  });
+  dialog.querySelector('[data-cancel]').addEventListener('click', () => dialog.close());
+  editButton.addEventListener('click', openEditor);
+
+  return { add, load, render };
+}
