@@ -68,6 +68,9 @@ def capture(url: str, out: Path, seconds: float, width: int, height: int, mode: 
         if mode == "grid":
             page.click("#mode-grid")
             page.wait_for_timeout(3000)
+        # Shoot between two windows, after the bar chart's transition has settled.
+        page.evaluate("""() => new Promise((done) => window.genreMonitor.socket.once('prediction', () => done()))""")
+        page.wait_for_timeout(700)
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
         browser.close()

@@ -26,7 +26,8 @@ export function createSourceList({ onSelect, onStop }) {
     const meta = document.createElement('span');
     meta.className = 'meta';
     const rate = s.samplerate ? `${(s.samplerate / 1000).toFixed(1)} kHz` : '…';
-    meta.textContent = `${rate} · hop ${s.hop ?? '–'} s · ${s.windows ?? 0} win`;
+    // Window counts stream in only for watched sources, so only the viewed one shows them.
+    meta.textContent = `${rate} · hop ${s.hop ?? '–'} s${s.id === viewing ? ` · ${s.windows ?? 0} win` : ''}`;
     const badge = document.createElement('span');
     badge.className = `badge ${s.state}`;
     badge.textContent = stateText(s);

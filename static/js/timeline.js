@@ -33,7 +33,8 @@ export function createTimeline(div) {
       const right = Math.min(b, x1);
       if (right - left > (x1 - x0) * 0.06) { // label only where it fits
         annotations.push({ x: (left + right) / 2, y: (BAND[0] + BAND[1]) / 2, xref: 'x', yref: 'paper',
-          text: `<b>${s.genre}</b>`, showarrow: false, font: { size: 11, color: '#0b0e14' } });
+          text: `<b>${s.genre}</b>`, showarrow: false, yanchor: 'middle', yshift: 0, borderpad: 0,
+          font: { size: 11, color: '#0b0e14' } });
       }
     }
     return { shapes, annotations };
