@@ -237,8 +237,12 @@ class Engine:
             if smoothing is not None:
                 make_smoother(smoothing)
             if segments is not None:
+                allowed = {"min_duration", "hysteresis", "max_gap", "max_backdate"}
                 if not isinstance(segments, dict):
                     raise ValueError("segments must be an object like {\"min_duration\": 15, \"hysteresis\": 0.1}")
+                unknown = sorted(set(segments) - allowed)
+                if unknown:
+                    raise ValueError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(allowed))}")
                 SegmentTracker(["a", "b"], **segments)
         except (ValueError, TypeError) as exc:
             raise EngineError(f"invalid monitoring settings: {exc}") from None
