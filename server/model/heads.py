@@ -127,8 +127,11 @@ class GenreModel:
 
 
 def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = True) -> dict[str, np.ndarray]:
-    """``{"<backbone>/<output>": array}`` for log-mel windows (the training features too)."""
-    from .musicnn import get_backbone
+    """``{"<backbone>/<output>": array}`` for log-mel windows (the training features too).
+
+    The backbones run on the backend ``GENRE_MONITOR_BACKEND`` picks (``server.model.fast``).
+    """
+    from .fast import get_backbone
 
     if level_norm:
         mel = normalize_level(mel)

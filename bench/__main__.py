@@ -1,0 +1,185 @@
+"""``python -m bench``: measure everything side by side, print a table, write bench/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .common import ROOT, BenchError  # noqa: E402
+
+SECTIONS = ("flops", "window", "throughput", "live", "max_sources", "server", "soak")
+FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
+            server_seconds=30.0, soak_minutes=20.0)
+QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
+             server_seconds=8.0, soak_minutes=2.0)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="shorter runs (about 3 minutes)")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    ap.add_argument("--live-sources", default="1,8,32", help="source counts for the live CPU runs")
+    ap.add_argument("--max-sources-seconds", type=float, help="length of each max-sources trial (default 60)")
+    ap.add_argument("--soak-minutes", type=float, help="minutes of audio for the memory soak (default 20)")
+    ap.add_argument("--no-original", action="store_true", help="skip the original extractor (no golden venv)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    return ap.parse_args(argv)
+
+
+def run(args) -> dict:
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.max_sources_seconds:
+        cfg["max_seconds"] = args.max_sources_seconds
+    if args.soak_minutes:
+        cfg["soak_minutes"] = args.soak_minutes
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        raise BenchError(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+
+    from server.model.fast import backend_name, default_threads
+    from server.model.registry import load_model
+
+    from . import flops, live, server, soak, throughput, window_cost
+    from .common import write_files
+
+    results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "config": cfg,
+               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version(), "load_avg_start": os.getloadavg()},
+               "backend": backend_name(), "threads": default_threads(), "errors": {}}
+    work = tempfile.mkdtemp(prefix="gm-bench-")
+    files = write_files(work, cfg["files"], 30.0)
+    model = load_model(None)
+    backbones = list(getattr(model, "backbones", ["MSD_musicnn", "MTT_musicnn"]))
+    results["model"] = {"name": model.name, "backbones": backbones}
+
+    def section(name, fn):
+        if name not in only:
+            return
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.time()
+        try:
+            results[name] = fn()
+        except Exception as exc:  # one failed measurement must not lose the others
+            results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        print(f"[bench] {name} done in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    section("flops", lambda: {**flops.model_flops(backbones), "peak": flops.peak_flops()})
+    section("window", lambda: window_cost.measure(model, repeats=cfg["repeats"], rounds=cfg["rounds"],
+                                                  original=not args.no_original))
+    section("throughput", lambda: throughput.measure(model, files))
+    counts = [int(n) for n in args.live_sources.split(",") if n.strip()]
+    section("live", lambda: [live.run_sources(model, files, n, cfg["live_seconds"]) for n in counts])
+
+    def search():
+        runs = results.get("live") or []
+        ok = [r["sources"] for r in runs if r["skipped"] == 0 and not r["errors"]]
+        bad = [r["sources"] for r in runs if r["skipped"] > 0 or r["errors"]]
+        return live.max_sources(model, files, cfg["max_seconds"], hint_ok=max(ok, default=1),
+                                hint_fail=min(bad, default=None), max_trials=cfg["max_trials"])
+
+    section("max_sources", search)
+    section("server", lambda: server.measure(files[0], seconds=cfg["server_seconds"]))
+    section("soak", lambda: soak.run_subprocess(files[0], cfg["soak_minutes"]))
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return results
+
+
+def _ms(d, key="median_ms"):
+    return f"{d[key]:.1f}" if d and d.get(key) is not None else "-"
+
+
+def table(r: dict) -> str:
+    """The human-readable summary of a results dict."""
+    rows = []
+    add = lambda *cols: rows.append(cols)  # noqa: E731
+    peak = (r.get("flops") or {}).get("peak", {}).get("gflops_best")
+    fpw = (r.get("flops") or {}).get("per_window")
+
+    def limit(ms):
+        if not (peak and fpw and ms):
+            return "-"
+        return f"{100 * fpw / (ms / 1e3) / (peak * 1e9):.0f}% of peak"
+
+    if "flops" in r:
+        add("model FLOPs per window (all backbones)", f"{fpw / 1e9:.2f} GFLOP", "", "", "")
+        add("machine peak (float32 matmul)", f"{peak} GFLOP/s", "", "", "")
+        add("  => floor per window at peak", f"{fpw / (peak * 1e9) * 1e3:.1f} ms", "", "", "")
+        add("  => max windows/s at peak", f"{peak * 1e9 / fpw:.1f}", "", "", "")
+    w = r.get("window")
+    if w:
+        for b in ("b1", "b16"):
+            if b not in w["ours"]:
+                continue
+            ours, orig = w["ours"][b], w["original"].get(b, {})
+            ratio = w["ratio"].get(b, {})
+            add(f"per-window cost {b} (median / p95 ms)",
+                f"{_ms(ours['total'])} / {_ms(ours['total'], 'p95_ms')}",
+                f"{_ms(orig.get('total'))} / {_ms(orig.get('total'), 'p95_ms')}" if orig else "-",
+                f"{ratio.get('total')}x" if ratio else "-", limit(ours["total"]["median_ms"]))
+            add(f"  networks only {b} (median ms)", _ms(ours["model"]), _ms(orig.get("model")) if orig else "-",
+                f"{ratio.get('model')}x" if ratio else "-", "")
+            add(f"  features {b} (median ms)", _ms(ours["features"]), _ms(orig.get("features")) if orig else "-",
+                "", "")
+        if w.get("agreement"):
+            a = w["agreement"]
+            add("max |ours - original| tags / embedding", f"{a['max_abs_diff_tags']:.1e} / "
+                f"{a['max_abs_diff_embedding']:.1e}", "", "", "")
+    t = r.get("throughput")
+    if t:
+        add(f"classify throughput ({t['files']} x 30 s files)", f"{t['x_realtime']}x real time", "", "", "")
+    for lr in r.get("live") or []:
+        add(f"live CPU per source, {lr['sources']} sources (CPU s / audio s)", f"{lr['cpu_per_audio_s']:.3f}",
+            "", f"skipped {lr['skipped']}", f"{lr['cpu_cores_used']:.2f} cores busy")
+    m = r.get("max_sources")
+    if m:
+        add(f"max real-time sources, hop 1 s, {m['seconds']:.0f} s, no skip", str(m["max_sources"]), "",
+            f"first failing {m['first_failing']}", "exact" if m["exact"] else "bounded search")
+    s = r.get("server")
+    if s:
+        add("latency window end -> client (p50 / p95 ms)", f"{_ms(s['latency'])} / {_ms(s['latency'], 'p95_ms')}",
+            "", "", "")
+        add("start-up: HTTP answer / first prediction (s)",
+            f"{s['startup_http_s']} / {s['startup_first_prediction_s']}", "", "", "")
+        add("peak RSS, server with one source (MB)", str(s["peak_rss_mb_one_source"]), "", "", "")
+    k = r.get("soak")
+    if k:
+        add(f"RSS growth over {k['audio_minutes']:.0f} min of audio (MB)", str(k["rss_growth_mb"]), "",
+            f"{k['x_realtime']}x real time", f"peak {k['peak_rss_mb']} MB")
+    header = ("figure", "ours", "original", "ratio / note", "limit")
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(5)]
+    line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()  # noqa: E731
+    out = [line(header), line(["-" * w for w in widths])] + [line(row) for row in rows]
+    if r.get("errors"):
+        out += [f"ERROR in {k}: {v}" for k, v in r["errors"].items()]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"backend {results['backend']}, {results['threads']} threads, load average "
+          f"{results['machine']['load_avg_start'][0]:.1f} -> {results['machine']['load_avg_end'][0]:.1f}")
+    print(table(results))
+    print(f"\nwrote {args.out}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
