@@ -180,6 +180,50 @@ class Engine:
             log.info("stopped source %s", source_id)
             self._emit_sources()
 
+    def restart_source(self, source_id: str) -> str:
+        """Start a source again from its spec, under the same id (after an error, a crash
+        in its pipeline, or simply to begin again). Raises ``EngineError`` when it cannot
+        start; the old, stopped source then stays listed with its reason."""
+        with self._lock:
+            old = self._pipelines.get(source_id) if isinstance(source_id, str) else None
+            spec = self._specs.get(source_id)
+        if old is None or spec is None:
+            raise EngineError(f"no source with id {source_id!r}")
+        try:
+            old.stop()
+        except Exception:  # a broken source may fail to stop; it is replaced either way
+            log.exception("stopping %s before restart", source_id)
+        try:
+            source = make_source({k: v for k, v in spec.items() if k != "id"}, fast=self.fast)
+        except SourceSpecError as exc:
+            raise EngineError(str(exc)) from None
+        pipeline = Pipeline(source_id, source, spec["hop"], wake=self._wake)
+        try:
+            pipeline.start()
+        except Exception as exc:
+            log.info("source %s failed to restart", source_id, exc_info=True)
+            raise EngineError(f"could not restart {source.label}: {exc}") from None
+        if source.state == "error":
+            raise EngineError(source.error or f"could not restart {source.label}")
+        with self._lock:
+            monitor = self._monitors.get(source_id)
+            self._pipelines[source_id] = pipeline
+            self._last_states.pop(source_id, None)
+            # Stream time starts again at 0: a fresh monitor, the old one's open segment closed.
+            self._monitors[source_id] = self._make_monitor(source_id)
+        if monitor is not None:
+            for name, event in monitor.finish(source_id):
+                self._emit(f"on_{name}", event)
+        log.info("restarted source %s (%s)", source_id, source.label)
+        self.notice(f"{source.label} restarted", level="info", source=source_id)
+        self._emit_sources()
+        return source_id
+
+    def pipeline(self, source_id: str) -> Pipeline | None:
+        """The running pipeline of a source (for diagnostics and fault injection)."""
+        with self._lock:
+            return self._pipelines.get(source_id)
+
     def _new_id(self, spec: dict) -> str:
         try:
             return source_id_for(spec, taken=set(self._pipelines))
@@ -310,8 +354,8 @@ class Engine:
             model = self.model
         due: list[tuple[Pipeline, Window]] = []
         for p in pipelines:
-            if model is None and p.lossless:
-                continue  # batch sources wait for the model rather than lose windows
+            if p.failed or (model is None and p.lossless):
+                continue  # failed: left stopped until restarted; batch sources wait for the model
             try:
                 w = p.next_window()
             except Exception as exc:
@@ -353,13 +397,22 @@ class Engine:
         return events
 
     def _fail(self, p: Pipeline, exc: Exception) -> None:
+        """One source's pipeline raised: stop that source only, say why; ``restart_source`` revives it."""
         log.exception("source %s failed", p.source_id)
+        p.failed = True
+        # Set before stopping so a lossless source's writer, waiting for room, gives up.
+        p.source.state, p.source.error = "error", f"processing failed: {type(exc).__name__}: {exc}"
         try:
             p.stop()
         except Exception:
-            pass
-        p.source.state, p.source.error = "error", f"processing failed: {exc}"
-        self.notice(p.source.error, source=p.source_id)
+            log.exception("stopping failed source %s", p.source_id)
+        s = p.source
+        s.state = "error"
+        s.error = f"{s.error or 'processing failed'}; restart the source to try again"
+        with self._lock:
+            self._last_states[p.source_id] = (s.state, s.error, s.notice)  # notified here, not again
+        self.notice(s.error, source=p.source_id)
+        self._emit_sources()
 
     def _check_states(self, pipelines: list[Pipeline]) -> None:
         changed = False

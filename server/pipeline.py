@@ -25,6 +25,9 @@ from .scheduler import WindowScheduler
 # Extra past context read before each window so the resampler's edge transient
 # falls outside the samples we keep.
 _RESAMPLE_MARGIN_S = 0.02
+# Samples beyond this magnitude are corrupt (a float stream gone wrong), not loud
+# music; clipping them keeps the mel power finite (+24 dBFS of headroom).
+MAX_ABS_SAMPLE = 16.0
 
 
 @dataclass
@@ -40,7 +43,18 @@ class Window:
 
 
 class Pipeline:
-    """Ring buffer, scheduler and feature extraction for one source."""
+    """Ring buffer, scheduler and feature extraction for one source.
+
+    Blocks with NaN/Inf or absurd values are repaired on arrival (set to 0 /
+    clipped, counted in ``repaired_blocks``) so one bad burst never poisons a window.
+
+    ``fault_hook`` (None in normal use) is for fault injection by tests and
+    ``scripts/soak.py``: ``fault_hook(stage, data)`` is called with
+    ``("block", block)`` on the capture thread before repair (return a
+    replacement block, or None to keep it) and with ``("window", y16k)`` on the
+    worker before feature extraction (return value ignored); raising there
+    behaves like a bug in that stage.
+    """
 
     def __init__(self, source_id: str, source: Source, hop_s: float, wake: threading.Event | None = None):
         """``source.realtime is False`` (a file read as fast as possible) makes the pipeline
@@ -58,6 +72,10 @@ class Pipeline:
         self._native_margin = 0
         self.lossless = getattr(source, "realtime", True) is False
         self._consumed = threading.Condition()
+        self._ring_sr = 0
+        self.repaired_blocks = 0
+        self.failed = False  # set by the engine when this pipeline raised; it is then left alone
+        self.fault_hook = None
 
     # --- capture side (source thread) ---------------------------------------------------------
     def start(self) -> None:
@@ -67,8 +85,14 @@ class Pipeline:
         self.source.stop()
 
     def on_block(self, block: np.ndarray) -> None:
-        if self.ring is None:
-            self._init_ring(int(self.source.samplerate))
+        hook = self.fault_hook
+        if hook is not None:
+            replaced = hook("block", block)
+            block = block if replaced is None else replaced
+        block = self._repair(block)
+        sr = int(self.source.samplerate)
+        if self.ring is None or sr != self._ring_sr:  # a device that came back at another rate
+            self._init_ring(sr)
         if self.lossless:
             self._wait_for_room(len(block))
         self.ring.write(block)
@@ -87,7 +111,16 @@ class Pipeline:
                     self._wake.set()
                 self._consumed.wait(0.1)
 
+    def _repair(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if np.isfinite(block).all() and (block.size == 0 or np.abs(block).max() <= MAX_ABS_SAMPLE):
+            return block
+        self.repaired_blocks += 1
+        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.clip(block, -MAX_ABS_SAMPLE, MAX_ABS_SAMPLE)
+
     def _init_ring(self, sr: int) -> None:
+        self._ring_sr = sr
         self._native_window = math.ceil(WINDOW_SAMPLES * sr / MODEL_SR)
         self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr)
         hop = max(1, round(self.hop_s * sr))
@@ -116,7 +149,7 @@ class Pipeline:
         if self.lossless:
             with self._consumed:
                 self._consumed.notify_all()
-        sr = int(self.source.samplerate)
+        sr = self._ring_sr
         n = min(self._native_window + self._native_margin, end)
         try:
             native = ring.read(end, n)
@@ -124,6 +157,9 @@ class Pipeline:
             scheduler.skipped += 1
             return None
         y = resample(native, sr, MODEL_SR)
+        hook = self.fault_hook
+        if hook is not None:
+            hook("window", y)
         if y.shape[0] < WINDOW_SAMPLES:
             y = np.pad(y, (WINDOW_SAMPLES - y.shape[0], 0))
         y = y[-WINDOW_SAMPLES:]

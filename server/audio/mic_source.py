@@ -2,7 +2,8 @@
 
 PortAudio calls our callback from its own thread with each block; the callback
 only down-mixes and hands the block on. A small watchdog thread notices when
-the stream dies (device unplugged, sound server gone) and sets ``state='error'``.
+the stream dies (device unplugged, sound server gone), sets ``state='lost'``
+and tries to reopen the device with backoff until it is back (``'running'``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ _PA_INVALID_CHANNEL_COUNT = -9998
 STALL_SECONDS = 3.0
 STALL_BLOCKS = 20
 START_GRACE_SECONDS = 8.0
+# A lost device is retried after 1, 2, 4 ... seconds, at most this far apart.
+RETRY_MAX_SECONDS = 8.0
 
 
 def _pa_code(err) -> int | None:
@@ -47,6 +50,10 @@ class MicSource(Source):
     rejects falls back to the default with ``notice`` set. ``channels`` None
     records up to two channels; blocks are always down-mixed to mono.
     ``start`` raises ``DeviceError`` when the device can't be found or opened.
+
+    States: 'starting', 'running', 'lost' (the device vanished mid-stream; it
+    is reopened every few seconds, ``notice`` says so, ``reopens`` counts the
+    returns), 'error' (a consumer bug), 'stopped'.
     """
 
     kind = "mic"
@@ -69,6 +76,10 @@ class MicSource(Source):
         self._watchdog: threading.Thread | None = None
         self._last_callback = 0.0
         self._registered = False
+        self._index: int | None = None
+        self._died: str | None = None  # set from PortAudio's finished callback
+        self._open_blocks = 0          # callbacks since the current stream opened
+        self.reopens = 0
 
     # -- PortAudio thread ---------------------------------------------------------
     def _callback(self, indata, frames, time_info, status):
@@ -79,6 +90,7 @@ class MicSource(Source):
         if np.shares_memory(block, indata):  # PortAudio reuses indata after we return
             block = block.copy()
         self.blocks += 1
+        self._open_blocks += 1
         try:
             self._on_block(block)
         except Exception as e:  # a consumer bug must not kill PortAudio's thread silently
@@ -87,8 +99,8 @@ class MicSource(Source):
 
     def _finished(self):
         if not self._stop_event.is_set() and self.state == "running":
-            self._fail(f"input stream from {self.device_name} stopped unexpectedly "
-                       "(device disconnected?)")
+            # The watchdog acts on it: PortAudio's thread must not reopen streams.
+            self._died = f"input stream from {self.device_name} stopped unexpectedly (device disconnected?)"
 
     # -- control ------------------------------------------------------------------
     def _open(self, sd, index: int, rate: int, channels: int):
@@ -120,21 +132,30 @@ class MicSource(Source):
         except DeviceError as e:
             self.state, self.error = "error", str(e)
             raise
+        self._index = index
+        try:
+            self._run_stream(sd, stream)
+        except sd.PortAudioError as e:
+            self.state, self.error = "error", f"could not start {self.device_name}: {e}"
+            raise DeviceError(self.error) from None
+        self._watchdog = threading.Thread(target=self._watch, name=f"mic-watchdog-{index}", daemon=True)
+        self._watchdog.start()
+
+    def _run_stream(self, sd, stream) -> None:
+        """Publish and start an opened stream; closes it again if it will not start."""
         self._stream = stream
         self.samplerate = int(round(stream.samplerate))
         self.channels = stream.channels
+        self._died, self._open_blocks = None, 0
         self._last_callback = time.monotonic()
         devices.stream_opened()
         self._registered = True
         try:
             stream.start()
-        except sd.PortAudioError as e:
+        except sd.PortAudioError:
             self._close_stream()
-            self.state, self.error = "error", f"could not start {self.device_name}: {e}"
-            raise DeviceError(self.error) from None
+            raise
         self.state = "running"
-        self._watchdog = threading.Thread(target=self._watch, name=f"mic-watchdog-{index}", daemon=True)
-        self._watchdog.start()
 
     def _open_with_fallbacks(self, sd, index, rate, channels, default_rate):
         name = self.device_name
@@ -157,19 +178,77 @@ class MicSource(Source):
                               f"{channels} channel(s): {e}") from None
 
     def _watch(self) -> None:
+        """Watch the stream; when it dies, mark the source lost and reopen until it is back."""
+        while not self._stop_event.is_set():
+            reason = self._watch_stream()
+            if reason is None or self._stop_event.is_set():
+                return
+            self._lose(reason)
+            if not self._reopen():
+                return
+
+    def _watch_stream(self) -> str | None:
+        """Wait while the stream runs; the reason it died, or None on stop/error."""
         stall = max(STALL_SECONDS, STALL_BLOCKS * self.block_seconds)
         while not self._stop_event.wait(0.2):
             stream = self._stream
             if stream is None or self.state != "running":
-                return
+                return None
+            if self._died:
+                return self._died
             if not stream.active:
-                self._fail(f"input stream from {self.device_name} stopped (device disconnected?)")
-                return
+                return f"input stream from {self.device_name} stopped (device disconnected?)"
             quiet = time.monotonic() - self._last_callback
-            if quiet > (stall if self.blocks else START_GRACE_SECONDS):
-                self._fail(f"no audio from {self.device_name} for {quiet:.1f} s "
-                           "(device unplugged or sound server gone?)")
-                return
+            if quiet > (stall if self._open_blocks else START_GRACE_SECONDS):
+                return (f"no audio from {self.device_name} for {quiet:.1f} s "
+                        "(device unplugged or sound server gone?)")
+        return None
+
+    def _lose(self, reason: str) -> None:
+        self.state = "lost"
+        self.notice = f"{reason}; trying to reopen it"
+        self._close_stream()
+
+    def _reopen(self) -> bool:
+        """Reopen the device every 1, 2, 4 ... s (at most RETRY_MAX_SECONDS apart); True once back."""
+        sd = devices.sounddevice()
+        delay = 1.0
+        while not self._stop_event.wait(delay):
+            try:
+                stream = self._reopen_once(sd)
+                self._run_stream(sd, stream)
+            except (DeviceError, sd.PortAudioError, OSError) as e:
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                self.notice = f"{self.device_name} is still unavailable ({e}); retrying in {delay:g} s"
+                continue
+            if self._stop_event.is_set():  # stop() raced the reopen: release the device again
+                self._close_stream()
+                return False
+            self.reopens += 1
+            self.notice = f"{self.device_name} is back (reopened {self.reopens}×)"
+            return True
+        return False
+
+    def _reopen_once(self, sd):
+        """Open the same device (found again by name, its index may have changed) at the same rate."""
+        name = self.device_name
+        if self.pulse_source:
+            index = devices.resolve_pulse_device()
+        else:
+            try:
+                index = devices.resolve_input_device(name or self.device)
+            except DeviceError:
+                devices.rescan()  # a re-plugged device is new to PortAudio (no-op while streams are open)
+                index = devices.resolve_input_device(name or self.device)
+        info = sd.query_devices(index)
+        rate = int(self.samplerate or round(info["default_samplerate"]))
+        try:
+            return self._open(sd, index, rate, int(self.channels or 1))
+        except sd.PortAudioError as e:
+            if not _is_rate_error(e):
+                raise
+            # Back at another rate: the pipeline starts a new ring at the new rate.
+            return self._open(sd, index, int(round(info["default_samplerate"])), int(self.channels or 1))
 
     def _fail(self, message: str) -> None:
         if self.state != "error":
@@ -195,10 +274,10 @@ class MicSource(Source):
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(timeout=2)
         self._watchdog = None
-        if self.state in ("running", "starting"):
+        if self.state in ("running", "starting", "lost"):
             self.state = "stopped"
 
     def describe(self) -> dict:
         d = super().describe()
-        d.update(device=self.device_name, channels=self.channels)
+        d.update(device=self.device_name, channels=self.channels, reopens=self.reopens)
         return d
