@@ -12,12 +12,22 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 
-_FFMPEG_TIMEOUT_S = 30  # for ffprobe; decoding itself is bounded by the file's length
+_FFMPEG_TIMEOUT_S = 30  # for ffprobe
+# ffmpeg decoding is killed when it produces nothing for this long (a pathological file).
+_FFMPEG_STALL_S = 30
+# Rates outside this range are a damaged header, not audio we can use.
+MIN_SAMPLERATE, MAX_SAMPLERATE = 1000, 768000
+# Samples beyond this magnitude are corrupt float data, not loud music (+24 dBFS).
+MAX_ABS_SAMPLE = 16.0
+# At most this many samples (all channels) per read, whatever the header claims.
+_MAX_READ_SAMPLES = 1 << 22
 
 
 class DecodeError(Exception):
@@ -40,13 +50,23 @@ def _check_file(path: str) -> None:
 
 
 def _sanitize(block: np.ndarray) -> np.ndarray:
-    """Mono float32 with NaN/Inf (from broken float files) replaced by silence."""
+    """Mono float32; NaN/Inf (from broken float files) become silence, absurd values are clipped."""
     block = np.asarray(block, dtype=np.float32)
     if block.ndim == 2:
-        block = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        # float64 sum: huge-but-finite channels must not overflow into Inf while averaging
+        block = block.mean(axis=1, dtype=np.float64) if block.shape[1] > 1 else block[:, 0]
+    block = np.asarray(block, dtype=np.float32)
     if not np.isfinite(block).all():
         block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+    if block.size and np.abs(block).max() > MAX_ABS_SAMPLE:
+        block = np.clip(block, -MAX_ABS_SAMPLE, MAX_ABS_SAMPLE)
     return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _check_rate(path: str, sr) -> int:
+    if not isinstance(sr, (int, np.integer)) or not MIN_SAMPLERATE <= sr <= MAX_SAMPLERATE:
+        raise DecodeError(f"{_name(path)}: unsupported sample rate {sr} Hz (damaged header?)")
+    return int(sr)
 
 
 def _ffmpeg(tool: str, path: str) -> str:
@@ -75,8 +95,15 @@ def _ffprobe(path: str) -> dict:
         raise DecodeError(f"{_name(path)} is not a decodable audio file")
     st = streams[0]
     dur = st.get("duration") or (info.get("format") or {}).get("duration")
-    return {"samplerate": int(st["sample_rate"]), "channels": int(st.get("channels") or 1),
-            "duration": float(dur) if dur not in (None, "N/A") else None, "backend": "ffmpeg"}
+    try:
+        sr, channels = int(st["sample_rate"]), int(st.get("channels") or 1)
+        dur = float(dur) if dur not in (None, "N/A") else None
+    except (TypeError, ValueError):
+        raise DecodeError(f"{_name(path)} is not a decodable audio file") from None
+    if sr <= 0:  # ffprobe guessed a stream out of noise
+        raise DecodeError(f"{_name(path)} is not a decodable audio file")
+    return {"samplerate": _check_rate(path, sr), "channels": channels,
+            "duration": dur if dur is None or np.isfinite(dur) else None, "backend": "ffmpeg"}
 
 
 def probe(path: str) -> dict:
@@ -88,8 +115,9 @@ def probe(path: str) -> dict:
     _check_file(path)
     try:
         info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         return _ffprobe(path)
+    _check_rate(path, info.samplerate)
     dur = info.frames / info.samplerate if info.frames > 0 else None
     return {"samplerate": int(info.samplerate), "channels": int(info.channels),
             "duration": dur, "backend": "soundfile"}
@@ -102,12 +130,13 @@ def probe_duration(path: str) -> float | None:
 
 def _soundfile_blocks(f: sf.SoundFile, path: str, block_frames: int) -> Iterator[np.ndarray]:
     got = 0
+    block_frames = max(1, min(block_frames, _MAX_READ_SAMPLES // max(1, f.channels)))
     try:
         with f:
             while True:
                 try:
                     block = f.read(block_frames, dtype="float32", always_2d=True)
-                except (sf.LibsndfileError, RuntimeError) as e:
+                except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as e:
                     if got == 0:
                         raise DecodeError(f"{_name(path)} is not a decodable audio file ({e})") from None
                     return  # a damaged tail: keep what decoded
@@ -130,6 +159,14 @@ def _ffmpeg_blocks(path: str, info: dict, block_frames: int) -> Iterator[np.ndar
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     got = 0
+    progress = [time.monotonic()]
+    done = threading.Event()
+    threading.Thread(target=_kill_when_stalled, args=(proc, progress, done), daemon=True,
+                     name="ffmpeg-decode-watchdog").start()
+    stderr_tail = bytearray()
+    # ffmpeg's stderr is read on a thread: a chatty error stream must not fill the pipe and stall us.
+    err_reader = threading.Thread(target=_read_tail, args=(proc.stderr, stderr_tail), daemon=True)
+    err_reader.start()
     try:
         nbytes = block_frames * 4
         while True:
@@ -140,20 +177,45 @@ def _ffmpeg_blocks(path: str, info: dict, block_frames: int) -> Iterator[np.ndar
             if usable == 0:
                 continue
             got += usable // 4
+            progress[0] = time.monotonic()
             yield _sanitize(np.frombuffer(buf[:usable], dtype="<f4"))
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
         rc = proc.wait()
+        err_reader.join(timeout=5)
+        err = stderr_tail.decode("utf-8", "replace").strip()
         if got == 0:
+            if progress[0] < 0:
+                raise DecodeError(f"{_name(path)}: decoding stalled for {_FFMPEG_STALL_S} s; gave up")
             last = err.splitlines()[-1] if err else f"ffmpeg exited with {rc}"
             if rc != 0:
                 raise DecodeError(f"{_name(path)} is not a decodable audio file ({last})")
             raise DecodeError(f"{_name(path)} contains no audio samples")
     finally:
+        done.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
+        err_reader.join(timeout=5)
         proc.stderr.close()
+
+
+def _kill_when_stalled(proc: subprocess.Popen, progress: list, done: threading.Event) -> None:
+    while not done.wait(1.0):
+        if proc.poll() is not None:
+            return
+        if time.monotonic() - progress[0] > _FFMPEG_STALL_S:
+            progress[0] = -1.0  # tells the reader why the output ended
+            proc.kill()
+            return
+
+
+def _read_tail(stream, tail: bytearray, keep: int = 4096) -> None:
+    try:
+        for chunk in iter(lambda: stream.read(4096), b""):
+            tail += chunk
+            del tail[:-keep]
+    except (OSError, ValueError):  # closed under us at shutdown
+        pass
 
 
 def open_blocks(path: str, block_frames: int = 65536) -> tuple[int, Iterator[np.ndarray]]:
@@ -170,9 +232,14 @@ def open_blocks(path: str, block_frames: int = 65536) -> tuple[int, Iterator[np.
     _check_file(path)
     try:
         f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         info = _ffprobe(path)
         return info["samplerate"], _ffmpeg_blocks(path, info, block_frames)
+    try:
+        _check_rate(path, f.samplerate)
+    except DecodeError:
+        f.close()
+        raise
     return int(f.samplerate), _soundfile_blocks(f, path, block_frames)
 
 
