@@ -101,8 +101,12 @@ def tflite_model(variant: str) -> str:
     if not os.path.exists(path):
         checkpoint_prefix(variant)  # clear error when the weights are missing
         data = convert(variant)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
+        except OSError:  # read-only home: keep this process's copy in the temp dir
+            path = os.path.join(tempfile.mkdtemp(prefix="genre-monitor-"), os.path.basename(path))
+            fd, tmp = os.open(path + ".part", os.O_WRONLY | os.O_CREAT, 0o644), path + ".part"
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)  # atomic: a concurrent process never reads half a file

@@ -1,0 +1,79 @@
+"""A tiny run of every benchmark code path (python -m bench): structure and sanity, no timing thresholds."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bench import __main__ as bench_main
+from bench import flops, live, server, soak, throughput, window_cost
+from bench.common import BenchError, stats_ms, write_files
+
+
+@pytest.fixture(scope="module")
+def model():
+    from server.model.registry import load_model
+
+    return load_model(None)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_files(tmp_path_factory.mktemp("bench"), 2, 5.0)
+
+
+def test_stats_and_flops():
+    s = stats_ms([0.001, 0.002, 0.003])
+    assert s["median_ms"] == 2.0 and s["p95_ms"] >= s["median_ms"] and s["n"] == 3
+    with pytest.raises(BenchError):
+        stats_ms([])
+    f = flops.model_flops(["MSD_musicnn", "MTT_musicnn"])
+    # Both networks share one architecture: ~2.8 GFLOP each, mostly the timbral convolutions.
+    assert f["per_backbone"]["MSD_musicnn"] == f["per_backbone"]["MTT_musicnn"]
+    assert 2e9 < f["per_backbone"]["MSD_musicnn"] < 4e9 and f["per_window"] == 2 * f["per_backbone"]["MSD_musicnn"]
+    peak = flops.peak_flops(n=256, repeats=2)
+    assert peak["gflops_best"] > 0
+
+
+def test_window_cost_side_by_side(model):
+    original = os.path.exists(window_cost.GOLDEN_PY)  # the original stack is optional in CI
+    r = window_cost.measure(model, repeats=2, batches=(1, 2), rounds=1, original=original)
+    for b in ("b1", "b2"):
+        for part in ("total", "features", "model"):
+            assert r["ours"][b][part]["median_ms"] > 0
+        if original:
+            assert r["original"][b]["total"]["median_ms"] > 0 and r["ratio"][b]["total"] > 0
+    if original:
+        assert r["agreement"]["max_abs_diff_tags"] < 1e-3 and r["agreement"]["max_abs_diff_embedding"] < 1e-3
+
+
+def test_throughput_and_live(model, files):
+    t = throughput.measure(model, files[:1])
+    assert t["audio_s"] == pytest.approx(5.0, abs=0.1) and t["x_realtime"] > 0
+    r = live.run_sources(model, files, 2, seconds=2.0, warmup=3.5)
+    assert r["sources"] == 2 and r["cpu_per_audio_s"] > 0 and r["windows"] > 0 and r["skipped"] >= 0
+    m = live.max_sources(model, files, seconds=2.0, hint_ok=1, hint_fail=3, max_trials=1)
+    assert len(m["trials"]) == 1 and m["max_sources"] in (0, 1) and m["trials"][0]["sources"] == 1
+
+
+def test_server_latency_and_startup(files):
+    r = server.measure(files[0], seconds=2.0)
+    assert 0 < r["startup_http_s"] <= r["startup_first_prediction_s"]
+    assert r["latency"]["n"] >= 1 and r["peak_rss_mb_one_source"] > 100
+
+
+def test_soak_subprocess(files):
+    r = soak.run_subprocess(files[0], minutes=0.15)
+    assert r["windows"] >= 5 and r["skipped"] == 0 and r["rss_mb_end"] > 0 and r["x_realtime"] > 0
+
+
+def test_table_and_cli_output(tmp_path, monkeypatch):
+    out = tmp_path / "results.json"
+    assert bench_main.main(["--quick", "--only", "flops,throughput", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["flops"]["per_window"] > 0 and results["throughput"]["x_realtime"] > 0
+    text = bench_main.table(results)
+    assert "GFLOP" in text and "real time" in text
+    assert bench_main.main(["--only", "nonsense", "--out", str(out)]) == 2
+    assert np.isfinite(results["flops"]["peak"]["gflops_best"])

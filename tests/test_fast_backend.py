@@ -1,0 +1,85 @@
+"""The fast (TFLite/LiteRT) backend agrees with the Keras port and the original network."""
+
+import os
+
+import numpy as np
+import pytest
+
+from server.model import fast, musicnn
+from tests.support.golden import load_golden
+
+TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return load_golden()
+
+
+@pytest.fixture(scope="module", params=musicnn.VARIANTS)
+def pair(request):
+    return fast.get_backbone(request.param, "tflite"), musicnn.get_backbone(request.param)
+
+
+@pytest.mark.parametrize("output", ["tags", "embedding", "mean_pool", "max_pool"])
+def test_matches_keras_port_and_original(pair, golden, output):
+    lite, keras_port = pair
+    x = golden["inputs"]
+    got = lite(x)[output]
+    assert got.dtype == np.float32 and got.shape == keras_port(x)[output].shape
+    assert np.abs(got - keras_port(x)[output]).max() < TOL
+    assert np.abs(got - golden[f"{lite.variant}/{output}"]).max() < TOL
+
+
+def test_batches_of_any_size(pair, golden):
+    lite, _ = pair
+    x = golden["inputs"]
+    full = lite(x)
+    for key, value in lite(x[:1]).items():
+        np.testing.assert_allclose(value[0], full[key][0], atol=1e-5)
+    assert lite(np.zeros((0, 187, 96), np.float32))["tags"].shape == (0, 50)
+    assert lite(np.repeat(x, 3, axis=0))["embedding"].shape == (12, 200)
+
+
+def test_bad_input_is_a_clear_error(pair):
+    lite, _ = pair
+    with pytest.raises(musicnn.MusicnnInputError, match="187, 96"):
+        lite(np.zeros((187, 96), np.float32))
+    x = np.zeros((1, 187, 96), np.float32)
+    x[0, 1, 1] = np.inf
+    with pytest.raises(musicnn.MusicnnInputError, match="NaN"):
+        lite(x)
+
+
+def test_graph_is_cached_on_disk_and_keyed_by_variant():
+    paths = {v: fast.cache_path(v) for v in musicnn.VARIANTS}
+    assert len(set(paths.values())) == 2
+    for variant, path in paths.items():
+        assert fast.tflite_model(variant) == path and os.path.getsize(path) > 1_000_000
+        assert path.startswith(fast.cache_dir())
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "keras")
+    assert fast.get_backbone("MSD_musicnn") is musicnn.get_backbone("MSD_musicnn")
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
+    assert isinstance(fast.get_backbone("MSD_musicnn"), fast.TFLiteBackbone)
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "cuda")
+    with pytest.raises(fast.BackendError, match="keras, tflite"):
+        fast.get_backbone("MSD_musicnn")
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
+    monkeypatch.setenv("GENRE_MONITOR_THREADS", "zero")
+    with pytest.raises(fast.BackendError, match="whole number"):
+        fast.default_threads()
+
+
+def test_genre_model_same_on_both_backends(golden, monkeypatch):
+    from server.model.registry import load_model
+
+    model = load_model(None)
+    x = golden["inputs"]
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "keras")
+    probs_k, tags_k = model.predict(x)
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
+    probs_t, tags_t = model.predict(x)
+    assert np.abs(probs_k - probs_t).max() < TOL and np.abs(tags_k - tags_t).max() < TOL
