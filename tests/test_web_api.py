@@ -18,9 +18,14 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def web(engine, tmp_path_factory):
+def media_dir(tmp_path_factory):
+    return os.path.dirname(music_file(tmp_path_factory.mktemp("song")))
+
+
+@pytest.fixture(scope="module")
+def web(engine, tmp_path_factory, media_dir):
     upload_dir = tmp_path_factory.mktemp("uploads")
-    app, socketio = create_app(engine, upload_dir=str(upload_dir), max_upload_mb=1)
+    app, socketio = create_app(engine, upload_dir=str(upload_dir), max_upload_mb=1, media_dirs=[media_dir])
     return app, socketio, upload_dir
 
 
@@ -65,7 +70,8 @@ def test_lists(client, engine):
 @pytest.mark.parametrize("body, fragment", [
     ({"kind": "radio"}, "kind"),
     ({"kind": "file"}, "path"),
-    ({"kind": "file", "path": "/no/such/file.flac"}, "no such file"),
+    ({"kind": "file", "path": "/no/such/file.flac"}, "outside the media folders"),
+    ({"kind": "file", "path": "no-such-file.flac"}, "no such file"),
     ({"kind": "file", "path": "x.wav", "hop": "fast"}, "hop"),
     ({"kind": "mic", "device": [1, 2]}, "device"),
     ({"kind": "upload", "upload_id": "nope"}, "upload"),

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from server.web.socket_events import (RequestError, merge_monitoring, parse_monitoring_request,
+from server.web import schemas
+from server.web.socket_events import (RequestError, checked, merge_monitoring, parse_monitoring_request,
                                       parse_rules_request, parse_source_spec)
 from server.web.uploads import UploadError
 
@@ -27,10 +28,19 @@ def _error(message: str, status: int = 400):
 
 
 def _json_body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly nested JSON
+        data = None
     if not isinstance(data, dict):
         raise RequestError("Request body must be a JSON object (Content-Type: application/json).")
     return data
+
+
+@bp.before_request
+def _no_query_parameters():
+    # None of these routes takes query parameters; refusing strays keeps the contract explicit.
+    checked(f"{request.method} {request.path}", schemas.check_query, request.args, "none")
 
 
 @bp.errorhandler(RequestError)
@@ -63,7 +73,8 @@ def sources():
 
 @bp.post("/sources")
 def start_source():
-    spec = parse_source_spec(_json_body(), _uploads(), event="POST /api/sources")
+    spec = parse_source_spec(_json_body(), _uploads(), event="POST /api/sources",
+                             media_dirs=current_app.extensions["genre_media_dirs"])
     source_id = _engine().start_source(spec)
     return jsonify(ok=True, id=source_id)
 
@@ -113,12 +124,9 @@ def models():
 
 @bp.post("/models/select")
 def select_model():
-    data = _json_body()
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RequestError("'name' must be a non-empty string.")
-    _engine().select_model(name.strip())
-    return jsonify(ok=True, name=name.strip())
+    name = checked("POST /api/models/select", schemas.check_event, "select_model", _json_body())["name"]
+    _engine().select_model(name)
+    return jsonify(ok=True, name=name)
 
 
 @bp.post("/upload")

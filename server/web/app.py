@@ -15,6 +15,8 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from server.web import api, history_api, socket_events
+from server.web.auth import Guard, resolve_token, token_from_env
+from server.web.media import normalise_dirs
 from server.web.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +59,16 @@ class SocketIOSink:
         self.socketio.emit("alert", payload)
 
 
-def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
+def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
+               require_token: bool = False, media_dirs=None, allowed_origins=None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
-    to the engine as a sink is the caller's job.
+    to the engine as a sink is the caller's job. ``token`` (or a generated one when
+    ``require_token``) guards the page, REST and Socket.IO; ``app.extensions["genre_guard"].token``
+    holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no
+    server paths at all). ``allowed_origins``: extra browser origins (a reverse proxy's
+    public address) allowed besides the app's own. See docs/security.md.
     """
     app = Flask(
         __name__,
@@ -73,20 +80,26 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
     app.config["MAX_UPLOAD_MB"] = max_upload_mb
     app.config["JSON_SORT_KEYS"] = False
     os.makedirs(upload_dir, exist_ok=True)
+    guard = Guard(resolve_token("127.0.0.1", token, require_token), allowed_origins)
+    guard.install(app)
+    dirs = normalise_dirs(media_dirs)
     app.extensions["genre_engine"] = engine
     app.extensions["genre_uploads"] = UploadStore(upload_dir)
     app.extensions["genre_store"] = store
+    app.extensions["genre_media_dirs"] = dirs
 
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None)
+    # Browsers may connect from the app's own origin only (or the listed ones); never '*'.
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=guard.cors_origin)
     watchers = socket_events.Watchers()
-    socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"])
+    socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"], media_dirs=dirs,
+                           guard=guard)
     app.register_blueprint(api.bp)
     app.register_blueprint(history_api.bp)
     engine.add_sink(SocketIOSink(socketio, watchers))
 
     @app.get("/")
     def index():
-        return render_template("index.html", max_upload_mb=max_upload_mb)
+        return render_template("index.html", max_upload_mb=max_upload_mb, media_dirs=dirs)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js():
@@ -112,18 +125,29 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None):
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
-        app.logger.exception("unhandled error on %s", request.path)
+        message = socket_events.internal_error(f"{request.method} {request.path}")
         if request.path.startswith("/api/"):
-            return jsonify(error=f"Internal error: {type(exc).__name__}"), 500
-        return "Internal server error", 500
+            return jsonify(error=message), 500
+        return f"Internal server error ({message})", 500
 
     return app, socketio
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
-          *, max_upload_mb: float = 200, debug: bool = False, store=None) -> None:
-    """Run the dashboard; the engine loads its model in the background meanwhile."""
-    app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store)
+          *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
+          require_token: bool = False, media_dirs=None, allowed_origins=None) -> None:
+    """Run the dashboard; the engine loads its model in the background meanwhile.
+
+    Listening on a non-loopback address always requires a token: ``token``, else
+    ``$GENRE_MONITOR_TOKEN``, else a generated one, printed with the link to open.
+    """
+    token = resolve_token(host, token if token is not None else token_from_env(), require_token)
+    app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
+                               token=token, media_dirs=media_dirs, allowed_origins=allowed_origins)
+    if token is not None:
+        shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        print(f"Access token required. Open http://{shown}:{port}/?token={token}", flush=True)
     engine.start(socketio.start_background_task)
     try:
         socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,

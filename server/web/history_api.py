@@ -10,18 +10,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import time
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
+from server.web import schemas
+
 bp = Blueprint("history_api", __name__, url_prefix="/api")
 
 DEFAULT_RANGE_S = 24 * 3600.0
 DEFAULT_LIMIT = 10000
-MAX_LIMIT = 100000
+MAX_LIMIT = schemas.MAX_HISTORY_LIMIT
 
 
 class HistoryRequestError(Exception):
@@ -42,27 +43,22 @@ def _store():
     return store
 
 
-def _number(name: str, default: float) -> float:
-    raw = request.args.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _args(kind: str) -> dict:
     try:
-        value = float(raw)
-    except ValueError:
-        raise HistoryRequestError(f"'{name}' must be a unix time in seconds, not {raw!r}.") from None
-    if not math.isfinite(value):
-        raise HistoryRequestError(f"'{name}' must be a finite number of seconds.")
-    return value
+        return schemas.check_query(request.args, kind)
+    except schemas.SchemaError as exc:
+        raise HistoryRequestError(f"{exc}.") from None
 
 
-def _query() -> tuple[object, str, float, float]:
+def _query(kind: str = "range") -> tuple[object, str, float, float]:
     """(store, source, from, to) from the query string, validated."""
+    args = _args(kind)
     store = _store()
-    source = (request.args.get("source") or "").strip()
+    source = args.get("source")
     if not source:
         raise HistoryRequestError("Give the source id as ?source=ID.")
-    t_to = _number("to", time.time())
-    t_from = _number("from", t_to - DEFAULT_RANGE_S)
+    t_to = args.get("to", min(time.time(), schemas.MAX_UNIX_TIME))
+    t_from = args.get("from", max(0.0, t_to - DEFAULT_RANGE_S))
     if t_from > t_to:
         raise HistoryRequestError(f"'from' ({t_from:g}) is after 'to' ({t_to:g}).")
     if not store.has_source(source):
@@ -71,26 +67,18 @@ def _query() -> tuple[object, str, float, float]:
 
 
 def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None or raw.strip() == "":
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise HistoryRequestError(f"'limit' must be a whole number from 1 to {MAX_LIMIT}, not {raw!r}.") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise HistoryRequestError(f"'limit' must be from 1 to {MAX_LIMIT}.")
-    return limit
+    return _args("history").get("limit", DEFAULT_LIMIT)
 
 
 @bp.get("/history")
 def history():
-    store, source, t_from, t_to = _query()
+    store, source, t_from, t_to = _query("history")
     return jsonify(store.windows(source, t_from, t_to, _limit()))
 
 
 @bp.get("/history/sources")
 def history_sources():
+    _args("none")
     return jsonify(sources=_store().sources())
 
 

@@ -7,11 +7,17 @@ Every handler validates its payload and acks ``{"ok": true, ...}`` or
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+import urllib.parse
 
 from flask import request
 from flask_socketio import join_room, leave_room
+from socketio.exceptions import ConnectionRefusedError
 
+from server.web import schemas
+from server.web.media import MediaPathError, resolve_media_path
+from server.web.schemas import SchemaError
 from server.web.uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -89,81 +95,76 @@ class Watchers:
                 log.debug("could not join %s to %s", sid, s, exc_info=True)
 
 
-def _obj(data, event: str) -> dict:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RequestError(f"{event}: payload must be a JSON object, got {type(data).__name__}.")
-    return data
+def checked(event: str, fn, *args):
+    """``fn(*args)`` from ``server.web.schemas`` with its ``SchemaError`` as a ``RequestError`` naming ``event``."""
+    try:
+        return fn(*args)
+    except SchemaError as exc:
+        raise RequestError(f"{event}: {exc}.") from None
 
 
-def _str(data: dict, key: str, event: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise RequestError(f"{event}: '{key}' must be a non-empty string.")
-    return value.strip()
+def parse_source_spec(data, uploads=None, event: str = "start_source", media_dirs=()) -> dict:
+    """Validate a start_source payload into the engine's spec.
 
-
-def parse_source_spec(data, uploads=None, event: str = "start_source") -> dict:
-    """Validate a start_source payload into the engine's spec (uploads → file)."""
-    data = _obj(data, event)
-    kind = data.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise RequestError(f"{event}: 'kind' must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}.")
+    Uploads become file specs inside the upload folder; file paths (and ``file:`` URLs)
+    must lie inside ``media_dirs`` (real paths, see ``server.web.media``).
+    """
+    data = checked(event, schemas.check_start_source, data)
+    kind = data["kind"]
     spec: dict = {"kind": kind}
     if kind == "mic":
-        device = data.get("device")
-        if isinstance(device, bool) or not (device is None or isinstance(device, (int, str))):
-            raise RequestError(f"{event}: 'device' must be a device index, a name, or null.")
-        if isinstance(device, str) and device.strip().lstrip("-").isdigit():
-            device = int(device)
-        spec["device"] = device
+        spec["device"] = data.get("device")
     elif kind == "file":
-        spec["path"] = _str(data, "path", event)
+        spec["path"] = _media_path(data["path"], uploads, media_dirs, event)
     elif kind == "stream":
-        url = _str(data, "url", event)
-        if not url.lower().startswith(("http://", "https://")) or len(url) < 12:
-            raise RequestError(f"{event}: 'url' must be an http:// or https:// stream address, got {url!r}.")
-        spec["url"] = url
+        url = data["url"]
+        if url.lower().startswith("file:"):
+            # A local file named as a URL: allowed only where a file path would be.
+            path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+            try:
+                spec = {"kind": "file", "path": _media_path(path, uploads, media_dirs, event)}
+            except RequestError as exc:
+                raise RequestError(f"{event}: a stream URL must be http:// or https://; file: URLs work only "
+                                   f"for files inside the media folders ({str(exc).removeprefix(event + ': ')})") from None
+        else:
+            from server.audio.stream_source import StreamError, validate_url
+
+            try:
+                validate_url(url, allow_file=False)
+            except StreamError as exc:
+                raise RequestError(f"{event}: {exc}.") from None
+            spec["url"] = url
     elif kind == "upload":
         if uploads is None:
             raise RequestError(f"{event}: uploads are not enabled.")
         try:
-            item = uploads.get(_str(data, "upload_id", event))
+            item = uploads.get(data["upload_id"])
         except UploadError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestError(f"{event}: {exc}") from None
         spec = {"kind": "file", "path": item["path"], "label": item["name"]}
-    if "label" in data and kind != "upload":
-        spec["label"] = _str(data, "label", event)
-    if data.get("hop") is not None:
-        hop = data["hop"]
-        if isinstance(hop, bool) or not isinstance(hop, (int, float)):
-            raise RequestError(f"{event}: 'hop' must be a number of seconds.")
-        spec["hop"] = float(hop)
+    if "label" in data:
+        spec["label"] = data["label"]
+    if "hop" in data:
+        spec["hop"] = data["hop"]
     return spec
 
 
+def _media_path(path: str, uploads, media_dirs, event: str) -> str:
+    extra = [str(uploads.dir)] if uploads is not None else []
+    try:
+        return resolve_media_path(path, list(media_dirs), extra)
+    except MediaPathError as exc:
+        raise RequestError(f"{event}: {exc}") from None
+
+
 def parse_rules_request(data, event: str = "set_rules") -> list:
-    """The ``rules`` list of a set_rules payload (the engine checks each rule)."""
-    rules = _obj(data, event).get("rules")
-    if not isinstance(rules, list):
-        raise RequestError(f"{event}: 'rules' must be a list of rules (an empty list removes them all).")
-    return rules
+    """The ``rules`` list of a PUT rules body (the engine checks each rule)."""
+    return checked(event, schemas.check_event, "put_rules", data)["rules"]
 
 
 def parse_monitoring_request(data, event: str = "set_monitoring") -> dict:
     """``{"smoothing"?, "segments"?}`` → keyword arguments for ``Engine.set_monitoring``."""
-    data = _obj(data, event)
-    extra = sorted(set(data) - {"smoothing", "segments"})
-    if extra:
-        raise RequestError(f"{event}: unknown field(s) {', '.join(extra)}; use 'smoothing' and/or 'segments'.")
-    out = {k: data[k] for k in ("smoothing", "segments") if data.get(k) is not None}
-    if not out:
-        raise RequestError(f"{event}: give 'smoothing' and/or 'segments', e.g. {{\"segments\": {{\"min_duration\": 15}}}}.")
-    for k, v in out.items():
-        if not isinstance(v, dict):
-            raise RequestError(f"{event}: '{k}' must be an object.")
-    return out
+    return checked(event, schemas.check_monitoring, data)
 
 
 def merge_monitoring(engine, wanted: dict) -> dict:
@@ -179,8 +180,15 @@ def known_source(engine, source_id: str, event: str) -> str:
     return source_id
 
 
-def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
-    """Attach the handlers to ``socketio``."""
+def internal_error(what: str) -> str:
+    """Log the exception under a short id; the client gets the id only (no traceback, no class name)."""
+    log_id = secrets.token_hex(4)
+    log.exception("%s failed [log id %s]", what, log_id)
+    return f"internal error (log id {log_id})"
+
+
+def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(), guard=None) -> None:
+    """Attach the handlers to ``socketio``; ``guard`` (``server.web.auth.Guard``) vets connections."""
     from server.engine import EngineError
 
     def guarded(event, fn):
@@ -189,14 +197,21 @@ def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
                 return {"ok": True, **(fn(data) or {})}
             except (RequestError, EngineError) as exc:
                 return {"ok": False, "error": str(exc)}
-            except Exception as exc:  # never let a bug surface as a dropped ack
-                log.exception("%s failed", event)
-                return {"ok": False, "error": f"{event} failed: {type(exc).__name__}: {exc}"}
+            except Exception:  # never let a bug surface as a dropped ack
+                return {"ok": False, "error": f"{event}: {internal_error(event)}"}
         handler.__name__ = f"on_{event}"
         socketio.on_event(event, handler)
 
     @socketio.on("connect")
     def on_connect(auth=None):
+        if guard is not None:
+            try:
+                refusal = guard.socket_ok(auth)
+            except Exception:  # fail closed
+                refusal = internal_error("connect")
+            if refusal is not None:
+                log.info("Socket.IO connection refused: %s", refusal)
+                raise ConnectionRefusedError(refusal)
         payload = engine.sources_payload()
         watchers.connect(request.sid, [s["id"] for s in payload.get("sources", [])])
         socketio.emit("sources", payload, to=request.sid)
@@ -205,27 +220,27 @@ def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
     def on_disconnect(*_args):
         watchers.disconnect(request.sid)
 
+    @socketio.on_error_default
+    def on_error(_exc):  # a handler outside ``guarded`` (connect) failed: log, answer nothing revealing
+        return {"ok": False, "error": internal_error("socket event")}
+
     def start_source(data):
-        spec = parse_source_spec(data, uploads)
+        spec = parse_source_spec(data, uploads, media_dirs=media_dirs)
         source_id = engine.start_source(spec)
         watchers.add(request.sid, source_id)
         return {"id": source_id}
 
     def stop_source(data):
-        data = _obj(data, "stop_source")
-        source_id = _str(data, "id", "stop_source")
+        source_id = checked("stop_source", schemas.check_event, "stop_source", data)["id"]
         engine.stop_source(source_id)
         return {"id": source_id}
 
     def watch(data):
-        data = _obj(data, "watch")
-        wanted = data.get("sources")
+        wanted = checked("watch", schemas.check_event, "watch", data).get("sources")
         all_ids = [s["id"] for s in engine.sources_payload().get("sources", [])]
-        if wanted is None or wanted == "all":
+        if wanted is None:
             watchers.watch(request.sid, None, all_ids)
             return {"sources": all_ids}
-        if not isinstance(wanted, list) or not all(isinstance(s, str) for s in wanted):
-            raise RequestError("watch: 'sources' must be a list of source ids (or \"all\").")
         unknown = sorted(set(wanted) - set(all_ids))
         if unknown:
             raise RequestError(f"watch: unknown source id(s): {', '.join(unknown)}.")
@@ -233,14 +248,14 @@ def register(socketio, engine, watchers: Watchers, uploads=None) -> None:
         return {"sources": sorted(set(wanted))}
 
     def select_model(data):
-        data = _obj(data, "select_model")
-        name = _str(data, "name", "select_model")
+        name = checked("select_model", schemas.check_event, "select_model", data)["name"]
         engine.select_model(name)
         return {"name": name}
 
     def set_rules(data):
-        source_id = known_source(engine, _str(_obj(data, "set_rules"), "source", "set_rules"), "set_rules")
-        rules = engine.set_rules(source_id, parse_rules_request(data))
+        data = checked("set_rules", schemas.check_event, "set_rules", data)
+        source_id = known_source(engine, data["source"], "set_rules")
+        rules = engine.set_rules(source_id, data["rules"])
         return {"source": source_id, "rules": rules}
 
     def set_monitoring(data):

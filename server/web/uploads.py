@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -16,6 +17,9 @@ AUDIO_EXTENSIONS = {
 }
 
 
+_ID_RE = re.compile(r"[0-9a-f]{16}")
+
+
 class UploadError(Exception):
     """An upload was rejected; the message is shown to the user."""
 
@@ -24,7 +28,7 @@ class UploadStore:
     """Saves uploads into ``upload_dir`` and remembers them by id."""
 
     def __init__(self, upload_dir: str | os.PathLike):
-        self.dir = Path(upload_dir).resolve()
+        self.dir = Path(os.path.realpath(upload_dir))
         self.dir.mkdir(parents=True, exist_ok=True)
         self._items: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -41,10 +45,11 @@ class UploadStore:
                 f"use one of {', '.join(sorted(AUDIO_EXTENSIONS))}.")
         upload_id = secrets.token_hex(8)
         path = self.dir / f"{upload_id}{ext}"
-        storage.save(path)
         try:
+            storage.save(path)
             duration = probe_duration(path, name)
-        except UploadError:
+        except BaseException:
+            # Nothing of a rejected (or interrupted) upload stays on disk.
             path.unlink(missing_ok=True)
             raise
         item = {"upload_id": upload_id, "path": str(path), "name": name, "duration": duration}
@@ -53,11 +58,24 @@ class UploadStore:
         return item
 
     def get(self, upload_id: str) -> dict:
+        """The upload ``upload_id`` (this run's, or a file a previous run accepted), always inside the folder."""
+        upload_id = str(upload_id)
+        if not _ID_RE.fullmatch(upload_id):
+            raise UploadError(f"Unknown upload id {upload_id[:40]!r}; upload the file again.")
         with self._lock:
-            item = self._items.get(str(upload_id))
+            item = self._items.get(upload_id)
         if item is None:
+            # Accepted before a restart: the stored name is the id plus the extension.
+            found = [p for p in self.dir.glob(f"{upload_id}.*") if p.suffix.lower() in AUDIO_EXTENSIONS]
+            if found:
+                item = {"upload_id": upload_id, "path": str(found[0]), "name": found[0].name}
+        if item is None or not self._contains(item["path"]):
             raise UploadError(f"Unknown upload id {upload_id!r}; upload the file again.")
         return item
+
+    def _contains(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, str(self.dir)]) == str(self.dir) and os.path.isfile(real)
 
 
 def probe_duration(path: Path, display_name: str) -> float:
