@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default=None,
                        help="history, uploads and settings (default: $GENRE_MONITOR_DATA or ~/.local/share/genre-monitor)")
     serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored (default: DATA_DIR/uploads)")
+    serve.add_argument("--media-dir", action="append", default=[], metavar="DIR",
+                       help="folder whose files the browser/API may play (repeatable; default: none)")
+    serve.add_argument("--token", default=None,
+                       help="access token (required, and generated when not given, off 127.0.0.1)")
     serve.set_defaults(func=cmd_serve)
 
     devices = sub.add_parser("devices", help="list audio input devices")
@@ -100,12 +104,24 @@ def cmd_serve(args) -> int:
     os.makedirs(upload_dir, exist_ok=True)
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
-        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store)
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,
+              media_dirs=args.media_dir, token=args.token, require_token=not _is_loopback(args.host))
     finally:
         engine.shutdown()
         if store is not None:
             store.close()
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost: treat as exposed
+        return False
 
 
 def _open_store(data, settings):
@@ -148,7 +164,7 @@ def cmd_devices(args) -> int:
     try:
         devices = list_input_devices()
     except Exception as exc:
-        print(f"error: cannot list audio devices: {exc}", file=sys.stderr)
+        print(f"error: cannot list audio devices: {exc}".splitlines()[0], file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(devices, indent=2))
@@ -173,7 +189,7 @@ def cmd_classify(args) -> int:
     try:
         model = load_model(args.model)
     except Exception as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: cannot load model {args.model or 'default'}: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     failed = 0
     for path in args.files:
@@ -182,6 +198,11 @@ def cmd_classify(args) -> int:
         except (DecodeError, OSError) as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one bad file must not end the run with a traceback
+            failed += 1
+            logging.getLogger("genre-monitor").debug("classifying %s", path, exc_info=True)
+            print(f"error: {path}: could not classify ({type(exc).__name__}: {exc})", file=sys.stderr)
             continue
         if args.json:
             print(json.dumps(result), flush=True)
