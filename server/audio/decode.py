@@ -129,7 +129,7 @@ def probe_duration(path: str) -> float | None:
 
 
 def _soundfile_blocks(f: sf.SoundFile, path: str, block_frames: int) -> Iterator[np.ndarray]:
-    got = 0
+    got, failed = 0, None
     block_frames = max(1, min(block_frames, _MAX_READ_SAMPLES // max(1, f.channels)))
     try:
         with f:
@@ -138,7 +138,8 @@ def _soundfile_blocks(f: sf.SoundFile, path: str, block_frames: int) -> Iterator
                     block = f.read(block_frames, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError) as e:
                     if got == 0:
-                        raise DecodeError(f"{_name(path)} is not a decodable audio file ({e})") from None
+                        failed = e
+                        break
                     return  # a damaged tail: keep what decoded
                 if block.shape[0] == 0:
                     break
@@ -146,6 +147,15 @@ def _soundfile_blocks(f: sf.SoundFile, path: str, block_frames: int) -> Iterator
                 yield _sanitize(block)
     finally:
         f.close()
+    if failed is not None:
+        # libsndfile gives up on a whole read that crosses damage (a cut FLAC);
+        # ffmpeg decodes up to the damage.
+        try:
+            info = _ffprobe(path)
+        except DecodeError:
+            raise DecodeError(f"{_name(path)} is not a decodable audio file ({failed})") from None
+        yield from _ffmpeg_blocks(path, info, block_frames)
+        return
     if got == 0:
         raise DecodeError(f"{_name(path)} contains no audio samples")
 
@@ -249,6 +259,6 @@ def decode(path: str) -> tuple[np.ndarray, int]:
     Multi-channel audio is averaged to mono; NaN/Inf samples become 0. Raises
     ``DecodeError`` with a user-readable message for anything that is not audio.
     """
-    sr, blocks = open_blocks(path, block_frames=1 << 18)
+    sr, blocks = open_blocks(path, block_frames=1 << 16)
     parts = list(blocks)
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)), sr
