@@ -142,7 +142,7 @@ class Guard:
                 return None
             return self._deny(401, "Wrong access token.")
         return self._deny(401, "Access token required: open the link printed when the server started "
-                               "(…/?token=…), or send 'Authorization: Bearer <token>'.")
+                               "(.../?token=...), or send 'Authorization: Bearer <token>'.")
 
     def after_request(self, response):
         if g.pop("genre_set_token_cookie", False):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -110,3 +112,62 @@ def wait_until_up(server: LiveServer, timeout: float) -> None:
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"server did not answer within {timeout:.0f} s:\n{server.log()}")
+
+
+# --- the web tier alone: ``serve()`` in a subprocess with an Engine that loads no model ----------------
+class AppServer:
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, token: str | None):
+        self.proc, self.url, self.log_path, self.token = proc, url, log_path, token
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
+    """``server.web.app.serve(Engine(), host, port, **serve_kwargs)`` in a subprocess.
+
+    The engine is real but never loads a model (security tests exercise the web tier).
+    The server is reached on 127.0.0.1 whatever ``host`` it binds; ``srv.token`` is the
+    token the server printed, if any.
+    """
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gm-app-"))
+    log_path = workdir / "server.log"
+    config = {"host": host, "port": port, "upload_dir": str(workdir / "uploads"), **serve_kwargs}
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("GENRE_MONITOR_TOKEN", None)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.web", json.dumps(config)], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, None)
+    try:
+        wait_until_up(server, timeout)
+        found = re.search(r"\?token=(\S+)", server.log())
+        server.token = found.group(1) if found else None
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _run_app_server(config: dict) -> None:
+    from server.engine import Engine
+    from server.web.app import serve
+
+    engine = Engine()
+    # No model, no worker: this process serves the page, REST and Socket.IO only.
+    engine.start = lambda start_task=None: None
+    host, port, upload_dir = config.pop("host"), config.pop("port"), config.pop("upload_dir")
+    serve(engine, host=host, port=port, upload_dir=upload_dir, **config)
+
+
+if __name__ == "__main__":
+    _run_app_server(json.loads(sys.argv[1]))
