@@ -175,7 +175,7 @@ def check_start_source(data) -> dict:
     if not isinstance(data, dict):
         raise SchemaError(f"payload must be a JSON object, got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in START_SOURCE:
+    if not isinstance(kind, str) or kind not in START_SOURCE:
         raise SchemaError(f"'kind' must be one of {', '.join(START_SOURCE)}; got {_show(kind)}")
     fields, required = START_SOURCE[kind]
     return validate(data, fields, required)
