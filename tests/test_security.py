@@ -355,3 +355,27 @@ def test_unknown_fields_and_ranges_get_clear_messages(web):
     ack = sc.emit("set_monitoring", {"smoothing": {"kind": "ema", "tau": 1e9}}, callback=True)
     assert ack["ok"] is False and "tau" in ack["error"]
     sc.disconnect()
+
+
+# --- the dashboard in real headless Chromium behind a token --------------------------------------------
+def test_browser_opens_token_link_and_goes_live(exposed):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.support.web import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{exposed.url}/?token={exposed.token}")
+            page.wait_for_function("document.querySelector('#conn span').textContent === 'live'", timeout=30_000)
+            assert "token" not in page.url, "the token leaves the address bar"
+            cookies = {c["name"]: c for c in page.context.cookies()}
+            assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Strict"
+            assert page.evaluate("document.cookie") == "", "scripts cannot read the token"
+            # Without the cookie, the same page is refused.
+            fresh = browser.new_page()
+            assert fresh.goto(exposed.url + "/").status == 401
+        finally:
+            browser.close()

@@ -22,6 +22,8 @@ const $ = (id) => document.getElementById(id);
 
 const store = new Store();
 const toast = createToasts($('toasts'));
+// An access link (?token=…) has set the session cookie by now: keep the token out of the address bar and history.
+if (new URLSearchParams(location.search).has('token')) history.replaceState(null, '', location.pathname + location.hash);
 const socket = io({ transports: ['websocket', 'polling'] });
 
 // Emit with an ack; failures become toasts and resolve to null.
@@ -176,7 +178,12 @@ function setConn(on, text) {
 
 socket.on('connect', () => { setConn(true, 'live'); syncWatch.last = null; });
 socket.on('disconnect', () => setConn(false, 'disconnected'));
-socket.on('connect_error', () => setConn(false, 'reconnecting…'));
+socket.on('connect_error', (err) => {
+  // A refusal (no or wrong access token, foreign origin) is final; anything else is retried.
+  const refused = /unauthori[sz]ed|token|origin|host/i.test((err && err.message) || '');
+  setConn(false, refused ? 'access refused' : 'reconnecting…');
+  if (refused) toast.show(`${err.message}. Open the link printed when the server started.`, { level: 'error', title: 'Connection' });
+});
 
 socket.on('sources', (payload) => {
   store.sources = payload.sources || [];
