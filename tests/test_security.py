@@ -379,3 +379,32 @@ def test_browser_opens_token_link_and_goes_live(exposed):
             assert fresh.goto(exposed.url + "/").status == 401
         finally:
             browser.close()
+
+
+def test_a_server_fault_answers_internal_error_with_a_log_id_only(tmp_path, caplog):
+    import re
+    import time
+
+    from server.store import HistoryStore
+    from tests.support.store import prediction
+
+    store = HistoryStore(tmp_path / "h.db")
+    store.on_prediction(prediction("radio-1", time.time() - 5))
+    assert store.flush()
+    engine = Engine()
+    try:
+        app, _ = create_app(engine, upload_dir=str(tmp_path / "up"), store=store)
+        store.close()
+        # The history file is destroyed under the running server: a real fault, not a bad request.
+        for name in os.listdir(tmp_path):
+            if name.startswith("h.db"):
+                os.remove(tmp_path / name)
+        (tmp_path / "h.db").write_bytes(b"not a database " * 500)
+        res = app.test_client().get("/api/history?source=radio-1")
+        assert res.status_code == 500 and res.is_json
+        found = re.fullmatch(r"internal error \(log id ([0-9a-f]{8})\)", res.json["error"])
+        assert found, res.json
+        assert "Error" not in res.get_data(as_text=True) and "Traceback" not in res.get_data(as_text=True)
+        assert found.group(1) in caplog.text and "DatabaseError" in caplog.text, "the log keeps the details"
+    finally:
+        engine.shutdown()
