@@ -20,6 +20,7 @@ DEFAULTS: dict = {
     "segments": {"min_duration": 15.0, "hysteresis": 0.1},
     "retention_days": 30.0,
     "webhook": None,                     # URL that receives alerts as JSON
+    "token": None,                       # access token for the dashboard when exposed beyond loopback
 }
 
 
