@@ -256,3 +256,22 @@ def test_socket_monitoring_and_rules_handlers(web, song):
     finally:
         sc.emit("stop_source", {"id": source_id}, callback=True)
         sc.disconnect()
+
+
+def test_restart_a_source_over_rest_and_socket(client, web, song):
+    started = client.post("/api/sources", json={"kind": "file", "path": song})
+    source_id = started.json["id"]
+    try:
+        again = client.post(f"/api/sources/{source_id}/restart")
+        assert again.status_code == 200 and again.json["id"] == source_id
+        listed = [s for s in client.get("/api/sources").json["sources"] if s["id"] == source_id]
+        assert len(listed) == 1 and listed[0]["state"] in ("starting", "running")
+        sio = web[1].test_client(web[0], flask_test_client=client)
+        ack = sio.emit("restart_source", {"id": source_id}, callback=True)
+        assert ack == {"ok": True, "id": source_id}
+        bad = sio.emit("restart_source", {"id": "nope"}, callback=True)
+        assert bad["ok"] is False and "nope" in bad["error"]
+        sio.disconnect()
+    finally:
+        client.delete(f"/api/sources/{source_id}")
+    assert client.post(f"/api/sources/{source_id}/restart").status_code == 404

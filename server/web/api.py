@@ -88,6 +88,14 @@ def stop_source(source_id):
     return jsonify(ok=True, id=source_id)
 
 
+@bp.post("/sources/<source_id>/restart")
+def restart_source(source_id):
+    if source_id not in _engine().source_ids():
+        return _error(f"no source with id {source_id!r}", 404)
+    _engine().restart_source(source_id)
+    return jsonify(ok=True, id=source_id)
+
+
 @bp.get("/sources/<source_id>/rules")
 def get_rules(source_id):
     if source_id not in _engine().source_ids():

@@ -154,6 +154,7 @@ def watch_sources(value, where):
 
 EVENTS = {
     "stop_source": ({"id": string(200)}, ("id",)),
+    "restart_source": ({"id": string(200)}, ("id",)),
     "watch": ({"sources": watch_sources}, ()),
     "select_model": ({"name": string(200)}, ("name",)),
     "set_rules": ({"source": string(200), "rules": RULES}, ("source", "rules")),

@@ -235,6 +235,11 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
         engine.stop_source(source_id)
         return {"id": source_id}
 
+    def restart_source(data):
+        source_id = checked("restart_source", schemas.check_event, "restart_source", data)["id"]
+        engine.restart_source(source_id)
+        return {"id": source_id}
+
     def watch(data):
         wanted = checked("watch", schemas.check_event, "watch", data).get("sources")
         all_ids = [s["id"] for s in engine.sources_payload().get("sources", [])]
@@ -265,5 +270,6 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
     guarded("set_rules", set_rules)
     guarded("set_monitoring", set_monitoring)
     guarded("stop_source", stop_source)
+    guarded("restart_source", restart_source)
     guarded("watch", watch)
     guarded("select_model", select_model)

@@ -76,7 +76,11 @@ const picker = createPicker({
   onStop: () => stop(store.viewing),
 });
 
-const sourceList = createSourceList({ onSelect: (id) => { setMode('detail'); view(id); }, onStop: (id) => stop(id) });
+const sourceList = createSourceList({
+  onSelect: (id) => { setMode('detail'); view(id); },
+  onStop: (id) => stop(id),
+  onRestart: (id) => request('restart_source', { id }, 'Restart'),
+});
 
 async function stop(id) {
   if (id) await request('stop_source', { id }, 'Stop');

@@ -11,7 +11,7 @@ export function stateText(s) {
   return s.state;
 }
 
-export function createSourceList({ onSelect, onStop }) {
+export function createSourceList({ onSelect, onStop, onRestart }) {
   const list = document.getElementById('source-list');
   const empty = document.getElementById('source-empty');
 
@@ -41,6 +41,14 @@ export function createSourceList({ onSelect, onStop }) {
       stop.title = `Stop ${s.label}`;
       stop.addEventListener('click', (e) => { e.stopPropagation(); onStop(s.id); });
       li.append(stop);
+    } else if (s.state === 'error' && onRestart) {
+      const again = document.createElement('button');
+      again.type = 'button';
+      again.className = 'stop restart';
+      again.textContent = '↻';
+      again.title = `Restart ${s.label}`;
+      again.addEventListener('click', (e) => { e.stopPropagation(); onRestart(s.id); });
+      li.append(again);
     }
     li.append(meta);
     const message = s.error || s.notice;
