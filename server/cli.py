@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--media-dir", action="append", default=[], metavar="DIR",
                        help="folder whose files the browser/API may play (repeatable; default: none)")
     serve.add_argument("--token", default=None,
-                       help="access token (required, and generated when not given, off 127.0.0.1)")
+                       help="access token (≥16 chars); default $GENRE_MONITOR_TOKEN, then settings 'token'; "
+                            "generated and printed when listening beyond loopback")
+    serve.add_argument("--require-token", action="store_true", help="require the token on 127.0.0.1 too")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="extra browser origin, e.g. https://monitor.example.org behind a reverse proxy")
     serve.set_defaults(func=cmd_serve)
 
     devices = sub.add_parser("devices", help="list audio input devices")
@@ -83,6 +87,17 @@ def cmd_serve(args) -> int:
         print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data / "settings.json")
+    from .web.auth import AuthConfigError, resolve_token
+    from .web.media import MediaPathError, normalise_dirs
+
+    # Refuse a bad token or media folder before anything starts listening or capturing.
+    try:
+        token = resolve_token(args.host, args.token or os.environ.get("GENRE_MONITOR_TOKEN") or settings["token"],
+                              args.require_token)
+        media_dirs = normalise_dirs(args.media_dir)
+    except (AuthConfigError, MediaPathError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Sources given on the command line win; otherwise those running at the last stop, else the demo.
     specs = specs or list(settings["sources"]) or [{"kind": "demo"}]
     engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast, settings=settings)
@@ -104,24 +119,13 @@ def cmd_serve(args) -> int:
     os.makedirs(upload_dir, exist_ok=True)
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
-        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,
-              media_dirs=args.media_dir, token=args.token, require_token=not _is_loopback(args.host))
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store, token=token,
+              require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin)
     finally:
         engine.shutdown()
         if store is not None:
             store.close()
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a host name other than localhost: treat as exposed
-        return False
 
 
 def _open_store(data, settings):

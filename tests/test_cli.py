@@ -73,3 +73,10 @@ def test_devices_lists_the_pulse_device(pulse):
     assert out.returncode == 0, out.stderr
     assert "pulse" in out.stdout.lower()
     assert any(d.get("loopback") for d in devices) == ("What this computer is playing" in out.stdout)
+
+
+def test_bad_token_or_media_folder_stops_serve_before_it_listens(tmp_path):
+    out = run_cli("serve", "--token", "short", "--data-dir", str(tmp_path), timeout=60)
+    assert out.returncode == 2 and "at least 16 characters" in out.stderr
+    out = run_cli("serve", "--media-dir", str(tmp_path / "missing"), "--data-dir", str(tmp_path), timeout=60)
+    assert out.returncode == 2 and "not a directory" in out.stderr
