@@ -13,6 +13,10 @@ is logged at most once a minute and counted in ``errors``; capture carries on.
 
 Queries open a fresh read connection per call (WAL lets readers run beside
 the writer). All query times are wall-clock unix seconds.
+
+The same store runs on PostgreSQL (``open_store("postgresql://user@host:port/db")``), shared by
+several processes: only the dialect bits live in ``store_sql``. There, every COMMIT is durable at
+once; labelset ids come from the database, so concurrent writers agree on them.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ import logging
 import math
 import os
 import queue
-import sqlite3
 import threading
 import time
 from typing import Iterator
 
 from .config import MAX_HOP_SECONDS
+from .store_sql import SCHEMA, SCHEMA_VERSION, StoreError, dialect_for
+
+__all__ = ["HistoryStore", "StoreError", "open_store", "SCHEMA", "SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 PRUNE_EVERY_S = 3600.0
 LOG_EVERY_S = 60.0
 # A window stands for the time until the next one, but never more than this:
@@ -39,38 +44,8 @@ LOG_EVERY_S = 60.0
 SUMMARY_MAX_GAP_S = MAX_HOP_SECONDS
 SUMMARY_DEFAULT_HOP_S = 1.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sources (
-    id TEXT PRIMARY KEY, kind TEXT, label TEXT, spec TEXT,
-    first_seen REAL, last_seen REAL
-);
-CREATE TABLE IF NOT EXISTS labelsets (
-    id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS windows (
-    source TEXT NOT NULL, wall REAL NOT NULL, t REAL, model TEXT, top TEXT,
-    confidence REAL, uncertain INTEGER, labelset INTEGER REFERENCES labelsets(id),
-    probs TEXT, smoothed TEXT, level_db REAL
-);
-CREATE INDEX IF NOT EXISTS windows_source_wall ON windows(source, wall);
-CREATE TABLE IF NOT EXISTS segments (
-    source TEXT NOT NULL, start_wall REAL NOT NULL, end_wall REAL, start_t REAL, end_t REAL,
-    genre TEXT, mean_confidence REAL, windows INTEGER, open INTEGER
-);
-CREATE UNIQUE INDEX IF NOT EXISTS segments_source_start ON segments(source, start_wall);
-CREATE TABLE IF NOT EXISTS alerts (
-    source TEXT NOT NULL, wall REAL NOT NULL, t REAL, rule INTEGER, type TEXT, state TEXT,
-    message TEXT, payload TEXT
-);
-CREATE INDEX IF NOT EXISTS alerts_source_wall ON alerts(source, wall);
-"""
-
 # Fields of a source description kept as its "spec" (the rest are live counters).
 _SPEC_SKIP = {"state", "error", "notice", "overflows", "skipped", "windows", "reconnects"}
-
-
-class StoreError(Exception):
-    """The history database cannot be used; the message is for the user."""
 
 
 def _num(x) -> float | None:
@@ -80,18 +55,34 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _connect(path: str, timeout: float = 5.0) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
+def _int(x) -> int | None:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(x) -> str | None:
+    """Text for a TEXT column; PostgreSQL refuses NUL characters, so they go."""
+    if x is None:
+        return None
+    return (x if isinstance(x, str) else str(x)).replace("\0", "")
+
+
+def open_store(target, **kwargs) -> "HistoryStore":
+    """A history store on a file path, ``sqlite:///path`` or ``postgresql://user@host:port/db``;
+    keyword arguments as for ``HistoryStore``. Raises ``StoreError`` when it cannot be used."""
+    return HistoryStore(target, **kwargs)
 
 
 class HistoryStore:
-    """SQLite history sink; see the module docstring."""
+    """History sink on SQLite or PostgreSQL; see the module docstring."""
 
     def __init__(self, path, retention_days: float = 30.0, commit_interval: float = 0.5,
                  queue_size: int = 10000, max_pending: int = 100000):
-        self.path = os.fspath(path)
+        self._db = dialect_for(path)
+        self.path = self._db.path  # the file, or the URL without its password
+        self.backend = self._db.name
         self.retention_days = float(retention_days)
         self.commit_interval = float(commit_interval)
         self.max_pending = int(max_pending)
@@ -102,41 +93,13 @@ class HistoryStore:
         self._count_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._closed = False
-        self._labelsets: dict[str, int] = {}
+        self._labelsets: dict[str, int] = {}  # committed labelsets only: ids come from the database
         self._last_log = -math.inf
-        self._conn = self._open()
+        self._conn, failure = self._db.open_writer()
+        if failure is not None:
+            self._write_failed(failure, 0)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
-
-    # --- opening ---------------------------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        parent = os.path.dirname(os.path.abspath(self.path))
-        try:
-            os.makedirs(parent, exist_ok=True)
-            conn = _connect(self.path)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open history database {self.path}: {exc}") from None
-        if version > SCHEMA_VERSION:
-            conn.close()
-            raise StoreError(f"history database {self.path} has schema version {version}, "
-                             f"newer than this program's {SCHEMA_VERSION}")
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                log.warning("history database %s: journal mode %s (WAL not available)", self.path, mode)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            if version < SCHEMA_VERSION:
-                conn.executescript("BEGIN;" + SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-        except sqlite3.Error as exc:
-            if version == SCHEMA_VERSION:  # usable for reading; writes will fail and be counted
-                self._write_failed(exc, 0)
-            else:
-                conn.close()
-                raise StoreError(f"cannot set up history database {self.path}: {exc}") from None
-        for lid, labels in conn.execute("SELECT id, labels FROM labelsets"):
-            self._labelsets[labels] = lid
-        return conn
 
     # --- sink methods (engine worker thread: fast, never raise) --------------------------------------------
     def _put(self, kind: str, payload) -> None:
@@ -174,7 +137,7 @@ class HistoryStore:
         return box.get("result")
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Commit everything queued so far; True when it is all on disk."""
+        """Commit everything queued so far; True when it is all in the database."""
         return bool(self._call("flush", None, timeout))
 
     def prune(self, now: float | None = None, timeout: float = 60.0) -> int:
@@ -190,10 +153,12 @@ class HistoryStore:
             log.warning("history writer did not stop cleanly")
         self._closed = True
         self._thread.join(timeout)
+        self._db.close()
 
     def stats(self) -> dict:
-        return {"path": self.path, "queued": self._queue.qsize(), "written": self.written,
-                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error}
+        return {"path": self.path, "backend": self.backend, "queued": self._queue.qsize(),
+                "written": self.written, "dropped": self.dropped, "errors": self.errors,
+                "last_error": self.last_error}
 
     # --- writer thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -243,36 +208,62 @@ class HistoryStore:
                 next_prune = time.monotonic() + PRUNE_EVERY_S
                 try:
                     self._prune(None)
-                except sqlite3.Error as exc:
+                except self._db.Error as exc:
                     self._write_failed(exc, 0)
 
+    def _writer(self):
+        """The write connection; a lost PostgreSQL connection is replaced (failing: retry later)."""
+        if not self._db.alive(self._conn):
+            self._conn.close()
+            self._conn = self._db.connect()
+        return self._conn
+
+    def _exec(self, conn, sql: str, params=()):
+        return conn.execute(self._db.sql(sql), params)
+
     def _commit(self, pending: list) -> bool:
-        conn = self._conn
+        # Several processes may write one PostgreSQL database: rows that others may also lock
+        # (labelsets, sources) are written in sorted order so that two batches cannot deadlock.
+        new_labelsets: dict[str, int] = {}
+        conn = None
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn = self._writer()
+            conn.execute(self._db.begin)
+            for labels in sorted({p[7] for k, p in pending if k == "window"} - self._labelsets.keys()):
+                self._exec(conn, _SQL["labelset"], (labels,))
+                new_labelsets[labels] = self._exec(conn, _SQL["labelset_id"], (labels,)).fetchone()[0]
             seen: dict[str, tuple[float, float]] = {}
+            sources = []
             for key, params in pending:
-                conn.execute(_SQL[key], params)
+                if key == "source":
+                    sources.append((params[0], key, params))
+                    continue
                 if key == "window":
+                    labels = params[7]
+                    params = params[:7] + (self._labelsets.get(labels) or new_labelsets[labels],) + params[8:]
                     lo, hi = seen.get(params[0], (params[1], params[1]))
                     seen[params[0]] = (min(lo, params[1]), max(hi, params[1]))
+                self._exec(conn, _SQL[key], params)
             for source, (lo, hi) in seen.items():  # once per source and batch, not per window
-                conn.execute(_SQL["seen"], (source, lo, hi))
-                conn.execute(_SQL["touch"], (hi, hi, lo, lo, source))
+                sources.append((source, "seen", (source, lo, hi)))
+                sources.append((source, "touch", (hi, hi, lo, lo, source)))
+            for _, key, params in sorted(sources, key=lambda s: s[0]):  # stable: keeps each source's order
+                self._exec(conn, _SQL[key], params)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            if isinstance(exc, sqlite3.OperationalError):  # full disk, read-only, locked: retry later
+        except self._db.Error as exc:
+            if conn is not None and self._db.alive(conn):
+                try:
+                    conn.execute("ROLLBACK")
+                except self._db.Error:
+                    pass
+            if isinstance(exc, self._db.Retryable):  # full disk, read-only, locked, server gone: retry later
                 self._write_failed(exc, len(pending))
                 return False
             self._count_error(f"history rows rejected: {exc}")
-            self._labelsets = {labels: lid for lid, labels in conn.execute("SELECT id, labels FROM labelsets")}
             with self._count_lock:
                 self.dropped += len(pending)
-            return True  # rows SQLite itself rejects would fail forever
+            return True  # rows the database itself rejects would fail forever
+        self._labelsets.update(new_labelsets)
         self.written += len(pending)
         if self.last_error is not None and self._last_log > -math.inf:
             log.info("history database %s writable again", self.path)
@@ -281,31 +272,19 @@ class HistoryStore:
 
     def _write_failed(self, exc: Exception, n: int) -> None:
         self.errors += 1
-        self.last_error = str(exc)
+        self.last_error = str(exc).strip()
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY_S:  # loud, but once a minute rather than a flood
             self._last_log = now
             log.error("cannot write history to %s: %s (%d failed writes so far; %d rows waiting)",
-                      self.path, exc, self.errors, n)
+                      self.path, self.last_error, self.errors, n)
 
     def _count_error(self, message: str) -> None:
         self.errors += 1
         self.last_error = message
         log.warning("%s", message)
 
-    # --- payload → rows ----------------------------------------------------------------------------------
-    def _labelset(self, labels) -> tuple[int, list]:
-        key = json.dumps([str(x) for x in labels])
-        rows = []
-        lid = self._labelsets.get(key)
-        if lid is None:
-            lid = len(self._labelsets) + 1
-            while lid in self._labelsets.values():
-                lid += 1
-            self._labelsets[key] = lid
-            rows.append(("labelset", (lid, key)))
-        return lid, rows
-
+    # --- payload → rows (the window row names its labelset by its labels; _commit swaps in the id) ---------
     def _rows_window(self, p: dict) -> list:
         labels = list(p["labels"])
         probs = [round(float(x), 5) for x in p["probs"]]
@@ -316,66 +295,67 @@ class HistoryStore:
             smoothed = [smoothed.get(lab, 0.0) for lab in labels]
         if smoothed is not None:
             smoothed = json.dumps([round(float(x), 5) for x in smoothed])
-        lid, rows = self._labelset(labels)
-        wall = float(p["wall"])
-        rows.append(("window", (
-            str(p["source"]), wall, _num(p.get("t")), p.get("model"), p.get("top"),
-            _num(p.get("confidence")), int(bool(p.get("uncertain"))), lid, json.dumps(probs),
-            smoothed, _num(p.get("level_db")))))
-        return rows
+        wall = _num(p["wall"])
+        if wall is None:
+            raise ValueError(f"wall {p['wall']!r} is not a time")
+        return [("window", (
+            _text(p["source"]), wall, _num(p.get("t")), _text(p.get("model")), _text(p.get("top")),
+            _num(p.get("confidence")), int(bool(p.get("uncertain"))), json.dumps([_text(x) for x in labels]),
+            json.dumps(probs), smoothed, _num(p.get("level_db"))))]
 
     def _rows_segment(self, p: dict) -> list:
         seg = p["segment"] if isinstance(p.get("segment"), dict) else p
         start_wall = round(float(seg["start_wall"]), 3)  # the upsert key: rounded the same way every time
         end_wall = _num(seg.get("end_wall"))
         return [("segment", (
-            str(p["source"]), start_wall, end_wall, _num(seg.get("start")), _num(seg.get("end")),
-            str(seg.get("genre")), _num(seg.get("mean_confidence")), int(seg.get("windows") or 0),
+            _text(p["source"]), start_wall, end_wall, _num(seg.get("start")), _num(seg.get("end")),
+            _text(seg.get("genre")), _num(seg.get("mean_confidence")), int(seg.get("windows") or 0),
             int(bool(seg.get("open")))))]
 
     def _rows_alert(self, p: dict) -> list:
         return [("alert", (
-            str(p["source"]), float(p["wall"]), _num(p.get("t")), p.get("rule"), p.get("type"),
-            p.get("state"), p.get("message"), json.dumps(p, default=str)))]
+            _text(p["source"]), float(p["wall"]), _num(p.get("t")), _int(p.get("rule")), _text(p.get("type")),
+            _text(p.get("state")), _text(p.get("message")), _text(json.dumps(p, default=str))))]
 
     def _rows_sources(self, p: dict) -> list:
         now = time.time()
         rows = []
         for s in p.get("sources") or []:
             spec = {k: v for k, v in s.items() if k not in _SPEC_SKIP and k != "id"}
-            rows.append(("source", (str(s["id"]), s.get("kind"), s.get("label"),
-                                    json.dumps(spec, default=str), now, now)))
+            rows.append(("source", (_text(s["id"]), _text(s.get("kind")), _text(s.get("label")),
+                                    _text(json.dumps(spec, default=str)), now, now)))
         return rows
 
     # --- pruning (writer thread) -------------------------------------------------------------------------
     def _prune(self, now: float | None) -> int:
         cutoff = (time.time() if now is None else float(now)) - self.retention_days * 86400.0
-        conn = self._conn
+        conn = self._writer()
         n = 0
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self._db.begin)
         try:
-            ids = [r[0] for r in conn.execute("SELECT id FROM sources")]
+            ids = [r[0] for r in conn.execute("SELECT id FROM sources ORDER BY id")]
             for sid in ids:  # per source, so the (source, wall) indexes do the work
-                n += conn.execute("DELETE FROM windows WHERE source=? AND wall<?", (sid, cutoff)).rowcount
-                n += conn.execute("DELETE FROM alerts WHERE source=? AND wall<?", (sid, cutoff)).rowcount
-                n += conn.execute("DELETE FROM segments WHERE source=? AND start_wall<? "
-                                  "AND COALESCE(end_wall, start_wall)<?", (sid, cutoff, cutoff)).rowcount
-            n += conn.execute("DELETE FROM sources WHERE last_seen<?", (cutoff,)).rowcount
+                n += self._exec(conn, "DELETE FROM windows WHERE source=? AND wall<?", (sid, cutoff)).rowcount
+                n += self._exec(conn, "DELETE FROM alerts WHERE source=? AND wall<?", (sid, cutoff)).rowcount
+                n += self._exec(conn, "DELETE FROM segments WHERE source=? AND start_wall<? "
+                                "AND COALESCE(end_wall, start_wall)<?", (sid, cutoff, cutoff)).rowcount
+            n += self._exec(conn, "DELETE FROM sources WHERE last_seen<?", (cutoff,)).rowcount
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            conn.execute("ROLLBACK")
+        except self._db.Error:
+            if self._db.alive(conn):
+                conn.execute("ROLLBACK")
             raise
         if n:
             log.info("history: pruned %d rows older than %g days", n, self.retention_days)
         return n
 
     # --- queries (any thread) ----------------------------------------------------------------------------
-    def _read(self) -> sqlite3.Connection:
-        conn = _connect(self.path)
-        conn.execute("PRAGMA query_only=1")
-        return conn
+    def _query(self, sql: str, args=()) -> list:
+        with self._db.reader() as conn:
+            return conn.execute(self._db.sql(sql), list(args)).fetchall()
 
-    def _labels_by_id(self, conn) -> dict[int, list]:
+    @staticmethod
+    def _labels_by_id(conn) -> dict[int, list]:
         return {lid: json.loads(labels) for lid, labels in conn.execute("SELECT id, labels FROM labelsets")}
 
     @staticmethod
@@ -391,15 +371,15 @@ class HistoryStore:
 
     def iter_windows(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> Iterator[dict]:
         """Windows of ``source`` with ``t_from <= wall <= t_to``, oldest first, streamed."""
-        conn = self._read()
-        try:
+        with self._db.reader() as conn:
             labelsets = self._labels_by_id(conn)
             where, args = self._range("wall", t_from, t_to)
             sql = ("SELECT wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db "
                    f"FROM windows WHERE source=?{where} ORDER BY wall")
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
-            for wall, t, model, top, conf, unc, lid, probs, smoothed, level in conn.execute(sql, [source] + args):
+            for wall, t, model, top, conf, unc, lid, probs, smoothed, level in self._db.stream(
+                    conn, sql, [source] + args):
                 labels = labelsets.get(lid, [])
                 yield {
                     "wall": wall, "t": t, "model": model, "top": top, "confidence": conf,
@@ -407,25 +387,21 @@ class HistoryStore:
                     "smoothed": dict(zip(labels, json.loads(smoothed))) if smoothed else None,
                     "level_db": level,
                 }
-        finally:
-            conn.close()
 
     def windows(self, source: str, t_from=None, t_to=None, limit: int = 10000) -> list[dict]:
         return list(self.iter_windows(source, t_from, t_to, limit))
 
     def window_labels(self, source: str, t_from=None, t_to=None) -> list[str]:
         """Every genre label used by ``source``'s windows in the range, in first-seen order."""
-        conn = self._read()
-        try:
+        where, args = self._range("wall", t_from, t_to)
+        with self._db.reader() as conn:
             labelsets = self._labels_by_id(conn)
-            where, args = self._range("wall", t_from, t_to)
-            out: list[str] = []
-            for (lid,) in conn.execute(f"SELECT DISTINCT labelset FROM windows WHERE source=?{where}",
-                                       [source] + args):
-                out += [lab for lab in labelsets.get(lid, []) if lab not in out]
-            return out
-        finally:
-            conn.close()
+            rows = conn.execute(self._db.sql(f"SELECT labelset, MIN(wall) FROM windows WHERE source=?{where} "
+                                             "GROUP BY labelset ORDER BY 2"), [source] + args).fetchall()
+        out: list[str] = []
+        for lid, _ in rows:
+            out += [lab for lab in labelsets.get(lid, []) if lab not in out]
+        return out
 
     def segments(self, source: str, t_from=None, t_to=None) -> list[dict]:
         """Segments of ``source`` overlapping ``[t_from, t_to]``, oldest first."""
@@ -436,25 +412,16 @@ class HistoryStore:
         if t_from is not None:
             sql += " AND (open=1 OR COALESCE(end_wall, start_wall)>=?)"
             args.append(float(t_from))
-        conn = self._read()
-        try:
-            rows = conn.execute(
-                "SELECT genre, start_t, end_t, start_wall, end_wall, mean_confidence, windows, open "
-                f"FROM segments WHERE source=?{sql} ORDER BY start_wall", [source] + args).fetchall()
-        finally:
-            conn.close()
+        rows = self._query("SELECT genre, start_t, end_t, start_wall, end_wall, mean_confidence, windows, open "
+                           f"FROM segments WHERE source=?{sql} ORDER BY start_wall", [source] + args)
         return [{"genre": g, "start": s, "end": e, "start_wall": sw, "end_wall": ew,
                  "mean_confidence": mc, "windows": n, "open": bool(o)}
                 for g, s, e, sw, ew, mc, n, o in rows]
 
     def alerts(self, source: str, t_from=None, t_to=None) -> list[dict]:
         where, args = self._range("wall", t_from, t_to)
-        conn = self._read()
-        try:
-            rows = conn.execute("SELECT rule, type, message, t, wall, state FROM alerts "
-                                f"WHERE source=?{where} ORDER BY wall", [source] + args).fetchall()
-        finally:
-            conn.close()
+        rows = self._query("SELECT rule, type, message, t, wall, state FROM alerts "
+                           f"WHERE source=?{where} ORDER BY wall", [source] + args)
         return [{"source": source, "rule": r, "type": ty, "message": m, "t": t, "wall": w, "state": s}
                 for r, ty, m, t, w, s in rows]
 
@@ -465,45 +432,34 @@ class HistoryStore:
         where, args = self._range("wall", t_from, t_to)
         sql = f"""
             WITH w AS (
-                SELECT CASE WHEN uncertain THEN 'uncertain' ELSE top END AS genre,
+                SELECT CASE WHEN uncertain<>0 THEN 'uncertain' ELSE top END AS genre,
                        COALESCE(LEAD(wall) OVER win - wall, wall - LAG(wall) OVER win, ?) AS gap
                 FROM windows WHERE source=?{where} WINDOW win AS (ORDER BY wall))
-            SELECT genre, SUM(MIN(gap, ?)), COUNT(*) FROM w GROUP BY genre ORDER BY 2 DESC"""
-        conn = self._read()
-        try:
-            rows = conn.execute(sql, [SUMMARY_DEFAULT_HOP_S, source] + args + [SUMMARY_MAX_GAP_S]).fetchall()
-        finally:
-            conn.close()
+            SELECT genre, SUM(LEAST(gap, ?)), COUNT(*) FROM w GROUP BY genre ORDER BY 2 DESC"""
+        rows = self._query(sql, [SUMMARY_DEFAULT_HOP_S, source] + args + [SUMMARY_MAX_GAP_S])
         genres = {g: round(s, 3) for g, s, _ in rows}
         return {"total_seconds": round(sum(s for _, s, _ in rows), 3), "genres": genres,
                 "windows": sum(n for _, _, n in rows)}
 
     def sources(self) -> list[dict]:
-        conn = self._read()
-        try:
-            rows = conn.execute("SELECT id, kind, label, spec, first_seen, last_seen FROM sources "
-                                "ORDER BY first_seen").fetchall()
-        finally:
-            conn.close()
+        rows = self._query("SELECT id, kind, label, spec, first_seen, last_seen FROM sources ORDER BY first_seen")
         return [{"id": i, "kind": k, "label": lab, "spec": json.loads(s) if s else None,
                  "first_seen": f, "last_seen": last} for i, k, lab, s, f, last in rows]
 
     def has_source(self, source: str) -> bool:
-        conn = self._read()
-        try:
-            return conn.execute("SELECT 1 FROM sources WHERE id=?", (source,)).fetchone() is not None
-        finally:
-            conn.close()
+        return bool(self._query("SELECT 1 FROM sources WHERE id=?", [source]))
 
 
+# Neutral SQL (see store_sql): "?" placeholders, GREATEST/LEAST, ON CONFLICT upserts.
 _SQL = {
     "window": "INSERT INTO windows(source, wall, t, model, top, confidence, uncertain, labelset, probs, "
               "smoothed, level_db) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     # A source seen only through its predictions still gets a row (so it can be queried and pruned).
-    "seen": "INSERT OR IGNORE INTO sources(id, first_seen, last_seen) VALUES (?, ?, ?)",
-    "touch": "UPDATE sources SET last_seen=MAX(COALESCE(last_seen, ?), ?), "
-             "first_seen=MIN(COALESCE(first_seen, ?), ?) WHERE id=?",
-    "labelset": "INSERT OR IGNORE INTO labelsets(id, labels) VALUES (?, ?)",
+    "seen": "INSERT INTO sources(id, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    "touch": "UPDATE sources SET last_seen=GREATEST(COALESCE(last_seen, ?), ?), "
+             "first_seen=LEAST(COALESCE(first_seen, ?), ?) WHERE id=?",
+    "labelset": "INSERT INTO labelsets(labels) VALUES (?) ON CONFLICT(labels) DO NOTHING",
+    "labelset_id": "SELECT id FROM labelsets WHERE labels=?",
     "segment": "INSERT INTO segments(source, start_wall, end_wall, start_t, end_t, genre, mean_confidence, "
                "windows, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(source, start_wall) DO UPDATE SET "
                "end_wall=excluded.end_wall, end_t=excluded.end_t, genre=excluded.genre, "
@@ -512,5 +468,5 @@ _SQL = {
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "source": "INSERT INTO sources(id, kind, label, spec, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
               "ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, label=excluded.label, spec=excluded.spec, "
-              "last_seen=MAX(COALESCE(last_seen, 0), excluded.last_seen)",
+              "last_seen=GREATEST(COALESCE(sources.last_seen, 0), excluded.last_seen)",
 }
