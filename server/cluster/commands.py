@@ -1,0 +1,147 @@
+"""Command-line entry points: ``worker``, and ``serve`` when given ``--redis``.
+
+``register(sub)`` adds the ``worker`` subcommand to run.py's parser; ``add_serve_args``
+adds ``--redis``/``--history-url`` to ``serve`` and ``serve_cluster(args)`` runs it.
+``python -m server.cluster worker|serve …`` runs the same code on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+log = logging.getLogger("genre-monitor")
+
+
+def register(sub) -> None:
+    from server.config import DEFAULT_HOP_SECONDS
+
+    from .worker import DEFAULT_CAPACITY, LEASE_TTL
+
+    w = sub.add_parser("worker", help="run monitoring pipelines for the web tier, meeting it through Redis")
+    w.add_argument("--redis", required=True, metavar="URL", help="redis://HOST:PORT/DB shared with the web tier")
+    w.add_argument("--sources", nargs="*", default=[], metavar="SPEC",
+                   help="register these sources (demo | mic[:DEVICE] | file:PATH | url:URL) if not registered yet")
+    w.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY, help="most sources this worker runs")
+    w.add_argument("--history-url", default=None, metavar="URL",
+                   help="history store: postgresql://… (shared) or a SQLite path (default: none)")
+    w.add_argument("--model", default=None, help="model to load unless the cluster has selected one")
+    w.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
+    w.add_argument("--fast", action="store_true", help="file sources run as fast as possible")
+    w.add_argument("--worker-id", default=None, help="name in the cluster (default: host-pid-random)")
+    w.add_argument("--lease-ttl", type=float, default=LEASE_TTL, help=argparse.SUPPRESS)
+    w.set_defaults(func=cmd_worker)
+
+
+def add_serve_args(serve) -> None:
+    serve.add_argument("--redis", default=None, metavar="URL",
+                       help="web tier of a cluster: sources run on workers sharing this Redis (docs/scaling.md)")
+    serve.add_argument("--history-url", default=None, metavar="URL",
+                       help="history store to answer the history API from: postgresql://… or a SQLite path")
+
+
+def open_history(url: str | None):
+    """The history store at ``url`` (None: no history); errors are logged, not fatal."""
+    if not url:
+        return None
+    from server.store import StoreError, open_store
+
+    try:
+        return open_store(url)
+    except StoreError as exc:
+        log.error("history disabled: %s", exc)
+        return None
+
+
+def cmd_worker(args) -> int:
+    from server.engine import EngineError, validate_hop
+    from server.source_specs import SourceSpecError, parse_cli_spec
+
+    from .redis_conn import ClusterError
+    from .worker import ClusterWorker, register_specs
+
+    try:
+        hop = validate_hop(args.hop)
+        specs = [parse_cli_spec(s) for s in args.sources]
+    except (SourceSpecError, EngineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = open_history(args.history_url)
+    try:
+        worker = ClusterWorker(args.redis, capacity=args.capacity, worker_id=args.worker_id,
+                               lease_ttl=args.lease_ttl, model_name=args.model, hop=hop, fast=args.fast,
+                               sinks=[store] if store is not None else [])
+        register_specs(worker.r, specs)
+    except (ClusterError, EngineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _stop_on_signals(worker.stop)
+    print(f"worker {worker.id} on {args.redis} (capacity {worker.capacity})", flush=True)
+    try:
+        worker.run()
+    finally:
+        if store is not None:
+            store.close()
+    return 0
+
+
+def serve_cluster(args, *, upload_dir: str, token=None, require_token: bool = False, allowed_origins=None) -> int:
+    """``serve --redis URL``: the dashboard for a cluster (RemoteEngine + the message queue)."""
+    from server.engine import EngineError
+    from server.web.app import serve
+
+    from .remote_engine import RemoteEngine
+
+    try:
+        engine = RemoteEngine(args.redis, model_name=getattr(args, "model", None),
+                              hop=getattr(args, "hop", None) or 1.0)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = open_history(args.history_url)
+    print(f"Genre Monitor (cluster on {args.redis}) on http://{args.host}:{args.port}", flush=True)
+    try:
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,
+              media_dirs=getattr(args, "media_dir", None), token=token, require_token=require_token,
+              allowed_origins=allowed_origins, message_queue=args.redis)
+    finally:
+        engine.shutdown()
+        if store is not None:
+            store.close()
+    return 0
+
+
+def _stop_on_signals(stop) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop())
+
+
+def main(argv=None) -> int:
+    """``python -m server.cluster worker …`` / ``serve --redis URL …`` (until run.py carries them)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(prog="python -m server.cluster")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    s = sub.add_parser("serve", help="the dashboard of a cluster")
+    add_serve_args(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--upload-dir", default="uploads")
+    s.add_argument("--media-dir", action="append", default=[])
+    s.add_argument("--token", default=None)
+    s.add_argument("--model", default=None)
+    s.set_defaults(func=lambda a: serve_cluster(a, upload_dir=a.upload_dir, token=a.token,
+                                                require_token=a.host not in ("127.0.0.1", "localhost", "::1")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve" and not args.redis:
+        parser.error("serve needs --redis URL")
+    return int(args.func(args) or 0)
