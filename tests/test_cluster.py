@@ -1,0 +1,284 @@
+"""Scale-out through Redis (issue 7): leases, the registry, and two workers + two web processes.
+
+Everything runs against a real ``redis-server`` (tests/support/redis_server.py); the end-to-end
+test adds a real PostgreSQL history when the server binaries are there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from server.cluster import leases, registry, shared_settings, state
+from server.cluster.redis_conn import ClusterError, connect
+from server.cluster.remote_engine import RemoteEngine
+from server.engine import EngineError
+from tests.support.audio import make_music
+from tests.support.redis_server import redis_url  # noqa: F401  (fixture)
+from tests.support.web import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def r(redis_url):  # noqa: F811
+    client = connect(redis_url)
+    client.flushdb()
+    return client
+
+
+# --- leases ------------------------------------------------------------------------------------------
+def test_lease_claim_is_exclusive_and_renewed_by_its_owner_only(r):
+    assert leases.claim(r, "s1", "w1", ttl=5)
+    assert not leases.claim(r, "s1", "w2", ttl=5)
+    assert leases.owners(r, ["s1", "s2"]) == {"s1": "w1", "s2": None}
+    assert leases.renew(r, "s1", "w1", ttl=5)
+    assert not leases.renew(r, "s1", "w2", ttl=5)
+    assert r.pttl(leases.key("s1")) > 4000
+
+
+def test_lease_expires_and_another_worker_reclaims_it(r):
+    assert leases.claim(r, "s1", "w1", ttl=0.3)
+    deadline = time.monotonic() + 5
+    while leases.owners(r, ["s1"])["s1"] is not None:  # the dead owner renews no more
+        assert time.monotonic() < deadline, "lease never expired"
+        time.sleep(0.05)
+    assert leases.claim(r, "s1", "w2", ttl=5)
+    assert leases.renew_many(r, ["s1"], "w1", ttl=5) == {"s1": False}  # the old owner learns it lost it
+    assert not leases.release(r, "s1", "w1")
+    assert leases.owners(r, ["s1"])["s1"] == "w2"
+    assert leases.release(r, "s1", "w2")
+    assert leases.owners(r, ["s1"])["s1"] is None
+
+
+def test_a_lapsed_lease_nobody_took_is_taken_back_on_renewal(r):
+    assert leases.claim(r, "s1", "w1", ttl=0.2)
+    while leases.owners(r, ["s1"])["s1"] is not None:
+        time.sleep(0.05)
+    assert leases.renew(r, "s1", "w1", ttl=5)
+    assert leases.owners(r, ["s1"])["s1"] == "w1"
+
+
+def test_connect_refuses_bad_urls_and_absent_servers():
+    with pytest.raises(ClusterError, match="not a Redis URL"):
+        connect("http://127.0.0.1:1")
+    with pytest.raises(ClusterError, match="cannot reach Redis"):
+        connect(f"redis://127.0.0.1:{free_port()}/0", timeout=1)
+
+
+# --- the registry and the web tier's engine ----------------------------------------------------------
+def test_remote_engine_registers_lists_and_removes_sources(r, redis_url):  # noqa: F811
+    engine = RemoteEngine(redis_url)
+    sid = engine.start_source({"kind": "stream", "url": "https://radio.example/live.mp3"})
+    assert sid == "stream-radio-example-live-mp3"
+    assert engine.start_source({"kind": "demo", "id": "lobby"}) == "lobby"
+    with pytest.raises(EngineError, match="already running"):
+        engine.start_source({"kind": "demo", "id": "lobby"})
+    assert engine.source_ids() == ["lobby", sid]
+    listed = {s["id"]: s for s in engine.sources_payload()["sources"]}
+    assert listed[sid]["state"] == "starting" and listed[sid]["notice"] == "waiting for a worker"
+    assert registry.specs(r)[sid]["hop"] == 1.0
+    assert engine.sources_payload()["model"]["error"] == "no worker is running"
+    engine.restart_source(sid)
+    assert registry.restarts(r)[sid] == 1
+    engine.stop_source("lobby")
+    assert engine.source_ids() == [sid]
+    with pytest.raises(EngineError, match="no source"):
+        engine.stop_source("lobby")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"kind": "radio"}, "unknown source kind"),
+    ({"kind": "file"}, "needs a 'path'"),
+    ({"kind": "stream", "url": "ftp://x/y"}, "http"),
+    ({"kind": "demo", "hop": 9}, "hop must be"),
+    ({"kind": "demo", "id": "bad id!"}, "letters, digits"),
+])
+def test_remote_engine_refuses_bad_specs_with_a_message(r, redis_url, spec, message):  # noqa: F811
+    with pytest.raises(EngineError, match=message):
+        RemoteEngine(redis_url).start_source(spec)
+    assert registry.ids(r) == []
+
+
+def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):  # noqa: F811
+    engine = RemoteEngine(redis_url)
+    out = engine.set_monitoring(smoothing={"kind": "median", "n": 3}, segments={"min_duration": 5})
+    assert out["smoothing"] == {"kind": "median", "n": 3}
+    assert shared_settings.read(r)["segments"] == {"min_duration": 5}
+    with pytest.raises(EngineError, match="invalid monitoring"):
+        engine.set_monitoring(segments={"colour": 1})
+    with pytest.raises(EngineError, match="still loading"):  # no worker has a model yet
+        engine.set_rules("x", [{"type": "silence", "for": 10}])
+    state.publish_worker(r, "w1", {"sources": 0, "capacity": 2, "devices": [{"index": 0, "name": "line"}],
+                                   "model": {"name": "m", "labels": ["jazz", "rock"], "ready": True}})
+    rules = engine.set_rules("x", [{"type": "unexpected_genre", "expected": ["jazz"], "for": 30}])
+    assert shared_settings.read(r)["rules"] == {"x": rules} and engine.rules("x") == rules
+    with pytest.raises(EngineError):
+        engine.set_rules("x", [{"type": "unexpected_genre", "expected": ["polka"], "for": 30}])
+    assert engine.list_devices() == [{"index": 0, "name": "line", "worker": "w1"}]
+    assert engine.sources_payload()["model"]["ready"] is True
+
+
+# --- end to end: two workers, two web processes --------------------------------------------------------
+class Proc:
+    def __init__(self, name: str, args: list[str], workdir: Path):
+        self.name, self.log_path = name, workdir / f"{name}.log"
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env.pop("GENRE_MONITOR_TOKEN", None)
+        with open(self.log_path, "wb") as log:
+            self.p = subprocess.Popen([sys.executable, "-m", "server.cluster", *args], cwd=ROOT, env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def end(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _post(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _wait(what: str, check, timeout: float, procs=()):
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in procs:
+            if p.p.poll() is not None:
+                raise AssertionError(f"{p.name} exited ({p.p.returncode}) while waiting for {what}:\n{p.log()}")
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name}\n{p.log()}" for p in procs)
+            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def _history_url():
+    """A PostgreSQL database for the shared history, or None when the server is not installed."""
+    try:
+        import psycopg  # noqa: F401
+
+        from tests.support.postgres import create_database, running_postgres
+    except ImportError:
+        yield None
+        return
+    with running_postgres() as (url, _why):
+        yield create_database(url) if url else None
+
+
+@pytest.mark.timeout(600)
+def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noqa: F811
+    import socketio
+
+    workdir = Path(tempfile.mkdtemp(prefix="gm-cluster-"))
+    media = workdir / "media"
+    media.mkdir()
+    files = []
+    for i in range(2):  # distinct generated music, long enough to outlast the test
+        path = media / f"station-{i}.wav"
+        sf.write(path, make_music(sr=22050, seconds=240.0, seed=i, bpm=100.0 + 30 * i), 22050)
+        files.append(str(path))
+    procs: list[Proc] = []
+    client = socketio.Client(reconnection=False)
+    with _history_url() as history:
+        try:
+            hist = ["--history-url", history] if history else []
+            workers = {w: Proc(w, ["worker", "--redis", redis_url, "--capacity", "2", "--worker-id", w, *hist],
+                               workdir) for w in ("w1", "w2")}
+            ports = [free_port(), free_port()]
+            webs = [Proc(f"web{i}", ["serve", "--redis", redis_url, "--port", str(port), "--media-dir", str(media),
+                                     "--upload-dir", str(workdir / f"uploads{i}"), *hist], workdir)
+                    for i, port in enumerate(ports)]
+            procs += [*workers.values(), *webs]
+            url_a, url_b = (f"http://127.0.0.1:{p}" for p in ports)
+            for url in (url_a, url_b):
+                _wait(f"{url} up", lambda url=url: _get(url + "/healthz"), 60, procs)
+            # Both workers have loaded the model (TensorFlow start-up on a shared machine: generous).
+            _wait("both workers' models", lambda: len([w for w in state.live_workers(r, 4).values()
+                                                       if (w.get("model") or {}).get("ready")]) == 2, 400, procs)
+
+            received: list[tuple[float, str]] = []
+            client.on("prediction", lambda p: received.append((time.monotonic(), p["source"])))
+            client.connect(url_b, wait_timeout=20)
+            ids = [_post(url_a + "/api/sources", {"kind": "file", "path": f, "label": f"Station {i}"})["id"]
+                   for i, f in enumerate(files)]
+
+            def owners():
+                o = leases.owners(r, ids)
+                return o if all(o.values()) else None
+
+            def both_predicting(since=0.0):
+                return {s for t, s in list(received) if t > since} >= set(ids)
+
+            _wait("predictions from both sources on web B", both_predicting, 60, procs)
+            owned = owners()
+            assert set(owned.values()) == {"w1", "w2"}, f"sources not spread over both workers: {owned}"
+            listed = {s["id"]: s for s in _get(url_b + "/api/sources")["sources"]}
+            assert {listed[i]["worker"] for i in ids} == {"w1", "w2"}
+            assert all(listed[i]["state"] == "running" for i in ids)
+
+            victim_source = ids[0]
+            victim = workers[owned[victim_source]]
+            survivor = "w2" if victim.name == "w1" else "w1"
+            victim.p.kill()  # SIGKILL: no goodbye, its leases must lapse
+            killed = time.monotonic()
+            victim.p.wait(10)
+            procs.remove(victim)
+            before = [t for t, s in received if s == victim_source and t <= killed]
+            _wait("the killed worker's source to resume",
+                  lambda: any(s == victim_source and t > killed for t, s in list(received)), 60, procs)
+            after = min(t for t, s in list(received) if s == victim_source and t > killed)
+            gap = after - before[-1]
+            print(f"takeover: last prediction before the kill → first after: {gap:.2f} s")
+            assert gap < 10.0, f"predictions of {victim_source} stopped for {gap:.1f} s"
+            assert leases.owners(r, [victim_source])[victim_source] == survivor
+            _wait("the other source still predicting", lambda: both_predicting(after), 30, procs)
+
+            if history:  # the shared history shows no gap longer than the takeover
+                from server.store import open_store
+
+                store = open_store(history)
+                try:
+                    walls = _wait("history rows", lambda: [w["wall"] for w in store.windows(victim_source)
+                                                           if w["wall"] > time.time() - 600] or None, 30)
+                    assert len(walls) > 3
+                    worst = max(b - a for a, b in zip(walls, walls[1:]))
+                    print(f"history: {len(walls)} windows of {victim_source}, largest gap {worst:.2f} s")
+                    assert worst < 10.0
+                finally:
+                    store.close()
+        finally:
+            client.disconnect()
+            for p in procs:
+                p.end()
