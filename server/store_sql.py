@@ -215,7 +215,13 @@ class Postgres:
     def reader(self):
         with self._lock:
             conn = self._idle.pop() if self._idle else None
-        if conn is None or not self.alive(conn):
+        if conn is not None:
+            try:  # an idle connection may have been dropped by the server meanwhile
+                conn.execute("SELECT 1")
+            except self._pg.Error:
+                conn.close()
+                conn = None
+        if conn is None:
             conn = self.connect(read_only=True)
         reusable = False
         try:
