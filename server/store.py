@@ -69,6 +69,10 @@ def _text(x) -> str | None:
     return (x if isinstance(x, str) else str(x)).replace("\0", "")
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def open_store(target, **kwargs) -> "HistoryStore":
     """A history store on a file path, ``sqlite:///path`` or ``postgresql://user@host:port/db``;
     keyword arguments as for ``HistoryStore``. Raises ``StoreError`` when it cannot be used."""
@@ -221,10 +225,28 @@ class HistoryStore:
     def _exec(self, conn, sql: str, params=()):
         return conn.execute(self._db.sql(sql), params)
 
-    def _commit(self, pending: list) -> bool:
+    def _row(self, conn, key: str, params, one_by_one: bool) -> bool:
+        """Write one row; with ``one_by_one``, a row the database rejects is dropped alone."""
+        if not one_by_one:
+            self._exec(conn, _SQL[key], params)
+            return True
+        conn.execute("SAVEPOINT one_row")
+        try:
+            self._exec(conn, _SQL[key], params)
+        except self._db.Error as exc:
+            if isinstance(exc, self._db.Retryable):
+                raise
+            conn.execute("ROLLBACK TO SAVEPOINT one_row")
+            self._count_error(f"history {key} row rejected: {_first_line(exc)}")
+            return False
+        conn.execute("RELEASE SAVEPOINT one_row")
+        return True
+
+    def _commit(self, pending: list, one_by_one: bool = False) -> bool:
         # Several processes may write one PostgreSQL database: rows that others may also lock
         # (labelsets, sources) are written in sorted order so that two batches cannot deadlock.
         new_labelsets: dict[str, int] = {}
+        rejected = 0
         conn = None
         try:
             conn = self._writer()
@@ -241,14 +263,17 @@ class HistoryStore:
                 if key == "window":
                     labels = params[7]
                     params = params[:7] + (self._labelsets.get(labels) or new_labelsets[labels],) + params[8:]
+                if not self._row(conn, key, params, one_by_one):
+                    rejected += 1
+                elif key == "window":
                     lo, hi = seen.get(params[0], (params[1], params[1]))
                     seen[params[0]] = (min(lo, params[1]), max(hi, params[1]))
-                self._exec(conn, _SQL[key], params)
             for source, (lo, hi) in seen.items():  # once per source and batch, not per window
                 sources.append((source, "seen", (source, lo, hi)))
                 sources.append((source, "touch", (hi, hi, lo, lo, source)))
             for _, key, params in sorted(sources, key=lambda s: s[0]):  # stable: keeps each source's order
-                self._exec(conn, _SQL[key], params)
+                if not self._row(conn, key, params, one_by_one and key == "source"):
+                    rejected += 1
             conn.execute("COMMIT")
         except self._db.Error as exc:
             if conn is not None and self._db.alive(conn):
@@ -259,12 +284,16 @@ class HistoryStore:
             if isinstance(exc, self._db.Retryable):  # full disk, read-only, locked, server gone: retry later
                 self._write_failed(exc, len(pending))
                 return False
-            self._count_error(f"history rows rejected: {exc}")
+            if not one_by_one:  # find the rows the database rejects; keep the rest
+                return self._commit(pending, one_by_one=True)
+            self._count_error(f"history rows rejected: {_first_line(exc)}")
             with self._count_lock:
                 self.dropped += len(pending)
             return True  # rows the database itself rejects would fail forever
         self._labelsets.update(new_labelsets)
-        self.written += len(pending)
+        with self._count_lock:
+            self.dropped += rejected
+        self.written += len(pending) - rejected
         if self.last_error is not None and self._last_log > -math.inf:
             log.info("history database %s writable again", self.path)
             self.last_error, self._last_log = None, -math.inf

@@ -288,3 +288,18 @@ def test_kill_9_loses_at_most_the_last_second(postgres_url):
     missing = [w for w in expected if w not in stored]
     assert not missing, f"{len(missing)} of {len(expected)} windows older than 1 s lost, e.g. {missing[:3]}"
     assert olds[-1] in stored and len(expected) >= 40
+
+
+def test_a_rejected_row_loses_itself_only(store):
+    """PostgreSQL checks types SQLite would take: a row it refuses must not take its batch with it."""
+    store.on_prediction(prediction("a", 1000.0))
+    store.on_segment({"source": "a", "genre": "jazz", "start": 0.0, "end": 1.0, "start_wall": 1000.0,
+                      "end_wall": 1001.0, "mean_confidence": 0.7, "windows": 2 ** 40, "open": True})  # > INTEGER
+    store.on_alert({"source": "a", "rule": 0, "type": "silence", "message": "quiet\0", "t": 1.0,
+                    "wall": 1000.5, "state": "firing"})  # NUL: not allowed in PostgreSQL text
+    store.on_prediction(prediction("a", 1001.0))
+    assert store.flush()
+    assert [r["wall"] for r in store.windows("a")] == [1000.0, 1001.0]
+    assert [a["message"] for a in store.alerts("a")] == ["quiet"]
+    assert store.segments("a") == [] and store.dropped == 1 and store.errors == 1
+    assert "out of range" in store.last_error
