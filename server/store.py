@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import queue
 import threading
 import time
 from typing import Iterator
 
 from .config import MAX_HOP_SECONDS
-from .store_sql import SCHEMA, SCHEMA_VERSION, StoreError, dialect_for
+from .store_sql import SCHEMA, SCHEMA_VERSION, StoreError, _first_line, dialect_for
 
 __all__ = ["HistoryStore", "StoreError", "open_store", "SCHEMA", "SCHEMA_VERSION"]
 
@@ -67,10 +66,6 @@ def _text(x) -> str | None:
     if x is None:
         return None
     return (x if isinstance(x, str) else str(x)).replace("\0", "")
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def open_store(target, **kwargs) -> "HistoryStore":
