@@ -7,7 +7,7 @@ set -euo pipefail
 
 want=(libportaudio2 ffmpeg libsndfile1)
 if [[ "${1:-run}" == "test" ]]; then
-  want+=(pulseaudio pulseaudio-utils libasound2-plugins chromium)
+  want+=(pulseaudio pulseaudio-utils libasound2-plugins chromium postgresql redis-server)
 fi
 
 missing=()

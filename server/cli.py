@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also play file sources aloud on this output device (index or name)")
     serve.add_argument("--data-dir", default=None,
                        help="history, uploads and settings (default: $GENRE_MONITOR_DATA or ~/.local/share/genre-monitor)")
+    serve.add_argument("--history-url", default=os.environ.get("GENRE_MONITOR_HISTORY_URL"),
+                       help="history database: postgresql://user@host:port/db or sqlite:///path "
+                            "(default: DATA_DIR/history.sqlite)")
     serve.add_argument("--upload-dir", default=None, help="where browser uploads are stored (default: DATA_DIR/uploads)")
     serve.add_argument("--media-dir", action="append", default=[], metavar="DIR",
                        help="folder whose files the browser/API may play (repeatable; default: none)")
@@ -101,7 +104,7 @@ def cmd_serve(args) -> int:
     # Sources given on the command line win; otherwise those running at the last stop, else the demo.
     specs = specs or list(settings["sources"]) or [{"kind": "demo"}]
     engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast, settings=settings)
-    store = _open_store(data, settings)
+    store = _open_store(data, settings, args.history_url)
     if store is not None:
         engine.add_sink(store)
     webhook = _webhook(settings)
@@ -128,11 +131,11 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _open_store(data, settings):
-    from .store import HistoryStore, StoreError
+def _open_store(data, settings, url=None):
+    from .store import StoreError, open_store
 
     try:
-        return HistoryStore(data / "history.sqlite", retention_days=float(settings["retention_days"]))
+        return open_store(url or data / "history.sqlite", retention_days=float(settings["retention_days"]))
     except StoreError as exc:
         # Monitoring goes on without history rather than not at all.
         logging.getLogger("genre-monitor").error("history disabled: %s", exc)
