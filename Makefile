@@ -12,7 +12,9 @@ run: system-deps $(STAMP)
 test: system-deps-test $(STAMP)
 	$(PY) -m pytest
 
+# The original musicnn (numpy 1.26, TF 2.17, tf-keras) runs beside ours in its own venv.
 bench: system-deps $(STAMP)
+	test -x build/golden-venv/bin/python || $(PY) scripts/make_golden.py
 	$(PY) -m bench
 
 setup: system-deps $(STAMP)
