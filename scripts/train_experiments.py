@@ -149,6 +149,7 @@ TRAIN_SETS = {
     "aug4": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(4)],  # shipped
     "clean": [("clean", 3.0)],
     "aug8": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(8)],
+    "aug4+mic4": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(4)] + [(f"mic{k}", 3.0) for k in range(4)],
     "aug4+hop1.5": [("clean", 1.5), ("rand0", 1.5), ("rand1", 1.5), ("rand2", 3.0), ("rand3", 3.0)],
 }
 
@@ -156,7 +157,11 @@ TRAIN_SETS = {
 # stage 2 features, stage 3 training sets (the later stages use a few stage-1 winners).
 PLAN = ([("emb", c, "aug4") for c in CLASSIFIERS]
         + [(f, c, "aug4") for f in FEATURES if f != "emb" for c in ("lr(C=0.01)", "lda(shrink=auto)")]
-        + [("emb", c, t) for t in TRAIN_SETS if t != "aug4" for c in ("lr(C=0.01)", "lda(shrink=auto)")])
+        + [("emb", c, t) for t in TRAIN_SETS if t != "aug4" for c in ("lr(C=0.01)", "lda(shrink=auto)")]
+        + [("emb-l2", "lr(C=0.01)", t) for t in TRAIN_SETS if t != "aug4"])
+
+
+BASELINE = ("emb", "lr(C=0.01)", "aug4")  # the shipped head, first row: Δ columns are relative to it
 
 
 def load(tracks, plan, level_norm=True):
@@ -202,6 +207,7 @@ def run_candidate(outputs, track_labels, feature, clf, train_set, n_splits=5, re
                "track_mean": float(np.mean(v["track"])), "track_std": float(np.std(v["track"])),
                "win_pooled": pooled[c][0] / pooled[c][1]} for c, v in per.items()}
     res["score"] = float(np.mean([res[c]["win_pooled"] for c in augment.EVAL_CONDITIONS]))
+    res["folds"] = {c: per[c]["win"] for c in ("clean", "room")}
     return res
 
 
@@ -219,24 +225,32 @@ def main() -> int:
     args = ap.parse_args()
     tracks = list_tracks(args.data_dir)
     labels, track_labels = label_index(tracks)
-    plan = [p for p in PLAN if not args.only or any(fnmatch.fnmatchcase("/".join(p), pat) for pat in args.only)]
+    wanted = [p for p in PLAN if not args.only or any(fnmatch.fnmatchcase("/".join(p), pat) for pat in args.only)]
+    plan = [BASELINE] + [p for p in wanted if p != BASELINE]
     outputs = load(tracks, plan)
     results = []
-    print("| candidate | clean window | clean track | speaker-mic window | speaker-mic track | score | s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| candidate | clean window | clean track | speaker-mic window | speaker-mic track | score "
+          "| Δ clean window | Δ speaker-mic window | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    base = None
     for feature, clf, train_set in plan:
         t0 = time.time()
         r = run_candidate(outputs, track_labels, feature, clf, train_set, repeats=args.repeats)
         name = f"{feature}/{clf}/{train_set}"
         results.append({"name": name, **r})
         cl, rm = r["clean"], r["room"]
+        # Paired differences with the first candidate (same folds): far less noisy than the fold spread.
+        base = base or r["folds"]
+        d = {c: 100 * (np.array(r["folds"][c]) - base[c]) for c in ("clean", "room")}
         print(f"| {name} | {100 * cl['win_mean']:.1f} ± {100 * cl['win_std']:.1f} | "
               f"{100 * cl['track_mean']:.1f} ± {100 * cl['track_std']:.1f} | "
               f"{100 * rm['win_mean']:.1f} ± {100 * rm['win_std']:.1f} | "
               f"{100 * rm['track_mean']:.1f} ± {100 * rm['track_std']:.1f} | {100 * r['score']:.1f} | "
+              f"{d['clean'].mean():+.1f} ± {d['clean'].std():.1f} | {d['room'].mean():+.1f} ± {d['room'].std():.1f} | "
               f"{time.time() - t0:.0f} |", flush=True)
     print(f"\n{len(results)} candidates on the same {5}-fold x{args.repeats} grouped splits "
-          f"(mean ± std over the {5 * args.repeats} fold runs); the best of them is optimistic.")
+          f"(mean ± std over the {5 * args.repeats} fold runs; Δ: paired difference with the first row, "
+          f"points); the best of them is optimistic.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -66,9 +66,10 @@ def test_calibrated_threshold_separates_wrong_from_right():
 def test_augmentations_are_seeded_and_sized():
     sr = 22050
     y = np.sin(2 * np.pi * 440 * np.arange(sr * 4) / sr).astype(np.float32) * 0.5
-    for c in augment.EVAL_CONDITIONS + ("rand0", "rand7"):
+    for c in augment.EVAL_CONDITIONS + ("rand0", "rand7", "mic0"):
         y16, offset = augment.apply(y, sr, c, "abc", hop_s=1.0)
-        assert abs(len(y16) - 64000) <= 2 and np.isfinite(y16).all() and np.abs(y16).max() <= 1.0
+        # Clipped at the capture rate; resampling a clipped signal to 16 kHz may ring a little past it.
+        assert abs(len(y16) - 64000) <= 2 and np.isfinite(y16).all() and np.abs(y16).max() <= 1.05
         np.testing.assert_array_equal(y16, augment.apply(y, sr, c, "abc", hop_s=1.0)[0])
         assert 0.0 <= offset < 1.0
     quiet, _ = augment.apply(y, sr, "gain-12", "abc")

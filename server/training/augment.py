@@ -10,6 +10,7 @@ and the condition's name, so a condition name is a valid cache key.
 - ``room``: played through a small speaker into a microphone (band-limit, room, noise).
 - ``rand<k>``: training augmentation: a random chain of gain (−12..+6 dB), time shift,
   noise, EQ tilt, capture-rate round trip and, half the time, the speaker→mic simulation.
+- ``mic<k>``: the same random chain, always through a random speaker→mic simulation.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ def speaker_mic(y: np.ndarray, sr: int, rng: np.random.Generator, *, highpass: f
     return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
-def _random_chain(y: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def _random_chain(y: np.ndarray, sr: int, rng: np.random.Generator,
+                  p_speaker: float = 0.5) -> tuple[np.ndarray, int]:
     capture_sr = int(rng.choice([sr, 44100, 48000]))
     y = resample(y, sr, capture_sr)
-    if rng.random() < 0.5:
+    if rng.random() < p_speaker:
         y = speaker_mic(y, capture_sr, rng, highpass=rng.uniform(60, 300), lowpass=rng.uniform(4500, 12000),
                         rt60=rng.uniform(0.1, 0.6), drr_db=rng.uniform(0, 12), snr_db=rng.uniform(12, 35),
                         drive=rng.uniform(0.5, 2.5))
@@ -121,10 +123,10 @@ def apply(y: np.ndarray, sr: int, condition: str, content_hash: str = "",
     elif condition == "room":
         y, sr = resample(y, sr, CAPTURE_SR), CAPTURE_SR
         y = speaker_mic(y, sr, rng)
-    elif re.fullmatch(r"rand\d+", condition):
-        y, sr = _random_chain(y, sr, rng)
+    elif m := re.fullmatch(r"(rand|mic)\d+", condition):
+        y, sr = _random_chain(y, sr, rng, 1.0 if m.group(1) == "mic" else 0.5)
         offset = float(rng.uniform(0.0, hop_s))  # time shift: windows start anywhere
     else:
         raise UnknownCondition(f"Unknown audio condition {condition!r}; known: "
-                               f"{', '.join(EVAL_CONDITIONS)}, rand0, rand1, ...")
+                               f"{', '.join(EVAL_CONDITIONS)}, rand0, rand1, ..., mic0, mic1, ...")
     return resample(y, sr, MODEL_SR), offset

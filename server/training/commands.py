@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                         "small-cnn: CNN from scratch (needs a large collection)")
     p.add_argument("--augment", type=int, default=2, metavar="N",
                    help="augmented copies of each track (gain, shift, noise, EQ, speaker→mic, resampling)")
+    p.add_argument("--mic", type=int, default=0, metavar="N",
+                   help="extra augmented copies that always go through a random speaker→mic simulation")
     p.add_argument("--live-sim", action="store_true",
                    help="also cross-validate under live conditions (levels, 44.1/48 kHz, speaker→mic)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by track")
@@ -66,7 +68,7 @@ def run_train(args) -> int:
         else:
             from .train import QUICK_GRID, train_head
 
-            meta = train_head(args.data_dir, out, split_files=args.split, n_augment=args.augment,
+            meta = train_head(args.data_dir, out, split_files=args.split, n_augment=args.augment, n_mic=args.mic,
                               live_sim=args.live_sim, grid=QUICK_GRID if args.quick else None, n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
                               cache_dir=args.cache_dir, progress=not args.quiet, log=log)
     except (DatasetError, DecodeError) as err:

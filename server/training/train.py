@@ -94,7 +94,8 @@ def save_confusion_png(conf: list[list[int]], labels: list[str], path: str, titl
     plt.close(fig)
 
 
-def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int = 2, live_sim: bool = False,
+def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int = 2, n_mic: int = 0,
+               live_sim: bool = False,
                grid=None, n_splits: int = 5, repeats: int = 2, hop_s: float = 3.0, level_norm: bool = True,
                cache_dir: str | None = None, progress: bool = True, name: str | None = None,
                description: str | None = None, seed: int = 0, log=print) -> dict:
@@ -103,7 +104,8 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
 
     tracks = filter_split(list_tracks(data_dir), split_files)
     labels, track_labels = label_index(tracks)
-    train_conditions = ("clean",) + tuple(f"rand{k}" for k in range(n_augment))
+    train_conditions = (("clean",) + tuple(f"rand{k}" for k in range(n_augment))
+                        + tuple(f"mic{k}" for k in range(n_mic)))
     eval_conditions = augment.EVAL_CONDITIONS if live_sim else ("clean",)
     conditions = tuple(dict.fromkeys(train_conditions + eval_conditions))
     log(f"{len(tracks)} tracks, {len(labels)} genres: {', '.join(labels)}")
