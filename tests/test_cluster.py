@@ -210,6 +210,7 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noq
         sf.write(path, make_music(sr=22050, seconds=240.0, seed=i, bpm=100.0 + 30 * i), 22050)
         files.append(str(path))
     procs: list[Proc] = []
+    store = None
     client = socketio.Client(reconnection=False)
     with _history_url() as history:
         try:
@@ -225,11 +226,11 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noq
             for url in (url_a, url_b):
                 _wait(f"{url} up", lambda url=url: _get(url + "/healthz"), 60, procs)
             # Both workers have loaded the model (TensorFlow start-up on a shared machine: generous).
-            _wait("both workers' models", lambda: len([w for w in state.live_workers(r, 4).values()
+            _wait("both workers' models", lambda: len([w for w in state.live_workers(r, 3).values()
                                                        if (w.get("model") or {}).get("ready")]) == 2, 400, procs)
 
-            received: list[tuple[float, str]] = []
-            client.on("prediction", lambda p: received.append((time.monotonic(), p["source"])))
+            received: list[tuple[float, str, float]] = []  # (arrival, source, stream time)
+            client.on("prediction", lambda p: received.append((time.monotonic(), p["source"], p["t"])))
             client.connect(url_b, wait_timeout=20)
             ids = [_post(url_a + "/api/sources", {"kind": "file", "path": f, "label": f"Station {i}"})["id"]
                    for i, f in enumerate(files)]
@@ -239,7 +240,7 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noq
                 return o if all(o.values()) else None
 
             def both_predicting(since=0.0):
-                return {s for t, s in list(received) if t > since} >= set(ids)
+                return {s for t, s, _ in list(received) if t > since} >= set(ids)
 
             _wait("predictions from both sources on web B", both_predicting, 60, procs)
             owned = owners()
@@ -249,36 +250,47 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noq
             assert all(listed[i]["state"] == "running" for i in ids)
 
             victim_source = ids[0]
+            if history:  # let the victim's first windows reach the shared history before it dies
+                from server.store import open_store
+
+                store = open_store(history)
+                _wait("the victim's rows in the history",
+                      lambda: len(store.windows(victim_source, t_from=time.time() - 600)) >= 3, 30, procs)
             victim = workers[owned[victim_source]]
             survivor = "w2" if victim.name == "w1" else "w1"
             victim.p.kill()  # SIGKILL: no goodbye, its leases must lapse
             killed = time.monotonic()
             victim.p.wait(10)
             procs.remove(victim)
-            before = [t for t, s in received if s == victim_source and t <= killed]
-            _wait("the killed worker's source to resume",
-                  lambda: any(s == victim_source and t > killed for t, s in list(received)), 60, procs)
-            after = min(t for t, s in list(received) if s == victim_source and t > killed)
-            gap = after - before[-1]
+            # The survivor starts the source afresh: its stream time begins again near 0. Events the
+            # victim sent just before dying may still arrive after the kill; they count as "before".
+            t_killed = max(st for t, s, st in list(received) if s == victim_source and t <= killed)
+
+            def resumed():
+                return [t for t, s, st in list(received) if s == victim_source and t > killed and st < t_killed]
+
+            after = _wait("the killed worker's source to resume", resumed, 60, procs)[0]
+            gap = after - max(t for t, s, st in list(received) if s == victim_source and t < after)
             print(f"takeover: last prediction before the kill → first after: {gap:.2f} s")
             assert gap < 10.0, f"predictions of {victim_source} stopped for {gap:.1f} s"
             assert leases.owners(r, [victim_source])[victim_source] == survivor
             _wait("the other source still predicting", lambda: both_predicting(after), 30, procs)
 
-            if history:  # the shared history shows no gap longer than the takeover
-                from server.store import open_store
+            if store is not None:  # the shared history shows no gap longer than the takeover
+                resumed_wall = time.time() - (time.monotonic() - after)
 
-                store = open_store(history)
-                try:
-                    walls = _wait("history rows", lambda: [w["wall"] for w in store.windows(victim_source)
-                                                           if w["wall"] > time.time() - 600] or None, 30)
-                    assert len(walls) > 3
-                    worst = max(b - a for a, b in zip(walls, walls[1:]))
-                    print(f"history: {len(walls)} windows of {victim_source}, largest gap {worst:.2f} s")
-                    assert worst < 10.0
-                finally:
-                    store.close()
+                def walls():  # wait until the survivor's rows after the takeover are committed
+                    found = [w["wall"] for w in store.windows(victim_source, t_from=time.time() - 600)]
+                    return found if found and found[-1] > resumed_wall + 3 else None
+
+                walls = _wait("history rows after the takeover", walls, 30)
+                assert walls[0] < resumed_wall - gap, "the killed worker's rows are missing"
+                worst = max(b - a for a, b in zip(walls, walls[1:]))
+                print(f"history: {len(walls)} windows of {victim_source}, largest gap {worst:.2f} s")
+                assert worst < 10.0
         finally:
             client.disconnect()
+            if store is not None:
+                store.close()
             for p in procs:
                 p.end()

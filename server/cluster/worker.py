@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 4
 # A dead worker's sources are claimed again within LEASE_TTL + POLL_S; the first new
 # prediction follows one window (3 s) later, keeping a takeover well under 10 s.
-LEASE_TTL = 4.0
+LEASE_TTL = 3.0
 POLL_S = 0.5
 
 
