@@ -60,7 +60,7 @@ class SocketIOSink:
 
 
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
-               require_token: bool = False, media_dirs=None, allowed_origins=None):
+               require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
@@ -69,6 +69,7 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no
     server paths at all). ``allowed_origins``: extra browser origins (a reverse proxy's
     public address) allowed besides the app's own. See docs/security.md.
+    ``message_queue`` (``redis://…``): deliver emits from any process sharing it (docs/scaling.md).
     """
     app = Flask(
         __name__,
@@ -89,7 +90,8 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     app.extensions["genre_media_dirs"] = dirs
 
     # Browsers may connect from the app's own origin only (or the listed ones); never '*'.
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=guard.cors_origin)
+    queue = {"message_queue": message_queue} if message_queue else {}
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=guard.cors_origin, **queue)
     watchers = socket_events.Watchers()
     socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"], media_dirs=dirs,
                            guard=guard)
@@ -135,7 +137,7 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
 
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
-          require_token: bool = False, media_dirs=None, allowed_origins=None) -> None:
+          require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None) -> None:
     """Run the dashboard; the engine loads its model in the background meanwhile.
 
     Listening on a non-loopback address always requires a token: ``token``, else
@@ -143,7 +145,8 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     """
     token = resolve_token(host, token if token is not None else token_from_env(), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
-                               token=token, media_dirs=media_dirs, allowed_origins=allowed_origins)
+                               token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
+                               message_queue=message_queue)
     if token is not None:
         shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
         shown = f"[{shown}]" if ":" in shown else shown
