@@ -1,7 +1,7 @@
 """Command-line entry points: ``worker``, and ``serve`` when given ``--redis``.
 
 ``register(sub)`` adds the ``worker`` subcommand to run.py's parser; ``add_serve_args``
-adds ``--redis``/``--history-url`` to ``serve`` and ``serve_cluster(args)`` runs it.
+adds ``--redis`` to ``serve`` and ``serve_cluster(args, …)`` runs it.
 ``python -m server.cluster worker|serve …`` runs the same code on its own.
 """
 
@@ -20,7 +20,7 @@ log = logging.getLogger("genre-monitor")
 def register(sub) -> None:
     from server.config import DEFAULT_HOP_SECONDS
 
-    from .worker import DEFAULT_CAPACITY, LEASE_TTL
+    from . import DEFAULT_CAPACITY, LEASE_TTL
 
     w = sub.add_parser("worker", help="run monitoring pipelines for the web tier, meeting it through Redis")
     w.add_argument("--redis", required=True, metavar="URL", help="redis://HOST:PORT/DB shared with the web tier")
@@ -40,8 +40,6 @@ def register(sub) -> None:
 def add_serve_args(serve) -> None:
     serve.add_argument("--redis", default=None, metavar="URL",
                        help="web tier of a cluster: sources run on workers sharing this Redis (docs/scaling.md)")
-    serve.add_argument("--history-url", default=None, metavar="URL",
-                       help="history store to answer the history API from: postgresql://… or a SQLite path")
 
 
 def open_history(url: str | None):
@@ -89,8 +87,13 @@ def cmd_worker(args) -> int:
     return 0
 
 
-def serve_cluster(args, *, upload_dir: str, token=None, require_token: bool = False, allowed_origins=None) -> int:
-    """``serve --redis URL``: the dashboard for a cluster (RemoteEngine + the message queue)."""
+def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
+    """``serve --redis URL``: the dashboard for a cluster (RemoteEngine + the message queue).
+
+    Uses ``args.host/port/model/hop/history_url/require_token/allowed_origin``; the history
+    API reads ``--history-url`` only (the workers write it), never a local SQLite file.
+    """
+    from server.config import DEFAULT_HOP_SECONDS
     from server.engine import EngineError
     from server.web.app import serve
 
@@ -98,16 +101,17 @@ def serve_cluster(args, *, upload_dir: str, token=None, require_token: bool = Fa
 
     try:
         engine = RemoteEngine(args.redis, model_name=getattr(args, "model", None),
-                              hop=getattr(args, "hop", None) or 1.0)
+                              hop=getattr(args, "hop", None) or DEFAULT_HOP_SECONDS)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = open_history(args.history_url)
+    os.makedirs(upload_dir, exist_ok=True)
+    store = open_history(getattr(args, "history_url", None))
     print(f"Genre Monitor (cluster on {args.redis}) on http://{args.host}:{args.port}", flush=True)
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,
-              media_dirs=getattr(args, "media_dir", None), token=token, require_token=require_token,
-              allowed_origins=allowed_origins, message_queue=args.redis)
+              media_dirs=media_dirs, token=token, require_token=getattr(args, "require_token", False),
+              allowed_origins=getattr(args, "allowed_origin", None) or None, message_queue=args.redis)
     finally:
         engine.shutdown()
         if store is not None:
@@ -131,14 +135,14 @@ def main(argv=None) -> int:
     register(sub)
     s = sub.add_parser("serve", help="the dashboard of a cluster")
     add_serve_args(s)
+    s.add_argument("--history-url", default=None)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5000)
     s.add_argument("--upload-dir", default="uploads")
     s.add_argument("--media-dir", action="append", default=[])
     s.add_argument("--token", default=None)
     s.add_argument("--model", default=None)
-    s.set_defaults(func=lambda a: serve_cluster(a, upload_dir=a.upload_dir, token=a.token,
-                                                require_token=a.host not in ("127.0.0.1", "localhost", "::1")))
+    s.set_defaults(func=lambda a: serve_cluster(a, upload_dir=a.upload_dir, token=a.token, media_dirs=a.media_dir))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,9 +16,8 @@ from server.config import DEFAULT_HOP_SECONDS
 from server.engine import EngineError, validate_hop
 from server.source_specs import SourceSpecError
 
-from . import registry, shared_settings, state
+from . import LEASE_TTL, registry, shared_settings, state
 from .redis_conn import ClusterError, connect
-from .worker import LEASE_TTL
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,11 @@ import time
 from server.engine import Engine, EngineError
 from server.web.app import SocketIOSink
 
-from . import leases, registry, shared_settings, state
+from . import DEFAULT_CAPACITY, LEASE_TTL, POLL_S, leases, registry, shared_settings, state
 from .redis_conn import connect
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CAPACITY = 4
-# A dead worker's sources are claimed again within LEASE_TTL + POLL_S; the first new
-# prediction follows one window (3 s) later, keeping a takeover well under 10 s.
-LEASE_TTL = 3.0
-POLL_S = 0.5
 
 
 class _ClusterSink(SocketIOSink):
