@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra browser origin, e.g. https://monitor.example.org behind a reverse proxy")
     serve.set_defaults(func=cmd_serve)
 
+    from .cluster.commands import add_serve_args, register as register_cluster
+
+    add_serve_args(serve)      # serve --redis URL: the web tier of a cluster
+    register_cluster(sub)      # worker --redis URL --sources SPEC... [--capacity N] [--history-url URL]
+
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.add_argument("--json", action="store_true")
     devices.set_defaults(func=cmd_devices)
@@ -101,6 +106,11 @@ def cmd_serve(args) -> int:
     except (AuthConfigError, MediaPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.redis:  # sources run on workers; this process serves the dashboard only
+        from .cluster.commands import serve_cluster
+
+        return serve_cluster(args, upload_dir=args.upload_dir or str(data / "uploads"), token=token,
+                             media_dirs=media_dirs)
     # Sources given on the command line win; otherwise those running at the last stop, else the demo.
     specs = specs or list(settings["sources"]) or [{"kind": "demo"}]
     engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast, settings=settings)
