@@ -274,21 +274,11 @@ class Engine:
 
     def set_monitoring(self, smoothing: dict | None = None, segments: dict | None = None) -> dict:
         """Change smoothing and/or segment settings for every source (validated, persisted)."""
-        from .monitor.segments import SegmentTracker
-        from .monitor.smoothing import make_smoother
+        from .monitor.stage import validate_monitoring
 
         try:
-            if smoothing is not None:
-                make_smoother(smoothing)
-            if segments is not None:
-                allowed = {"min_duration", "hysteresis", "max_gap", "max_backdate"}
-                if not isinstance(segments, dict):
-                    raise ValueError("segments must be an object like {\"min_duration\": 15, \"hysteresis\": 0.1}")
-                unknown = sorted(set(segments) - allowed)
-                if unknown:
-                    raise ValueError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(allowed))}")
-                SegmentTracker(["a", "b"], **segments)
-        except (ValueError, TypeError) as exc:
+            validate_monitoring(smoothing, segments)
+        except ValueError as exc:
             raise EngineError(f"invalid monitoring settings: {exc}") from None
         self.settings.update(**{k: v for k, v in (("smoothing", smoothing), ("segments", segments)) if v is not None})
         with self._lock:

@@ -9,26 +9,7 @@ import soundfile as sf
 
 from server.engine import Engine, EngineError
 from tests.support.audio import make_music
-
-
-class Collector:
-    def __init__(self):
-        self.predictions, self.spectrograms, self.sources, self.notices = [], [], [], []
-        self.lock = threading.Lock()
-
-    def on_prediction(self, p):
-        with self.lock:
-            self.predictions.append(p)
-
-    def on_spectrogram(self, p):
-        with self.lock:
-            self.spectrograms.append(p)
-
-    def on_sources(self, p):
-        self.sources.append(p)
-
-    def on_notice(self, p):
-        self.notices.append(p)
+from tests.support.sinks import Collector
 
 
 @pytest.fixture(scope="module")

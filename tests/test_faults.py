@@ -14,29 +14,10 @@ from server.engine import Engine
 from tests.support.audio import make_music
 from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.pulse import pulse_server, requires_pulseaudio, start_pulse
+from tests.support.sinks import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
-
-
-class Sink:
-    def __init__(self):
-        self.predictions, self.notices, self.states = [], [], []
-        self.lock = threading.Lock()
-
-    def on_prediction(self, p):
-        with self.lock:
-            self.predictions.append(p)
-
-    def on_notice(self, p):
-        self.notices.append(p)
-
-    def on_sources(self, p):
-        self.states.append({s["id"]: s["state"] for s in p["sources"]})
-
-    def count(self, sid):
-        with self.lock:
-            return sum(p["source"] == sid for p in self.predictions)
 
 
 def _wait(cond, timeout):
@@ -70,7 +51,7 @@ def songs(tmp_path_factory):
 def engine(model):
     eng = Engine(hop=0.5)
     eng.model = model
-    sink = Sink()
+    sink = Collector()
     eng.add_sink(sink)
     eng._running = True
     eng.worker = threading.Thread(target=eng._run_worker, daemon=True)
@@ -139,7 +120,7 @@ def test_stream_that_never_worked_ends_in_error(engine):
     eng, sink = engine
     with RadioServer(encode_mp3(DEMO[0], seconds=4.0), 4.0) as radio:
         sid = eng.start_source({"kind": "stream", "url": radio.url_404})
-        assert _wait(lambda: _state(eng, sid)["state"] == "error", 60), sink.states
+        assert _wait(lambda: _state(eng, sid)["state"] == "error", 60), sink.state_maps()
     err = _state(eng, sid)["error"]
     assert "404" in err or "not found" in err.lower(), err
     assert any(n["source"] == sid for n in sink.notices)
@@ -167,5 +148,5 @@ def test_device_that_disappears_is_lost_then_back(engine):
         finally:
             eng.stop_source(sid)
             srv2.stop()
-    seen = [s.get(sid) for s in sink.states]
+    seen = [s.get(sid) for s in sink.state_maps()]
     assert "lost" in seen and "running" in seen[seen.index("lost"):]

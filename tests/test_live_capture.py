@@ -9,23 +9,10 @@ import numpy as np
 
 from server.engine import Engine
 from tests.support.pulse import pulse, requires_pulseaudio  # noqa: F401  (fixture)
+from tests.support.sinks import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
-
-
-class Sink:
-    def __init__(self):
-        self.predictions, self.spectrograms, self.notices = [], [], []
-
-    def on_prediction(self, p):
-        self.predictions.append(p)
-
-    def on_spectrogram(self, p):
-        self.spectrograms.append(p)
-
-    def on_notice(self, p):
-        self.notices.append(p)
 
 
 @requires_pulseaudio
@@ -35,7 +22,7 @@ def test_predictions_arrive_from_captured_music(pulse):
     engine = Engine(hop=0.5)
     engine.model = load_model(None)
     engine.model.predict(np.zeros((1, 187, 96), np.float32))
-    sink = Sink()
+    sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "mic", "device": "pulse"})
     engine._running = True

@@ -13,25 +13,12 @@ import pytest
 import soundfile as sf
 
 from server.engine import Engine
+from tests.support.sinks import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan-mini"
 
 pytestmark = pytest.mark.skipif(not GTZAN.is_dir(), reason=f"research clips not found at {GTZAN}")
-
-
-class Sink:
-    def __init__(self):
-        self.predictions, self.segments, self.alerts = [], [], []
-
-    def on_prediction(self, p):
-        self.predictions.append(p)
-
-    def on_segment(self, p):
-        self.segments.append(p)
-
-    def on_alert(self, p):
-        self.alerts.append(p)
 
 
 def test_two_genres_give_two_segments_and_an_alert(tmp_path):
@@ -45,7 +32,7 @@ def test_two_genres_give_two_segments_and_an_alert(tmp_path):
 
     engine = Engine(hop=1.0, fast=True)
     engine.set_monitoring(segments={"min_duration": 8.0, "hysteresis": 0.1})
-    sink = Sink()
+    sink = Collector()
     engine.add_sink(sink)
     engine.load_model(None)
     sid = engine.start_source({"kind": "file", "path": str(joined)})

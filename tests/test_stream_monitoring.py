@@ -10,20 +10,10 @@ import pytest
 
 from server.engine import Engine
 from tests.support.http_audio import RadioServer, encode_mp3
+from tests.support.sinks import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
-
-
-class Sink:
-    def __init__(self):
-        self.predictions, self.states = [], []
-
-    def on_prediction(self, p):
-        self.predictions.append(p)
-
-    def on_sources(self, p):
-        self.states.extend(s["state"] for s in p["sources"])
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +35,23 @@ def test_stream_predictions_survive_a_cut(radio):
     engine = Engine(hop=0.5)
     engine.model = load_model(None)
     engine.model.predict(np.zeros((1, 187, 96), np.float32))
-    sink = Sink()
+    sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "stream", "url": radio.url})
     engine._running = True
     threading.Thread(target=engine._run_worker, daemon=True).start()
     try:
-        assert _wait(lambda: len(sink.predictions) >= 3, 30), sink.states
+        assert _wait(lambda: len(sink.predictions) >= 3, 30), sink.states()
         assert sid.startswith("stream-127-0-0-1")
         radio.cut()
-        assert _wait(lambda: "reconnecting" in sink.states, 20), sink.states
+        assert _wait(lambda: "reconnecting" in sink.states(), 20), sink.states()
         n_during = len(sink.predictions)
         radio.resume()
-        assert _wait(lambda: len(sink.predictions) >= n_during + 3, 40), sink.states
+        assert _wait(lambda: len(sink.predictions) >= n_during + 3, 40), sink.states()
         state = engine.sources_payload()["sources"][0]
     finally:
         engine.shutdown()
     assert state["state"] == "running" and state["reconnects"] >= 1
-    assert sink.states.index("reconnecting") < len(sink.states) - 1 - sink.states[::-1].index("running")
+    assert sink.states().index("reconnecting") < len(sink.states()) - 1 - sink.states()[::-1].index("running")
     ts = [p["t"] for p in sink.predictions]
     assert all(b > a for a, b in zip(ts, ts[1:]))  # stream time only moves forward across the cut

@@ -183,21 +183,11 @@ class RemoteEngine:
         return {"smoothing": cfg["smoothing"], "segments": cfg["segments"]}
 
     def set_monitoring(self, smoothing: dict | None = None, segments: dict | None = None) -> dict:
-        from server.monitor.segments import SegmentTracker
-        from server.monitor.smoothing import make_smoother
+        from server.monitor.stage import validate_monitoring
 
-        try:  # the same checks as Engine.set_monitoring
-            if smoothing is not None:
-                make_smoother(smoothing)
-            if segments is not None:
-                allowed = {"min_duration", "hysteresis", "max_gap", "max_backdate"}
-                if not isinstance(segments, dict):
-                    raise ValueError("segments must be an object like {\"min_duration\": 15, \"hysteresis\": 0.1}")
-                unknown = sorted(set(segments) - allowed)
-                if unknown:
-                    raise ValueError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(allowed))}")
-                SegmentTracker(["a", "b"], **segments)
-        except (ValueError, TypeError) as exc:
+        try:
+            validate_monitoring(smoothing, segments)
+        except ValueError as exc:
             raise EngineError(f"invalid monitoring settings: {exc}") from None
         shared_settings.update(self.r, **{k: v for k, v in (("smoothing", smoothing), ("segments", segments))
                                           if v is not None})

@@ -21,8 +21,7 @@ import warnings
 
 import numpy as np
 
-from .musicnn import (EMBEDDING_DIM, N_FRAMES, N_MELS, N_TAGS, POOL_DIM, MusicnnError, MusicnnInputError,
-                      _check_variant, checkpoint_prefix, tag_names)
+from .musicnn import MusicnnError, _check_variant, check_patches, checkpoint_prefix, empty_outputs, tag_names
 
 BACKENDS = ("keras", "tflite")
 DEFAULT_BACKEND = "tflite"
@@ -173,17 +172,9 @@ class TFLiteBackbone:
         return [self._it.get_tensor(i).copy() for i in self._outputs]
 
     def __call__(self, mel) -> dict[str, np.ndarray]:
-        mel = np.asarray(mel, dtype=np.float32)
-        if mel.ndim != 3 or mel.shape[1:] != (N_FRAMES, N_MELS):
-            raise MusicnnInputError(
-                f"Expected log-mel patches of shape (B, {N_FRAMES}, {N_MELS}); got {mel.shape}.")
+        mel = check_patches(mel)
         if mel.shape[0] == 0:
-            return {"tags": np.zeros((0, N_TAGS), np.float32),
-                    "embedding": np.zeros((0, EMBEDDING_DIM), np.float32),
-                    "mean_pool": np.zeros((0, POOL_DIM), np.float32),
-                    "max_pool": np.zeros((0, POOL_DIM), np.float32)}
-        if not np.isfinite(mel).all():
-            raise MusicnnInputError("Log-mel patches contain NaN or infinite values.")
+            return empty_outputs()
         chunks = []
         with self._lock:
             for i in range(0, mel.shape[0], self.max_batch):

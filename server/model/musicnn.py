@@ -175,6 +175,29 @@ def load_checkpoint_weights(model, variant: str) -> None:
         raise MusicnnError(f"Checkpoint {variant} variables not used by the port: {sorted(missing)}")
 
 
+def check_patches(mel) -> np.ndarray:
+    """``mel`` as float32 (B, 187, 96) patches, or ``MusicnnInputError`` saying what is wrong."""
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim == 2:
+        raise MusicnnInputError(
+            f"Expected a batch of patches (B, {N_FRAMES}, {N_MELS}); got one patch {mel.shape}. "
+            "Use mel[None] for a batch of one.")
+    if mel.ndim != 3 or mel.shape[1:] != (N_FRAMES, N_MELS):
+        raise MusicnnInputError(
+            f"Expected log-mel patches of shape (B, {N_FRAMES}, {N_MELS}); got {mel.shape}.")
+    if not np.isfinite(mel).all():
+        raise MusicnnInputError("Log-mel patches contain NaN or infinite values.")
+    return mel
+
+
+def empty_outputs() -> dict[str, np.ndarray]:
+    """The backbone's outputs for a batch of zero patches."""
+    return {"tags": np.zeros((0, N_TAGS), np.float32),
+            "embedding": np.zeros((0, EMBEDDING_DIM), np.float32),
+            "mean_pool": np.zeros((0, POOL_DIM), np.float32),
+            "max_pool": np.zeros((0, POOL_DIM), np.float32)}
+
+
 class MusicnnBackbone:
     """A pretrained musicnn variant behind one compiled ``tf.function``.
 
@@ -199,21 +222,9 @@ class MusicnnBackbone:
         self._infer = infer
 
     def __call__(self, mel) -> dict[str, np.ndarray]:
-        mel = np.asarray(mel, dtype=np.float32)
-        if mel.ndim == 2:
-            raise MusicnnInputError(
-                f"Expected a batch of patches (B, {N_FRAMES}, {N_MELS}); got one patch {mel.shape}. "
-                "Use mel[None] for a batch of one.")
-        if mel.ndim != 3 or mel.shape[1:] != (N_FRAMES, N_MELS):
-            raise MusicnnInputError(
-                f"Expected log-mel patches of shape (B, {N_FRAMES}, {N_MELS}); got {mel.shape}.")
+        mel = check_patches(mel)
         if mel.shape[0] == 0:
-            return {"tags": np.zeros((0, N_TAGS), np.float32),
-                    "embedding": np.zeros((0, EMBEDDING_DIM), np.float32),
-                    "mean_pool": np.zeros((0, POOL_DIM), np.float32),
-                    "max_pool": np.zeros((0, POOL_DIM), np.float32)}
-        if not np.isfinite(mel).all():
-            raise MusicnnInputError("Log-mel patches contain NaN or infinite values.")
+            return empty_outputs()
         out = self._infer(np.ascontiguousarray(mel))
         return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 

@@ -64,3 +64,22 @@ class SourceMonitor:
         self.smoother.reset()
         return [("segment", {"source": source, **e["segment"], "event": e["event"]})
                 for e in self.tracker.finish()]
+
+
+SEGMENT_SETTINGS = ("min_duration", "hysteresis", "max_gap", "max_backdate")
+
+
+def validate_monitoring(smoothing: dict | None = None, segments: dict | None = None) -> None:
+    """Raise ``ValueError`` with a readable message unless both settings are usable."""
+    if smoothing is not None:
+        make_smoother(smoothing)
+    if segments is not None:
+        if not isinstance(segments, dict):
+            raise ValueError('segments must be an object like {"min_duration": 15, "hysteresis": 0.1}')
+        unknown = sorted(set(segments) - set(SEGMENT_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(SEGMENT_SETTINGS))}")
+        try:
+            SegmentTracker(["a", "b"], **segments)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
