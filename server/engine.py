@@ -353,24 +353,28 @@ class Engine:
                 continue
             if w is not None:
                 due.append((p, w))
+        if due and model is not None:
+            self._classify(due, model)
+        # Spectrograms after predictions: they are larger and nobody waits on them.
         for _, w in due:
             if len(w.spec_times):
                 self._emit("on_spectrogram", spectrogram_payload(w))
-        if due and model is not None:
-            try:
-                probs, tags = model.predict(np.stack([w.mel for _, w in due]))
-            except Exception as exc:
-                log.exception("model failed")
-                self.notice(f"the model failed on a batch: {exc}")
-                return 0
-            for i, (p, w) in enumerate(due):
-                payload = prediction_payload(p, w, model, probs[i], tags[i])
-                events = self._monitor(payload)
-                self._emit("on_prediction", payload)
-                for name, event in events:
-                    self._emit(f"on_{name}", event)
         self._check_states(pipelines)
         return len(due) if model is not None else 0
+
+    def _classify(self, due: list[tuple[Pipeline, Window]], model) -> None:
+        try:
+            probs, tags = model.predict(np.stack([w.mel for _, w in due]))
+        except Exception as exc:
+            log.exception("model failed")
+            self.notice(f"the model failed on a batch: {exc}")
+            return
+        for i, (p, w) in enumerate(due):
+            payload = prediction_payload(p, w, model, probs[i], tags[i])
+            events = self._monitor(payload)
+            self._emit("on_prediction", payload)
+            for name, event in events:
+                self._emit(f"on_{name}", event)
 
     def _monitor(self, payload: dict) -> list:
         monitor = self._monitors.get(payload["source"])

@@ -26,6 +26,9 @@ def _name(path: str) -> str:
 class FileSource(Source):
     """Plays ``paths`` in order (looping when ``loop``), one block per ``block_seconds``.
 
+    25-ms blocks by default, like a sound card: a window's last sample waits at most
+    one block before the worker sees it, which keeps window-end-to-client latency low.
+
     ``samplerate`` is the rate of the first decodable file; later files are
     resampled to it. Undecodable files are skipped with ``notice`` set; when no
     file decodes, ``state`` becomes 'error'. ``position_seconds`` and
@@ -35,7 +38,7 @@ class FileSource(Source):
     kind = "file"
 
     def __init__(self, paths, loop: bool = True, realtime: bool = True, output_device=None,
-                 block_seconds: float = 0.1, label: str | None = None):
+                 block_seconds: float = 0.025, label: str | None = None):
         paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
         if not paths:
             raise ValueError("FileSource needs at least one file")
