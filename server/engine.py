@@ -35,6 +35,14 @@ def _thread_task(fn: Callable, *args) -> threading.Thread:
     return t
 
 
+def check_model_name(name, models: list[dict]) -> None:
+    """``EngineError`` unless ``name`` is one of the installed ``models``."""
+    if not isinstance(name, str) or not name:
+        raise EngineError("select_model needs a model name")
+    if name not in {m["name"] for m in models}:
+        raise EngineError(f"no installed model named {name!r}")
+
+
 def validate_hop(hop) -> float:
     if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not (MIN_HOP_SECONDS <= hop <= MAX_HOP_SECONDS):
         raise EngineError(f"hop must be a number of seconds from {MIN_HOP_SECONDS} to {MAX_HOP_SECONDS}")
@@ -126,10 +134,7 @@ class Engine:
         return list_models()
 
     def select_model(self, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise EngineError("select_model needs a model name")
-        if name not in {m["name"] for m in self.list_models()}:
-            raise EngineError(f"no installed model named {name!r}")
+        check_model_name(name, self.list_models())
         threading.Thread(target=self.load_model, args=(name,), daemon=True).start()
 
     # --- sources -------------------------------------------------------------------------------------
@@ -137,20 +142,10 @@ class Engine:
         if not isinstance(spec, dict):
             raise EngineError("a source must be an object with a 'kind'")
         hop = validate_hop(spec.get("hop", self.hop))
-        try:
-            source = make_source(spec, fast=self.fast)
-        except SourceSpecError as exc:
-            raise EngineError(str(exc)) from None
         with self._lock:
             source_id = self._new_id(spec)
-            pipeline = Pipeline(source_id, source, hop, wake=self._wake)
-        try:
-            pipeline.start()
-        except Exception as exc:
-            log.info("source %s failed to start", source_id, exc_info=True)
-            raise EngineError(f"could not start {source.label}: {exc}") from None
-        if source.state == "error":
-            raise EngineError(source.error or f"could not start {source.label}")
+        pipeline = self._launch(source_id, spec, hop, "start")
+        source = pipeline.source
         with self._lock:
             self._pipelines[source_id] = pipeline
             self._specs[source_id] = {**spec, "hop": hop, "id": source_id}
@@ -193,18 +188,8 @@ class Engine:
             old.stop()
         except Exception:  # a broken source may fail to stop; it is replaced either way
             log.exception("stopping %s before restart", source_id)
-        try:
-            source = make_source({k: v for k, v in spec.items() if k != "id"}, fast=self.fast)
-        except SourceSpecError as exc:
-            raise EngineError(str(exc)) from None
-        pipeline = Pipeline(source_id, source, spec["hop"], wake=self._wake)
-        try:
-            pipeline.start()
-        except Exception as exc:
-            log.info("source %s failed to restart", source_id, exc_info=True)
-            raise EngineError(f"could not restart {source.label}: {exc}") from None
-        if source.state == "error":
-            raise EngineError(source.error or f"could not restart {source.label}")
+        pipeline = self._launch(source_id, spec, spec["hop"], "restart")
+        source = pipeline.source
         with self._lock:
             monitor = self._monitors.get(source_id)
             self._pipelines[source_id] = pipeline
@@ -218,6 +203,22 @@ class Engine:
         self.notice(f"{source.label} restarted", level="info", source=source_id)
         self._emit_sources()
         return source_id
+
+    def _launch(self, source_id: str, spec: dict, hop: float, verb: str) -> Pipeline:
+        """Build the spec's source and start its pipeline; ``EngineError`` when it cannot."""
+        try:
+            source = make_source({k: v for k, v in spec.items() if k != "id"}, fast=self.fast)
+        except SourceSpecError as exc:
+            raise EngineError(str(exc)) from None
+        pipeline = Pipeline(source_id, source, hop, wake=self._wake)
+        try:
+            pipeline.start()
+        except Exception as exc:
+            log.info("source %s failed to %s", source_id, verb, exc_info=True)
+            raise EngineError(f"could not {verb} {source.label}: {exc}") from None
+        if source.state == "error":
+            raise EngineError(source.error or f"could not {verb} {source.label}")
+        return pipeline
 
     def pipeline(self, source_id: str) -> Pipeline | None:
         """The running pipeline of a source (for diagnostics and fault injection)."""

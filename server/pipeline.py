@@ -97,7 +97,8 @@ class Pipeline:
             self._wait_for_room(len(block))
         self.ring.write(block)
         self._last_wall = time.time()
-        if self._wake is not None:
+        # Wake the worker only when a window is due, not on every 25-ms block.
+        if self._wake is not None and self.ring.total_written >= self.scheduler.next_end:
             self._wake.set()
 
     def _wait_for_room(self, n: int) -> None:
@@ -113,7 +114,8 @@ class Pipeline:
 
     def _repair(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32).reshape(-1)
-        if np.isfinite(block).all() and (block.size == 0 or np.abs(block).max() <= MAX_ABS_SAMPLE):
+        # min/max propagate NaN, so two reductions (no temporary) cover NaN, Inf and range.
+        if block.size == 0 or (-MAX_ABS_SAMPLE <= block.min() and block.max() <= MAX_ABS_SAMPLE):
             return block
         self.repaired_blocks += 1
         block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)

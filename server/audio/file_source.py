@@ -55,7 +55,6 @@ class FileSource(Source):
         self.position_seconds = 0.0  # within current_file, at the delivered end
         self.samples_delivered = 0
         self.skipped_files: list[str] = []
-        self._thread: threading.Thread | None = None
         self._out = None
 
     # -- control ------------------------------------------------------------------
@@ -85,21 +84,10 @@ class FileSource(Source):
     def stop(self) -> None:
         """Stop delivering and join the thread; safe to call more than once."""
         self._stop_event.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        self._thread = None
+        self._join_thread()
         self._close_output()
         if self.state in ("running", "starting"):
             self.state = "stopped"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the thread ends (playlist ended, error or stop); True if it did."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
 
     # -- thread -------------------------------------------------------------------
     def _fail(self, message: str) -> None:

@@ -39,12 +39,28 @@ class Source:
         self.overflows = 0
         self._on_block: BlockCallback | None = None
         self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None  # sources that read on a thread of their own
 
     def start(self, on_block: BlockCallback) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _join_thread(self, timeout: float = 5.0) -> None:
+        """Wait for the reading thread to end (never from that thread itself)."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=timeout)
+        self._thread = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reading thread ends (end, error or stop); True if it did."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def describe(self) -> dict:
         return {

@@ -163,7 +163,6 @@ class StreamSource(Source):
         self._worked = False
         self._proc: subprocess.Popen | None = None
         self._proc_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     # -- control ------------------------------------------------------------------
     def start(self, on_block: BlockCallback) -> None:
@@ -182,20 +181,9 @@ class StreamSource(Source):
         """Kill ffmpeg and join the thread; safe to call more than once."""
         self._stop_event.set()
         self._kill()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        self._thread = None
+        self._join_thread()
         if self.state in ("starting", "running", "reconnecting"):
             self.state = "stopped"
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the thread ends (error, end or stop); True if it did."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
 
     def describe(self) -> dict:
         d = super().describe()

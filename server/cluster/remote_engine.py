@@ -13,7 +13,7 @@ import logging
 import threading
 
 from server.config import DEFAULT_HOP_SECONDS
-from server.engine import EngineError, validate_hop
+from server.engine import EngineError, check_model_name, validate_hop
 from server.source_specs import SourceSpecError
 
 from . import LEASE_TTL, registry, shared_settings, state
@@ -156,10 +156,7 @@ class RemoteEngine:
         return list_models()
 
     def select_model(self, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise EngineError("select_model needs a model name")
-        if name not in {m["name"] for m in self.list_models()}:
-            raise EngineError(f"no installed model named {name!r}")
+        check_model_name(name, self.list_models())
         shared_settings.update(self.r, model=name)
 
     def set_rules(self, source_id: str, rules: list) -> list:
