@@ -61,8 +61,13 @@ class SourceBuffer {
     // A closed segment is final; an open one only grows.
     if (old && !old.open && seg.open) return;
     this.segments.set(key, { ...old, ...seg });
-    if (!seg.open) { // a closed segment ends every other open one before it
-      for (const s of this.segments.values()) if (s.open && s.start_wall < seg.start_wall) s.open = false;
+    // A source has one open segment at most: any later segment ends every earlier open one,
+    // even when this page missed that segment's `closed` event (it loaded just then).
+    for (const s of this.segments.values()) {
+      if (s.open && s.start_wall < seg.start_wall) {
+        s.open = false;
+        s.end_wall = seg.start_wall;
+      }
     }
     if (this.segments.size > MAX_SEGMENTS) {
       const keys = [...this.segments.keys()].sort((a, b) => a - b);
