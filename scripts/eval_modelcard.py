@@ -93,14 +93,16 @@ def main() -> int:
     w(f"- Training data per clip: {', '.join(cv['train_conditions'])} — `rand*` are random live-like chains: "
       "gain −12..+6 dB, time shift, white noise, EQ tilt, capture at 22.05/44.1/48 kHz and resampling, and "
       "half the time a speaker→microphone simulation (band-limit, soft saturation, synthetic room response, "
-      "pink noise).")
+      "pink noise); `mic*` are the same chains always through the speaker→microphone simulation.")
     w(f"- Model selection: {cv['folds']}-fold cross-validation grouped by clip (no clip has windows on both "
       f"sides), repeated {cv['repeats']}×; score = {cv['selection_score']}. Candidates:\n")
     w("| candidate | CV score |\n|---|---|")
     for c in cv["candidates"]:
         w(f"| {c['name']} | {pct(c['score'])} |")
     n_aug = sum(c.startswith("rand") for c in cv["train_conditions"])
-    w(f"\nReproduce: `python run.py train DATA_DIR --out models/{meta['name']} --live-sim --augment {n_aug}` then "
+    n_mic = sum(c.startswith("mic") for c in cv["train_conditions"])
+    mic = f" --mic {n_mic}" if n_mic else ""
+    w(f"\nReproduce: `python run.py train DATA_DIR --out models/{meta['name']} --live-sim --augment {n_aug}{mic}` then "
       "`python scripts/eval_modelcard.py DATA_DIR` (cached embeddings make both take minutes).")
     w("\nThe figures below are the chosen candidate's held-out predictions from that same CV (selection among "
       f"{len(cv['candidates'])} candidates on it makes them slightly optimistic). Each held-out fold trains on "
