@@ -12,7 +12,6 @@ import json
 import os
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,7 +19,7 @@ from server.model.heads import LEVEL_REF_DB  # noqa: E402
 from server.training.dataset import list_tracks  # noqa: E402
 from server.training.embeddings import cache_path, collection_outputs, default_cache_dir  # noqa: E402
 from server.training.dataset import file_hash  # noqa: E402
-from server.training.head import FEATURE_SETS, cross_validate  # noqa: E402
+from server.training.head import cross_validate  # noqa: E402
 from server.training.train import cv_metrics, label_index  # noqa: E402
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",
