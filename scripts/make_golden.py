@@ -15,7 +15,6 @@ inputs and outputs for both variants. The golden venv is never needed by the tes
 import argparse
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -155,8 +155,8 @@ def main(argv=None) -> int:
                 raise RuntimeError("soak: injected fault in the feature stage")
 
     t_start = time.monotonic()
-    ids = {name: engine.start_source({"kind": "file", "path": str(paths[name]), "id": name})
-           for name in ("clean", "corrupt", "crash")}
+    for name in ("clean", "corrupt", "crash"):
+        engine.start_source({"kind": "file", "path": str(paths[name]), "id": name})
     engine.pipeline("corrupt").fault_hook = corrupt_blocks
     engine.pipeline("crash").fault_hook = crash_stage
     radio = RadioServer(encode_mp3(demo[1], seconds=20.0), 20.0)

@@ -11,7 +11,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from server.training import augment  # noqa: E402
 from server.training.dataset import list_tracks  # noqa: E402
 from server.training.embeddings import collection_outputs  # noqa: E402
 
