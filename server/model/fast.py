@@ -1,13 +1,17 @@
-"""A faster musicnn backend: the Keras port converted to a TFLite graph run by LiteRT (XNNPACK).
+"""Faster musicnn backends than the Keras port.
 
-The graph is converted from the Keras port (``musicnn.MusicnnBackbone``) the first
-time a variant is used, with the weights frozen as constants, and cached on disk
-under ``~/.cache/genre-monitor`` keyed by the variant and the package versions;
-nothing is downloaded. Outputs match the Keras port within ~3e-4 (XNNPACK sums in
-a different order), well inside the 1e-3 the original network is held to.
+``tflite``: the whole Keras port (``musicnn.MusicnnBackbone``) converted to a
+TFLite graph run by LiteRT (XNNPACK). ``fast`` (the default): the timbral
+front-end in numpy/BLAS with live frame reuse (``frontend.TimbralFrontEnd``),
+then the rest of the network as a TFLite graph. Graphs are converted from the
+Keras port the first time a variant is used, with the weights frozen as
+constants, and cached on disk under ``~/.cache/genre-monitor`` keyed by the
+variant and the package versions; nothing is downloaded. Outputs match the
+Keras port within ~3e-4 (sums run in another order), well inside the 1e-3 the
+original network is held to.
 
-``GENRE_MONITOR_BACKEND=keras|tflite`` picks the backend (default ``tflite``);
-``GENRE_MONITOR_THREADS`` sets the interpreter's threads (default: all cores).
+``GENRE_MONITOR_BACKEND=keras|tflite|fast`` picks the backend;
+``GENRE_MONITOR_THREADS`` sets the threads of the networks (default: all cores).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import numpy as np
 
 from .musicnn import MusicnnError, _check_variant, check_patches, checkpoint_prefix, empty_outputs, tag_names
 
-BACKENDS = ("keras", "tflite")
-DEFAULT_BACKEND = "tflite"
+BACKENDS = ("keras", "tflite", "fast")
+DEFAULT_BACKEND = "fast"
 # Bump when the conversion changes, so stale cached graphs are rebuilt.
 CONVERSION_VERSION = 1
 _OUTPUTS = ("embedding", "max_pool", "mean_pool", "tags")  # the frozen graph's (sorted) output order
@@ -86,29 +90,69 @@ def _version(*dists: str) -> str:
     return "none"
 
 
-def cache_path(variant: str) -> str:
-    """Where the converted graph of ``variant`` is cached (the name changes with any version)."""
+def cache_path(variant: str, part: str = "tflite", ext: str = "tflite") -> str:
+    """Where a converted ``part`` of ``variant`` is cached (the name changes with any version)."""
     _check_variant(variant)
     key = "|".join([variant, str(CONVERSION_VERSION), _version("musicnn"), _version("tensorflow", "tensorflow-cpu"),
                     _version("keras")])
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return os.path.join(cache_dir(), f"{variant}-tflite-{digest}.tflite")
+    return os.path.join(cache_dir(), f"{variant}-{part}-{digest}.{ext}")
+
+
+def _freeze(fn):
+    """TFLite flatbuffer of a ``tf.function`` with the variables it reads frozen in as constants."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    # Frozen constants: a graph that reads resource variables yields NaN under XNNPACK.
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    names = [t.name.split(":")[0] for t in frozen.outputs]
+    if len(names) != len(_OUTPUTS):
+        raise BackendError(f"Unexpected outputs of a converted graph: {names}")
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
 def convert(variant: str) -> bytes:
     """TFLite flatbuffer of the Keras port of ``variant`` with its weights frozen in."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     from .musicnn import MusicnnBackbone
 
-    backbone = MusicnnBackbone(variant)
-    # Frozen constants: a graph that reads resource variables yields NaN under XNNPACK.
-    frozen = convert_variables_to_constants_v2(backbone._infer.get_concrete_function())
-    names = [t.name.split(":")[0] for t in frozen.outputs]
-    if len(names) != len(_OUTPUTS):
-        raise BackendError(f"Unexpected outputs of the {variant} graph: {names}")
-    return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    return _freeze(MusicnnBackbone(variant)._infer)
+
+
+def convert_split(variant: str) -> tuple[bytes, bytes]:
+    """``(npz of the timbral front-end's weights, TFLite graph of the rest of the network)``."""
+    import io
+
+    import tensorflow as tf
+
+    from .frontend import timbral_weights
+    from .musicnn import N_FRAMES, N_MELS, TIMBRAL_DIM, MusicnnBackbone, build_after_timbral
+
+    model = MusicnnBackbone(variant).model
+    rest = build_after_timbral(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, N_FRAMES, N_MELS], tf.float32, name="mel"),
+                                  tf.TensorSpec([None, N_FRAMES, TIMBRAL_DIM], tf.float32, name="timbral")])
+    def infer(mel, timbral):
+        return rest([mel, timbral], training=False)
+
+    buf = io.BytesIO()
+    np.savez(buf, **timbral_weights(model))
+    return buf.getvalue(), _freeze(infer)
+
+
+def _write_cached(path: str, data: bytes) -> str:
+    """Write ``data`` atomically at ``path`` (or in a temp dir when the cache is read-only)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
+    except OSError:  # read-only home: keep this process's copy in the temp dir
+        path = os.path.join(tempfile.mkdtemp(prefix="genre-monitor-"), os.path.basename(path))
+        fd, tmp = os.open(path + ".part", os.O_WRONLY | os.O_CREAT, 0o644), path + ".part"
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)  # atomic: a concurrent process never reads half a file
+    return path
 
 
 def tflite_model(variant: str) -> str:
@@ -116,17 +160,18 @@ def tflite_model(variant: str) -> str:
     path = cache_path(variant)
     if not os.path.exists(path):
         checkpoint_prefix(variant)  # clear error when the weights are missing
-        data = convert(variant)
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
-        except OSError:  # read-only home: keep this process's copy in the temp dir
-            path = os.path.join(tempfile.mkdtemp(prefix="genre-monitor-"), os.path.basename(path))
-            fd, tmp = os.open(path + ".part", os.O_WRONLY | os.O_CREAT, 0o644), path + ".part"
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)  # atomic: a concurrent process never reads half a file
+        path = _write_cached(path, convert(variant))
     return path
+
+
+def split_model(variant: str) -> tuple[str, str]:
+    """Paths of the cached ``(timbral weights .npz, rest-of-network .tflite)`` of ``variant``."""
+    weights, rest = cache_path(variant, "timbral", "npz"), cache_path(variant, "rest", "tflite")
+    if not (os.path.exists(weights) and os.path.exists(rest)):
+        checkpoint_prefix(variant)
+        weights_data, rest_data = convert_split(variant)
+        weights, rest = _write_cached(weights, weights_data), _write_cached(rest, rest_data)
+    return weights, rest
 
 
 def _interpreter(path: str, threads: int):
@@ -185,13 +230,89 @@ class TFLiteBackbone:
         return f"TFLiteBackbone({self.variant!r}, threads={self.threads})"
 
 
+class _BlasMatmul:
+    """``a @ b`` on ``threads`` BLAS threads; the process otherwise keeps BLAS on one thread."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController().select(user_api="blas")
+        except ImportError:
+            self._blas = None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self._blas is None or self.threads == 1:
+            return a @ b
+        with self._blas.limit(limits=self.threads):
+            return a @ b
+
+
+class FastBackbone:
+    """Same interface as ``MusicnnBackbone`` plus live frame reuse: ``backbone(mel, streams)``.
+
+    The timbral front-end runs in numpy (``TimbralFrontEnd``; ``streams`` lets it
+    reuse the frames a stream's consecutive windows share) and the rest of the
+    network in LiteRT.
+    """
+
+    def __init__(self, variant: str = "MSD_musicnn", threads: int | None = None):
+        from .frontend import TimbralFrontEnd
+
+        self.variant = _check_variant(variant)
+        self.tag_names = tag_names(variant)
+        self.threads = threads or default_threads()
+        weights_path, rest_path = split_model(variant)
+        with np.load(weights_path) as weights:
+            self.frontend = TimbralFrontEnd(dict(weights), matmul=_BlasMatmul(self.threads))
+        self._it = _interpreter(rest_path, self.threads)
+        inputs = {d["name"]: d["index"] for d in self._it.get_input_details()}
+        self._mel = next(i for name, i in inputs.items() if "mel" in name)
+        self._timbral = next(i for name, i in inputs.items() if "timbral" in name)
+        details = sorted(self._it.get_output_details(), key=lambda d: (len(d["name"]), d["name"]))
+        self._outputs = [d["index"] for d in details]
+        self._batch = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, mel, streams=None) -> dict[str, np.ndarray]:
+        """``streams``: None, or per window ``(key, first_frame)`` or None (see ``TimbralFrontEnd``)."""
+        mel = check_patches(mel)
+        if mel.shape[0] == 0:
+            return empty_outputs()
+        if streams is not None and len(streams) != mel.shape[0]:
+            raise BackendError(f"{len(streams)} stream keys for {mel.shape[0]} windows")
+        with self._lock:
+            timbral = self.frontend(mel, streams)
+            if mel.shape[0] != self._batch:
+                for index, shape in ((self._mel, mel.shape), (self._timbral, timbral.shape)):
+                    self._it.resize_tensor_input(index, shape)
+                self._it.allocate_tensors()
+                self._batch = mel.shape[0]
+            self._it.set_tensor(self._mel, np.ascontiguousarray(mel))
+            self._it.set_tensor(self._timbral, timbral)
+            self._it.invoke()
+            return {name: self._it.get_tensor(i).copy() for name, i in zip(_OUTPUTS, self._outputs)}
+
+    def forget(self, key) -> None:
+        """Drop what is remembered of stream ``key`` (it ended)."""
+        with self._lock:
+            self.frontend.forget(key)
+
+    def __repr__(self) -> str:
+        return f"FastBackbone({self.variant!r}, threads={self.threads})"
+
+
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 _blas_limited = False
 
 
-def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None):
-    """Process-wide shared backbone of ``variant`` on ``backend`` (env / default when None)."""
+def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None, threads: int | None = None):
+    """Process-wide shared backbone of ``variant`` on ``backend`` (env / default when None).
+
+    ``threads`` (default: all cores) gives another instance with its own thread count.
+    """
     backend = backend_name(backend)
     global _blas_limited
     if not _blas_limited:
@@ -201,9 +322,10 @@ def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None):
         from .musicnn import get_backbone as keras_backbone
 
         return keras_backbone(variant)
-    key = (backend, _check_variant(variant))
+    threads = threads or default_threads()
+    key = (backend, _check_variant(variant), threads)
     with _cache_lock:
         backbone = _cache.get(key)
         if backbone is None:
-            backbone = _cache[key] = TFLiteBackbone(variant)
+            backbone = _cache[key] = (FastBackbone if backend == "fast" else TFLiteBackbone)(variant, threads)
     return backbone

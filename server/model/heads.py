@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,6 +23,12 @@ FORMAT_VERSION = 1
 # gain on every mel bin), so the head sees the same thing at any input level.
 LEVEL_REF_DB = -6.0  # median window mean mel power of commercial music (GTZAN)
 LEVEL_MAX_GAIN_DB = 30.0  # silence stays quiet instead of becoming amplified noise
+# Live streams keep their gain while the window's own gain stays within this many
+# dB of it: consecutive windows then share identical frames, which the backbone
+# computes once (``frontend.TimbralFrontEnd``). Within 2 dB the head's output does
+# not move (see the model card's level table).
+LEVEL_HOLD_DB = 2.0
+MAX_STREAMS = 256
 
 # Backbone tags that name a genre or style; the rest (instruments, voice, mood,
 # decades) are the dashboard's descriptive tags.
@@ -37,16 +45,52 @@ class ModelError(Exception):
     """A model directory is missing, damaged or from an unknown format; message for the user."""
 
 
-def normalize_level(mel: np.ndarray, ref_db: float = LEVEL_REF_DB,
-                    max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
-    """Rescale each window's mel power so its mean is ``ref_db`` (log-mel in, log-mel out)."""
+def _power(mel: np.ndarray) -> np.ndarray:
+    return (np.power(10.0, np.asarray(mel, dtype=np.float64)) - 1.0) / 1e4
+
+
+def level_gain_db(mel: np.ndarray, ref_db: float = LEVEL_REF_DB, max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
+    """Per window, the gain (dB) that brings its mean mel power to ``ref_db``, at most ``max_gain_db``."""
+    mel = np.asarray(mel, dtype=np.float32)
+    mean = _power(mel).reshape(len(mel), -1).mean(axis=1) if len(mel) else np.zeros(0)
+    return np.minimum(ref_db - 10.0 * np.log10(np.maximum(mean, 1e-20)), max_gain_db)
+
+
+def apply_gain(mel: np.ndarray, gain_db) -> np.ndarray:
+    """Log-mel windows with their mel power scaled by ``gain_db`` (one per window)."""
     mel = np.asarray(mel, dtype=np.float32)
     if mel.shape[0] == 0:
         return mel
-    power = (np.power(10.0, mel.astype(np.float64)) - 1.0) / 1e4
-    mean = power.reshape(len(power), -1).mean(axis=1)
-    gain = np.minimum(10.0 ** (ref_db / 10.0) / np.maximum(mean, 1e-20), 10.0 ** (max_gain_db / 10.0))
-    return np.log10(1e4 * power * gain[:, None, None] + 1.0).astype(np.float32)
+    gain = 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 10.0)
+    return np.log10(1e4 * _power(mel) * gain[:, None, None] + 1.0).astype(np.float32)
+
+
+def normalize_level(mel: np.ndarray, ref_db: float = LEVEL_REF_DB,
+                    max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
+    """Rescale each window's mel power so its mean is ``ref_db`` (log-mel in, log-mel out)."""
+    return apply_gain(mel, level_gain_db(mel, ref_db, max_gain_db))
+
+
+class GainHold:
+    """Per live stream, the gain last used, kept while a window's own gain stays within ``hold_db``."""
+
+    def __init__(self, hold_db: float = LEVEL_HOLD_DB):
+        self.hold_db = hold_db
+        self._held: OrderedDict = OrderedDict()
+
+    def __call__(self, gains_db: np.ndarray, streams) -> np.ndarray:
+        out = np.array(gains_db, dtype=np.float64)
+        for i, item in enumerate(streams or ()):
+            if item is None or item[0] is None:
+                continue
+            held = self._held.get(item[0])
+            if held is not None and abs(out[i] - held) <= self.hold_db:
+                out[i] = held
+            self._held[item[0]] = out[i]
+            self._held.move_to_end(item[0])
+            while len(self._held) > MAX_STREAMS:
+                self._held.popitem(last=False)
+        return out
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -92,7 +136,12 @@ def check_mel(mel) -> np.ndarray:
 
 
 class GenreModel:
-    """Base class: ``predict(mel) -> (probs (B,L), tags (B,T))``; one caller at a time."""
+    """Base class: ``predict(mel, streams=None) -> (probs (B,L), tags (B,T))``; one caller at a time.
+
+    ``streams`` (live use) gives per window ``(key, first_frame)``: the stream it
+    belongs to and where it starts on that stream's frame grid, or None. Models
+    may use it to reuse work between a stream's overlapping windows.
+    """
 
     name: str = ""
     labels: list[str] = []
@@ -103,14 +152,16 @@ class GenreModel:
     def __init__(self):
         self._lock = threading.Lock()
 
-    def predict(self, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
         mel = check_mel(mel)
         if mel.shape[0] == 0:
             return (np.zeros((0, len(self.labels)), np.float32), np.zeros((0, len(self.tag_names)), np.float32))
+        if streams is not None and len(streams) != mel.shape[0]:
+            raise ModelError(f"{len(streams)} stream keys for {mel.shape[0]} windows")
         with self._lock:
-            return self._predict(mel)
+            return self._predict(mel, streams)
 
-    def _predict(self, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def is_uncertain(self, probs_row) -> bool:
@@ -126,20 +177,39 @@ class GenreModel:
         return f"{type(self).__name__}({self.name!r}, {len(self.labels)} labels)"
 
 
-def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = True) -> dict[str, np.ndarray]:
-    """``{"<backbone>/<output>": array}`` for log-mel windows (the training features too).
+_pool: ThreadPoolExecutor | None = None
 
-    The backbones run on the backend ``GENRE_MONITOR_BACKEND`` picks (``server.model.fast``).
-    """
+
+def _run_backbone(name: str, mel: np.ndarray, streams, threads: int | None) -> dict[str, np.ndarray]:
     from .fast import get_backbone
 
+    backbone = get_backbone(name, threads=threads)
+    return backbone(mel, streams) if getattr(backbone, "forget", None) else backbone(mel)
+
+
+def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = True,
+                      streams=None) -> dict[str, np.ndarray]:
+    """``{"<backbone>/<output>": array}`` for log-mel windows (the training features too).
+
+    The backbones run on the backend ``GENRE_MONITOR_BACKEND`` picks (``server.model.fast``),
+    side by side on the cores when there are several: each on its own thread beats
+    every network splitting its small convolutions across threads.
+    """
+    from .fast import default_threads
+
+    global _pool
     if level_norm:
         mel = normalize_level(mel)
-    out = {}
-    for name in backbones:
-        for key, value in get_backbone(name)(mel).items():
-            out[f"{name}/{key}"] = value
-    return out
+    cores = default_threads()
+    if len(backbones) > 1 and cores > 1:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backbone")
+        threads = max(1, cores // len(backbones))
+        futures = [_pool.submit(_run_backbone, name, mel, streams, threads) for name in backbones]
+        results = [f.result() for f in futures]
+    else:
+        results = [_run_backbone(name, mel, streams, None) for name in backbones]
+    return {f"{name}/{key}": value for name, result in zip(backbones, results) for key, value in result.items()}
 
 
 def assemble(outputs: dict[str, np.ndarray], feature_keys: list[str]) -> np.ndarray:
@@ -197,9 +267,12 @@ class HeadModel(GenreModel):
             raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
         self.tagset = TagSet(self.backbones)
         self.tag_names = self.tagset.names
+        self._hold = GainHold()
 
-    def _predict(self, mel):
-        outputs = backbone_features(mel, self.backbones, self.level_norm)
+    def _predict(self, mel, streams=None):
+        if self.level_norm:
+            mel = apply_gain(mel, self._hold(level_gain_db(mel), streams))
+        outputs = backbone_features(mel, self.backbones, level_norm=False, streams=streams)
         probs = dense_forward(assemble(outputs, self.feature_keys), self.weights)
         tags = self.tagset.scores([outputs[f"{b}/tags"] for b in self.backbones])
         return probs, tags
@@ -225,7 +298,7 @@ class KerasCnnModel(GenreModel):
         except (OSError, ValueError) as err:
             raise ModelError(f"Cannot read the network of model {self.name!r}: {err}") from err
 
-    def _predict(self, mel):
+    def _predict(self, mel, streams=None):
         x = normalize_level(mel) if self.level_norm else mel
         probs = np.asarray(self.model(x[..., None], training=False), np.float32)
         probs = probs / probs.sum(axis=1, keepdims=True)

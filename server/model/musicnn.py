@@ -75,71 +75,125 @@ def tag_names(variant: str) -> list[str]:
 
 # --- network ----------------------------------------------------------------
 
+TIMBRAL_WIDTHS = (int(0.4 * N_MELS), int(0.7 * N_MELS))  # (7 x 38) and (7 x 67) filters
+TIMBRAL_FILTERS = 204
+TIMBRAL_DIM = len(TIMBRAL_WIDTHS) * TIMBRAL_FILTERS
+
+
 def build_musicnn(variant: str):
     """Keras 3 functional model of ``variant`` (weights NOT loaded; see ``load_checkpoint_weights``).
 
     Outputs a dict: ``tags`` (B,50) sigmoid, ``embedding`` (B,200) penultimate layer,
     ``mean_pool`` / ``max_pool`` (B,753) temporal pools of the mid-end features.
     """
-    _check_variant(variant)
     import keras
-    from keras import layers
+
+    _check_variant(variant)
+    layers = _musicnn_layers()
+    x_in = keras.Input(shape=(N_FRAMES, N_MELS), dtype="float32", name="mel")
+    return keras.Model(x_in, _forward(layers, x_in), name=variant)
+
+
+def build_after_timbral(model):
+    """The rest of a built ``model`` (weights shared): inputs ``[mel, timbral (B,187,408)]``.
+
+    For backends that compute the timbral front-end themselves (``server.model.frontend``).
+    """
+    import keras
+
+    layers = {layer.name: layer for layer in model.layers}
+    mel = keras.Input(shape=(N_FRAMES, N_MELS), dtype="float32", name="mel")
+    timbral = keras.Input(shape=(N_FRAMES, TIMBRAL_DIM), dtype="float32", name="timbral")
+    return keras.Model([mel, timbral], _forward(layers, mel, timbral), name=f"{model.name}_after_timbral")
+
+
+def _musicnn_layers() -> dict:
+    """Every layer of the network by name (the checkpoint's scope names where it has weights)."""
+    from keras import layers as L
 
     def bn(name):
-        return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=0.99, name=name)
+        return L.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=0.99, name=name)
 
-    x_in = keras.Input(shape=(N_FRAMES, N_MELS), dtype="float32", name="mel")
-    x = layers.Reshape((N_FRAMES, N_MELS, 1), name="expand_input")(x_in)
-    x = bn("batch_normalization")(x)
-
+    out = {"expand_input": L.Reshape((N_FRAMES, N_MELS, 1), name="expand_input"),
+           "batch_normalization": bn("batch_normalization"),
+           "input_pad_7": L.ZeroPadding2D(((3, 3), (0, 0)), name="input_pad_7")}
     # Front-end. Timbral: (7 x 38|67) filters over time-padded input, max over frequency.
+    for i, (width, conv, norm) in enumerate(zip(TIMBRAL_WIDTHS, ("conv2d", "conv2d_1"),
+                                                ("batch_normalization_1", "batch_normalization_2"))):
+        out[conv] = L.Conv2D(TIMBRAL_FILTERS, (7, width), padding="valid", activation="relu", name=conv)
+        out[norm] = bn(norm)
+        out[f"timbral_pool_{i}"] = L.MaxPooling2D((1, N_MELS - width + 1), name=f"timbral_pool_{i}")
+        out[f"timbral_squeeze_{i}"] = L.Reshape((N_FRAMES, TIMBRAL_FILTERS), name=f"timbral_squeeze_{i}")
     # Temporal: (128|64|32 x 1) filters, 'same' padding, max over frequency.
-    x_pad = layers.ZeroPadding2D(((3, 3), (0, 0)), name="input_pad_7")(x)
-    front = []
-    for i, (width, conv, norm) in enumerate(
-            [(int(0.4 * N_MELS), "conv2d", "batch_normalization_1"),
-             (int(0.7 * N_MELS), "conv2d_1", "batch_normalization_2")]):
-        h = layers.Conv2D(204, (7, width), padding="valid", activation="relu", name=conv)(x_pad)
-        h = bn(norm)(h)
-        h = layers.MaxPooling2D((1, N_MELS - width + 1), name=f"timbral_pool_{i}")(h)
-        front.append(layers.Reshape((N_FRAMES, 204), name=f"timbral_squeeze_{i}")(h))
     for i, (length, conv, norm) in enumerate(
             [(128, "conv2d_2", "batch_normalization_3"),
              (64, "conv2d_3", "batch_normalization_4"),
              (32, "conv2d_4", "batch_normalization_5")]):
-        h = layers.Conv2D(51, (length, 1), padding="same", activation="relu", name=conv)(x)
-        h = bn(norm)(h)
-        h = layers.MaxPooling2D((1, N_MELS), name=f"temporal_pool_{i}")(h)
-        front.append(layers.Reshape((N_FRAMES, 51), name=f"temporal_squeeze_{i}")(h))
-    frontend = layers.Concatenate(axis=-1, name="frontend")(front)  # (B,187,561)
-
+        out[conv] = L.Conv2D(51, (length, 1), padding="same", activation="relu", name=conv)
+        out[norm] = bn(norm)
+        out[f"temporal_pool_{i}"] = L.MaxPooling2D((1, N_MELS), name=f"temporal_pool_{i}")
+        out[f"temporal_squeeze_{i}"] = L.Reshape((N_FRAMES, 51), name=f"temporal_squeeze_{i}")
+    out["timbral"] = L.Concatenate(axis=-1, name="timbral")
+    out["frontend"] = L.Concatenate(axis=-1, name="frontend")
     # Mid-end. The original's (7 x all-channels) 2-D convs on padded maps are 1-D convs.
-    def conv1d(h, conv, norm, tag):
-        h = layers.ZeroPadding1D(3, name=f"{tag}_pad")(h)
-        h = layers.Conv1D(64, 7, padding="valid", activation="relu", name=conv)(h)
-        return bn(norm)(h)
+    for tag, conv, norm in [("cnn1", "conv2d_5", "batch_normalization_6"), ("cnn2", "conv2d_6", "batch_normalization_7"),
+                            ("cnn3", "conv2d_7", "batch_normalization_8")]:
+        out[f"{tag}_pad"] = L.ZeroPadding1D(3, name=f"{tag}_pad")
+        out[conv] = L.Conv1D(64, 7, padding="valid", activation="relu", name=conv)
+        out[norm] = bn(norm)
+    out["res_conv2"] = L.Add(name="res_conv2")
+    out["res_conv3"] = L.Add(name="res_conv3")
+    out["midend"] = L.Concatenate(axis=-1, name="midend")
+    # Back-end.
+    out["max_pool"] = L.GlobalMaxPooling1D(name="max_pool")
+    out["mean_pool"] = L.GlobalAveragePooling1D(name="mean_pool")
+    out["max_pool_expand"] = L.Reshape((POOL_DIM, 1), name="max_pool_expand")
+    out["mean_pool_expand"] = L.Reshape((POOL_DIM, 1), name="mean_pool_expand")
+    out["tmp_pool"] = L.Concatenate(axis=-1, name="tmp_pool")
+    out["flat_pool"] = L.Flatten(name="flat_pool")
+    out["batch_normalization_9"] = bn("batch_normalization_9")
+    out["dense"] = L.Dense(EMBEDDING_DIM, activation="relu", name="dense")
+    out["batch_normalization_10"] = bn("batch_normalization_10")
+    out["dense_1"] = L.Dense(N_TAGS, name="dense_1")
+    out["tags"] = L.Activation("sigmoid", name="tags")
+    return out
 
-    cnn1 = conv1d(frontend, "conv2d_5", "batch_normalization_6", "cnn1")
-    cnn2 = layers.Add(name="res_conv2")([conv1d(cnn1, "conv2d_6", "batch_normalization_7", "cnn2"), cnn1])
-    cnn3 = layers.Add(name="res_conv3")([conv1d(cnn2, "conv2d_7", "batch_normalization_8", "cnn3"), cnn2])
-    midend = layers.Concatenate(axis=-1, name="midend")([frontend, cnn1, cnn2, cnn3])  # (B,187,753)
 
-    # Back-end. The original concatenates (B,753,1) max and mean maps on a new last axis
+def _forward(L: dict, mel, timbral=None) -> dict:
+    """Wire the layers ``L``; with ``timbral`` given, it replaces the timbral branch's output."""
+    x = L["batch_normalization"](L["expand_input"](mel))
+    if timbral is None:
+        x_pad = L["input_pad_7"](x)
+        maps = []
+        for i, (conv, norm) in enumerate([("conv2d", "batch_normalization_1"),
+                                          ("conv2d_1", "batch_normalization_2")]):
+            h = L[f"timbral_pool_{i}"](L[norm](L[conv](x_pad)))
+            maps.append(L[f"timbral_squeeze_{i}"](h))
+        timbral = L["timbral"](maps)
+    front = [timbral]
+    for i, (conv, norm) in enumerate([("conv2d_2", "batch_normalization_3"), ("conv2d_3", "batch_normalization_4"),
+                                      ("conv2d_4", "batch_normalization_5")]):
+        h = L[f"temporal_pool_{i}"](L[norm](L[conv](x)))
+        front.append(L[f"temporal_squeeze_{i}"](h))
+    frontend = L["frontend"](front)  # (B,187,561)
+
+    def conv1d(h, tag, conv, norm):
+        return L[norm](L[conv](L[f"{tag}_pad"](h)))
+
+    cnn1 = conv1d(frontend, "cnn1", "conv2d_5", "batch_normalization_6")
+    cnn2 = L["res_conv2"]([conv1d(cnn1, "cnn2", "conv2d_6", "batch_normalization_7"), cnn1])
+    cnn3 = L["res_conv3"]([conv1d(cnn2, "cnn3", "conv2d_7", "batch_normalization_8"), cnn2])
+    midend = L["midend"]([frontend, cnn1, cnn2, cnn3])  # (B,187,753)
+
+    # The original concatenates (B,753,1) max and mean maps on a new last axis
     # and flattens, so the dense input interleaves them: [max0, mean0, max1, mean1, ...].
-    max_pool = layers.GlobalMaxPooling1D(name="max_pool")(midend)
-    mean_pool = layers.GlobalAveragePooling1D(name="mean_pool")(midend)
-    pooled = layers.Concatenate(axis=-1, name="tmp_pool")(
-        [layers.Reshape((POOL_DIM, 1), name="max_pool_expand")(max_pool),
-         layers.Reshape((POOL_DIM, 1), name="mean_pool_expand")(mean_pool)])
-    h = layers.Flatten(name="flat_pool")(pooled)
-    h = bn("batch_normalization_9")(h)
-    h = layers.Dense(EMBEDDING_DIM, activation="relu", name="dense")(h)
-    embedding = bn("batch_normalization_10")(h)
-    logits = layers.Dense(N_TAGS, name="dense_1")(embedding)
-    tags = layers.Activation("sigmoid", name="tags")(logits)
-
-    outputs = {"tags": tags, "embedding": embedding, "mean_pool": mean_pool, "max_pool": max_pool}
-    return keras.Model(x_in, outputs, name=variant)
+    max_pool = L["max_pool"](midend)
+    mean_pool = L["mean_pool"](midend)
+    pooled = L["tmp_pool"]([L["max_pool_expand"](max_pool), L["mean_pool_expand"](mean_pool)])
+    h = L["dense"](L["batch_normalization_9"](L["flat_pool"](pooled)))
+    embedding = L["batch_normalization_10"](h)
+    tags = L["tags"](L["dense_1"](embedding))
+    return {"tags": tags, "embedding": embedding, "mean_pool": mean_pool, "max_pool": max_pool}
 
 
 def load_checkpoint_weights(model, variant: str) -> None:

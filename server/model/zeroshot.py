@@ -60,7 +60,7 @@ class ZeroShotModel(GenreModel):
         self.tagset = TagSet(BACKBONES)
         self.tag_names = self.tagset.names
 
-    def _predict(self, mel):
+    def _predict(self, mel, streams=None):
         outputs = backbone_features(mel, BACKBONES, level_norm=True)
         return (genre_scores(outputs, self.labels),
                 self.tagset.scores([outputs[f"{b}/tags"] for b in BACKBONES]))
