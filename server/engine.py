@@ -365,7 +365,7 @@ class Engine:
 
     def _classify(self, due: list[tuple[Pipeline, Window]], model) -> None:
         try:
-            probs, tags = model.predict(np.stack([w.mel for _, w in due]))
+            probs, tags = model.predict(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
         except Exception as exc:
             log.exception("model failed")
             self.notice(f"the model failed on a batch: {exc}")

@@ -2,7 +2,8 @@
 
 The source's thread calls ``on_block`` (a copy into the ring buffer, nothing
 slow). The worker calls ``next_window`` each tick; it returns the newest due
-window resampled to 16 kHz with its log-mel features and the spectrogram
+window's log-mel features, cut from the source's frame stream
+(``server.frames``: every window on one frame grid), with the spectrogram
 columns not shown yet.
 """
 
@@ -15,15 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio.resample import resample
 from .audio.ringbuffer import RingBuffer
 from .audio.source import Source
-from .config import HOP_LENGTH, MODEL_SR, N_FFT, RING_SECONDS, WINDOW_FRAMES, WINDOW_SAMPLES
-from .features import log_compress, mel_power, mel_to_db
+from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, RING_SECONDS, WINDOW_FRAMES, WINDOW_SAMPLES
+from .features import log_compress, mel_to_db
+from .frames import FrameStream
 from .scheduler import WindowScheduler
 
-# Extra past context read before each window so the resampler's edge transient
-# falls outside the samples we keep.
+# Extra past audio read when a frame stream (re)starts, so the resampler's edge
+# transient falls outside the frames we keep.
 _RESAMPLE_MARGIN_S = 0.02
 # Samples beyond this magnitude are corrupt (a float stream gone wrong), not loud
 # music; clipping them keeps the mel power finite (+24 dBFS of headroom).
@@ -39,6 +40,7 @@ class Window:
     spec_times: np.ndarray    # centre times of the new display columns
     spec_db: np.ndarray       # (n, 96) dB of the new display columns
     level_db: float = -120.0  # RMS level of the window, dBFS
+    stream: tuple | None = None  # (stream key, index of the first frame on its frame grid)
     extra: dict = field(default_factory=dict)
 
 
@@ -51,9 +53,9 @@ class Pipeline:
     ``fault_hook`` (None in normal use) is for fault injection by tests and
     ``scripts/soak.py``: ``fault_hook(stage, data)`` is called with
     ``("block", block)`` on the capture thread before repair (return a
-    replacement block, or None to keep it) and with ``("window", y16k)`` on the
-    worker before feature extraction (return value ignored); raising there
-    behaves like a bug in that stage.
+    replacement block, or None to keep it) and with ``("window", native)`` on the
+    worker with the window's audio before feature extraction (return value
+    ignored); raising there behaves like a bug in that stage.
     """
 
     def __init__(self, source_id: str, source: Source, hop_s: float, wake: threading.Event | None = None):
@@ -73,6 +75,9 @@ class Pipeline:
         self.lossless = getattr(source, "realtime", True) is False
         self._consumed = threading.Condition()
         self._ring_sr = 0
+        self._frames: FrameStream | None = None
+        self._power = np.zeros((0, N_MELS), np.float32)  # newest settled frames of the stream
+        self._epoch = 0
         self.repaired_blocks = 0
         self.failed = False  # set by the engine when this pipeline raised; it is then left alone
         self.fault_hook = None
@@ -124,7 +129,7 @@ class Pipeline:
     def _init_ring(self, sr: int) -> None:
         self._ring_sr = sr
         self._native_window = math.ceil(WINDOW_SAMPLES * sr / MODEL_SR)
-        self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr)
+        self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr) + FrameStream.grid(sr)
         hop = max(1, round(self.hop_s * sr))
         capacity = max(int(RING_SECONDS * sr), self._native_window + self._native_margin + 2 * hop)
         self.scheduler = WindowScheduler(window=self._native_window, hop=hop, lossless=self.lossless)
@@ -152,25 +157,28 @@ class Pipeline:
             with self._consumed:
                 self._consumed.notify_all()
         sr = self._ring_sr
-        n = min(self._native_window + self._native_margin, end)
+        n = min(self._native_window, end)
         try:
             native = ring.read(end, n)
+            hook = self.fault_hook
+            if hook is not None:
+                hook("window", native)
+            settled, provisional = self._advance(end)
         except IndexError:  # overwritten meanwhile: the writer lapped us
             scheduler.skipped += 1
+            self._frames = None
             return None
-        y = resample(native, sr, MODEL_SR)
-        hook = self.fault_hook
-        if hook is not None:
-            hook("window", y)
-        if y.shape[0] < WINDOW_SAMPLES:
-            y = np.pad(y, (WINDOW_SAMPLES - y.shape[0], 0))
-        y = y[-WINDOW_SAMPLES:]
-        power = mel_power(y)[:WINDOW_FRAMES]
+        self._power = np.concatenate([self._power, settled])[-WINDOW_FRAMES:]
+        power = np.concatenate([self._power, provisional])[-WINDOW_FRAMES:]
+        frames = self._frames
+        last = frames.settled_frames + provisional.shape[0]  # one past the window's last frame
+        if power.shape[0] < WINDOW_FRAMES:  # the stream's first seconds: silence before it
+            power = np.concatenate([np.zeros((WINDOW_FRAMES - power.shape[0], N_MELS), np.float32), power])
         self.windows += 1
 
-        t_end = end / sr
-        # Centre of frame f, in stream time: the window starts WINDOW_SAMPLES before its end.
-        centres = t_end - (WINDOW_SAMPLES - (np.arange(WINDOW_FRAMES) * HOP_LENGTH + N_FFT / 2)) / MODEL_SR
+        first = last - WINDOW_FRAMES
+        t_end = end / sr  # the frames end on their grid, within one frame (16 ms) before this
+        centres = frames.native_index((first + np.arange(WINDOW_FRAMES)) * HOP_LENGTH + N_FFT / 2) / sr
         new = centres > self._last_col_time + 1e-6
         if new.any():
             self._last_col_time = float(centres[new][-1])
@@ -181,8 +189,23 @@ class Pipeline:
             mel=log_compress(power),
             spec_times=centres[new],
             spec_db=mel_to_db(power[new]),
-            level_db=rms_dbfs(y),
+            level_db=rms_dbfs(native),
+            stream=(f"{self.source_id}#{self._epoch}", first),
         )
+
+    def _advance(self, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames of the audio up to ``end``; (re)starts the frame stream when it has a gap."""
+        oldest = end - self._native_window - self._native_margin
+        frames = self._frames
+        if frames is None or frames.native_end < oldest or frames.sr != self._ring_sr:
+            # A jump ahead (skips, a restart, a hop longer than a window): frame only what
+            # this window needs, from a point on the grid shared by both sample rates.
+            grid = FrameStream.grid(self._ring_sr)
+            origin = max(0, oldest, self.ring.total_written - self.ring.capacity)
+            self._frames = frames = FrameStream(self._ring_sr, -(-origin // grid) * grid)
+            self._power = self._power[:0]
+            self._epoch += 1
+        return frames.advance(end, self.ring.read)
 
 
 def rms_dbfs(y: np.ndarray) -> float:

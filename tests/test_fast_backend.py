@@ -1,4 +1,4 @@
-"""The fast (TFLite/LiteRT) backend agrees with the Keras port and the original network."""
+"""The fast backends (TFLite/LiteRT; numpy front-end + LiteRT) agree with the Keras port and the original."""
 
 import os
 
@@ -16,9 +16,11 @@ def golden():
     return load_golden()
 
 
-@pytest.fixture(scope="module", params=musicnn.VARIANTS)
+@pytest.fixture(scope="module", params=[(v, b) for v in musicnn.VARIANTS for b in ("tflite", "fast")],
+                ids=lambda p: "-".join(p))
 def pair(request):
-    return fast.get_backbone(request.param, "tflite"), musicnn.get_backbone(request.param)
+    variant, backend = request.param
+    return fast.get_backbone(variant, backend), musicnn.get_backbone(variant)
 
 
 @pytest.mark.parametrize("output", ["tags", "embedding", "mean_pool", "max_pool"])
@@ -64,8 +66,12 @@ def test_backend_choice(monkeypatch):
     assert fast.get_backbone("MSD_musicnn") is musicnn.get_backbone("MSD_musicnn")
     monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
     assert isinstance(fast.get_backbone("MSD_musicnn"), fast.TFLiteBackbone)
+    monkeypatch.setenv("GENRE_MONITOR_BACKEND", "fast")
+    assert isinstance(fast.get_backbone("MSD_musicnn"), fast.FastBackbone)
+    monkeypatch.delenv("GENRE_MONITOR_BACKEND")
+    assert isinstance(fast.get_backbone("MSD_musicnn"), fast.FastBackbone)  # the default
     monkeypatch.setenv("GENRE_MONITOR_BACKEND", "cuda")
-    with pytest.raises(fast.BackendError, match="keras, tflite"):
+    with pytest.raises(fast.BackendError, match="keras, tflite, fast"):
         fast.get_backbone("MSD_musicnn")
     monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
     monkeypatch.setenv("GENRE_MONITOR_THREADS", "zero")

@@ -19,6 +19,9 @@ from server.audio.decode import DecodeError, open_blocks, probe
 from server.audio.source import BlockCallback, Source
 
 
+DECODE_SECONDS = 0.5
+
+
 def _name(path: str) -> str:
     return os.path.basename(path) or path
 
@@ -124,25 +127,30 @@ class FileSource(Source):
 
     def _play_file(self, path: str) -> int:
         """Deliver one file; returns the number of samples delivered."""
-        sr_in, blocks = open_blocks(path, max(1, int(round(self.block_seconds * self._rate_of(path)))))
+        # Decode in chunks of at least half a second (per-call decoder overhead is
+        # large), deliver in blocks of ``block_seconds``.
+        rate = self._rate_of(path)
+        sr_in, chunks = open_blocks(path, max(1, int(rate * max(self.block_seconds, DECODE_SECONDS))))
         resampler = None
         if sr_in != self.samplerate:
             resampler = soxr.ResampleStream(sr_in, self.samplerate, 1, dtype="float32")
         self.current_file, self.position_seconds = path, 0.0
+        step = max(1, int(round(self.block_seconds * self.samplerate)))
         n_file = 0
         try:
-            for block in blocks:
+            for chunk in chunks:
                 if resampler is not None:
-                    block = resampler.resample_chunk(block)
-                n_file += self._deliver(block)
-                self.position_seconds = n_file / self.samplerate
-                if self._stop_event.is_set():
-                    return n_file
+                    chunk = resampler.resample_chunk(chunk)
+                for i in range(0, chunk.size, step):
+                    n_file += self._deliver(chunk[i:i + step])
+                    self.position_seconds = n_file / self.samplerate
+                    if self._stop_event.is_set():
+                        return n_file
             if resampler is not None:
                 n_file += self._deliver(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
                 self.position_seconds = n_file / self.samplerate
         finally:
-            blocks.close()
+            chunks.close()
         return n_file
 
     def _rate_of(self, path: str) -> int:

@@ -1,0 +1,186 @@
+"""Live windows on one frame grid, and the front-end work they share done once.
+
+``FrameStream`` must give the frames of the whole stream whatever the chunking;
+``TimbralFrontEnd`` must give the Keras port's timbral maps whether or not it
+reuses frames; ``GainHold`` keeps a stream's gain within its tolerance.
+"""
+
+import numpy as np
+import pytest
+
+from server.audio.resample import resample
+from server.config import MODEL_SR
+from server.features import log_compress, mel_power
+from server.frames import FrameStream
+from server.model import fast, musicnn
+from server.model.frontend import TimbralFrontEnd
+from server.model.heads import LEVEL_HOLD_DB, GainHold
+from tests.support.audio import make_music
+
+HOP = 62.5  # frames per second: windows at hop 1 s start 62 or 63 frames apart
+
+
+def _stream_frames(y, sr, ends):
+    stream = FrameStream(sr, 0)
+    settled, last_provisional = [], None
+    for end in ends:
+        new, last_provisional = stream.advance(end, lambda e, n: y[e - n:e])
+        settled.append(new)
+    return np.concatenate(settled), last_provisional, stream
+
+
+@pytest.mark.parametrize("sr", [16000, 22050, 44100, 48000])
+def test_frames_match_the_whole_stream_whatever_the_chunking(sr):
+    y = make_music(sr=sr, seconds=6.0, seed=3)
+    rng = np.random.default_rng(sr)
+    ends = np.sort(rng.integers(sr // 10, len(y), 12)).tolist() + [len(y)]
+    settled, provisional, stream = _stream_frames(y, sr, ends)
+    whole = log_compress(mel_power(resample(y, sr, MODEL_SR)))
+    n = settled.shape[0]
+    assert n == stream.settled_frames and n > 0.9 * whole.shape[0] - 3
+    # Every settled frame equals the whole-file frame: soxr's edges never leak in.
+    assert np.abs(log_compress(settled) - whole[:n]).max() < 1e-4
+    # The provisional frames reach the end of the audio.
+    total = n + provisional.shape[0]
+    assert total == 1 + (len(y) * MODEL_SR // sr - 512) // 256
+    if total > n:  # both end at the same unknown future, so they agree closely
+        assert np.abs(log_compress(provisional) - whole[n:total]).max() < 1e-2
+
+
+def test_a_read_failure_leaves_the_stream_as_it_was():
+    sr = 44100
+    y = make_music(sr=sr, seconds=3.0, seed=1)
+    stream = FrameStream(sr, 0)
+    stream.advance(sr, lambda e, n: y[e - n:e])
+    before = (stream.settled_frames, stream.settled_end, stream.native_end)
+
+    def lapped(end, n):
+        raise IndexError("overwritten")
+
+    with pytest.raises(IndexError):
+        stream.advance(2 * sr, lapped)
+    assert (stream.settled_frames, stream.settled_end, stream.native_end) == before
+
+
+# --- the front-end ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def track():
+    """Log-mel frames of 12 s of music, and the starts of its windows at hop 1 s."""
+    y = make_music(sr=MODEL_SR, seconds=12.0, seed=7)
+    mel = log_compress(mel_power(y))
+    starts = [int(k * HOP) for k in range(int((mel.shape[0] - 187) / HOP) + 1)]
+    return mel, starts
+
+
+@pytest.fixture(scope="module", params=musicnn.VARIANTS)
+def port(request):
+    import keras
+
+    model = musicnn.get_backbone(request.param).model
+    timbral = keras.Model(model.input, model.get_layer("timbral").output)
+    return request.param, timbral
+
+
+def test_timbral_maps_match_the_keras_port(port, track):
+    variant, keras_timbral = port
+    mel, starts = track
+    windows = np.stack([mel[s:s + 187] for s in starts[:3]])
+    frontend = fast.get_backbone(variant, "fast", threads=1).frontend
+    got = frontend(windows)
+    want = np.asarray(keras_timbral(windows, training=False))
+    assert got.shape == want.shape == (3, 187, 408)
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_reused_frames_give_the_same_maps_as_computing_everything(port, track):
+    variant, _ = port
+    mel, starts = track
+    weights = fast.get_backbone(variant, "fast", threads=1).frontend.w
+    live, fresh = TimbralFrontEnd(weights), TimbralFrontEnd(weights)
+    for s in starts:
+        window = mel[s:s + 187][None]
+        np.testing.assert_allclose(live(window, [("radio", s)]), fresh(window), rtol=1e-5, atol=1e-4)
+    n = len(starts)
+    assert fresh.frames_computed == n * 187 and fresh.frames_reused == 0
+    # After the first window, only the ~63 new frames and the 6 edge frames are computed.
+    assert live.frames_computed <= 187 + (n - 1) * (63 + 6 + 1)
+    assert live.frames_reused >= (n - 1) * (187 - 63 - 6 - 1)
+
+
+def test_changed_rows_are_recomputed_not_reused(port, track):
+    variant, _ = port
+    mel, starts = track
+    weights = fast.get_backbone(variant, "fast", threads=1).frontend.w
+    live, fresh = TimbralFrontEnd(weights), TimbralFrontEnd(weights)
+    s0, s1 = starts[0], starts[1]
+    live(mel[s0:s0 + 187][None], [("a", s0)])
+    changed = mel[s1:s1 + 187].copy()
+    changed[40] += 0.5  # a frame that differs from the one the stream had
+    reused = live.frames_reused
+    np.testing.assert_allclose(live(changed[None], [("a", s1)]), fresh(changed[None]), rtol=1e-5, atol=1e-4)
+    assert live.frames_reused - reused == 187 - (s1 - s0) - 6 - 7  # frames 37..43 recomputed
+    # A stream that jumps back (a restart) or a window of another stream shares nothing.
+    before = live.frames_reused
+    live(mel[s0:s0 + 187][None], [("a", s0)])
+    live(mel[s1:s1 + 187][None], [("b", s1)])
+    assert live.frames_reused == before
+
+
+def test_backbone_outputs_do_not_depend_on_reuse(track):
+    mel, starts = track
+    backbone = fast.get_backbone("MTT_musicnn", "fast", threads=1)
+    windows = np.stack([mel[s:s + 187] for s in starts])
+    together = backbone(windows)
+    one_by_one = [backbone(windows[i:i + 1], [("test-stream", s)]) for i, s in enumerate(starts)]
+    for key in ("tags", "embedding"):
+        np.testing.assert_allclose(np.concatenate([o[key] for o in one_by_one]), together[key], atol=1e-4)
+    backbone.forget("test-stream")
+    with pytest.raises(fast.BackendError, match="stream keys"):
+        backbone(windows[:2], [("x", 0)])
+
+
+def test_gain_hold_keeps_a_stream_within_its_tolerance():
+    hold = GainHold()
+    assert hold(np.array([3.0]), [("a", 0)])[0] == 3.0
+    assert hold(np.array([3.0 + LEVEL_HOLD_DB - 0.1]), [("a", 62)])[0] == 3.0  # held
+    assert hold(np.array([3.0 + LEVEL_HOLD_DB + 0.1]), [("a", 125)])[0] == 3.0 + LEVEL_HOLD_DB + 0.1  # moved
+    # Other streams, windows outside any stream and offline calls use their own gain.
+    out = hold(np.array([10.0, 4.0, 4.0]), [("b", 0), None, ("a", 187)])
+    assert out.tolist() == [10.0, 4.0, 3.0 + LEVEL_HOLD_DB + 0.1]
+    assert hold(np.array([7.0]), None)[0] == 7.0
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+def test_consecutive_live_windows_share_their_frames_bit_for_bit(tmp_path):
+    import soundfile as sf
+
+    from server.audio.file_source import FileSource
+    from server.pipeline import Pipeline
+
+    path = tmp_path / "song.wav"
+    sf.write(path, make_music(sr=44100, seconds=9.0, seed=5), 44100)
+    source = FileSource([str(path)], loop=False, realtime=False)
+    pipeline = Pipeline("src", source, hop_s=1.0)
+    pipeline.start()
+    windows = []
+    try:
+        while len(windows) < 6:
+            w = pipeline.next_window()
+            if w is not None:
+                windows.append(w)
+            elif source.state in ("ended", "error"):
+                break
+    finally:
+        pipeline.stop()
+    assert len(windows) == 6
+    keys = {w.stream[0] for w in windows}
+    assert len(keys) == 1
+    for a, b in zip(windows, windows[1:]):
+        d = b.stream[1] - a.stream[1]
+        assert d in (62, 63)
+        assert round(b.t - a.t, 6) == 1.0  # windows still end on the hop grid
+        # All but the newest few (provisional) frames of a window reappear unchanged.
+        shared = 187 - d - 4
+        assert np.array_equal(b.mel[:shared], a.mel[d:d + shared])
