@@ -1,10 +1,14 @@
 """Per-window cost, ours vs the original musicnn extractor, measured side by side.
 
-Ours: ``window_mel`` (features) + ``GenreModel.predict`` (level normalisation, every
-backbone the model uses, the head). The original: librosa's mel + log10 and
-``session.run`` of the same networks in the golden venv (``bench/original.py``),
-fed the very patches our backbones see. Rounds alternate between the two so
-that both sides share the machine's load.
+Ours, isolated windows: ``window_mel`` (features) + ``GenreModel.predict`` (level
+normalisation, every backbone the model uses, the head). Ours, live: the live
+path itself — a ``Pipeline`` fed 44.1-kHz audio one second at a time (ring
+buffer, resampling and framing of the new second) and ``predict`` with the
+window's stream key, so frames shared with the previous window are not
+recomputed; the first window of each run (nothing to share yet) is left out.
+The original: librosa's mel + log10 and ``session.run`` of the same networks in
+the golden venv (``bench/original.py``), fed the very patches our backbones
+see. Rounds alternate between the two so that both sides share the machine's load.
 """
 
 from __future__ import annotations
@@ -69,6 +73,39 @@ class Original:
             self.proc.kill()
 
 
+class _PushSource:
+    """The smallest live source: the benchmark pushes its blocks into the pipeline itself."""
+
+    realtime = True
+    state = "running"
+
+    def __init__(self, samplerate: int):
+        self.samplerate = samplerate
+
+
+def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[str, list[float]]:
+    """Seconds per window for ``n`` consecutive live windows at hop 1 s (after one cold window)."""
+    from server.pipeline import Pipeline
+
+    pipeline = Pipeline(name, _PushSource(sr), hop_s=1.0)
+    first = int(np.ceil(3.1 * sr))
+    pipeline.on_block(audio[:first])
+    times = {"total": [], "features": [], "model": []}
+    for k in range(n + 1):
+        if k:
+            pipeline.on_block(audio[first + (k - 1) * sr:first + k * sr])
+        t0 = time.perf_counter()
+        w = pipeline.next_window()
+        t1 = time.perf_counter()
+        model.predict(w.mel[None], streams=[w.stream])
+        t2 = time.perf_counter()
+        if k:
+            times["features"].append(t1 - t0)
+            times["model"].append(t2 - t1)
+            times["total"].append(t2 - t0)
+    return times
+
+
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
     from server.features import window_mel
@@ -87,9 +124,13 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
     orig = Original() if original else None
     ours = {b: {"total": [], "features": [], "model": []} for b in batches}
     theirs = {b: {"total": [], "features": [], "model": []} for b in batches}
+    live = {"total": [], "features": [], "model": []}
     per_round = max(1, repeats // rounds)
+    live_audio = music_clips(1, per_round + 5.0, sr=44100)[0]
     try:
-        for _ in range(rounds):
+        for r in range(rounds):
+            for key, values in live_windows(model, live_audio, 44100, per_round, f"bench-live-{r}").items():
+                live[key] += values
             for b in batches:
                 # A big batch gives b windows per sample: fewer samples keep the full run short.
                 n_rep = per_round if b == 1 else max(3, per_round // 2)
@@ -137,6 +178,10 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
                 "model": ratio(result["original"][f"b{b}"]["model"]["median_ms"],
                                result["ours"][f"b{b}"]["model"]["median_ms"]),
             }
+    result["ours"]["live"] = {k: stats_ms(v) for k, v in live.items()}
+    if orig is not None and "b1" in result["original"]:
+        result["ratio"]["live"] = {k: ratio(result["original"]["b1"][k]["median_ms"], result["ours"]["live"][k]["median_ms"])
+                                   for k in ("total", "model")}
     if orig is not None:
         result["original"]["versions"] = orig.info
         result["agreement"] = agreement

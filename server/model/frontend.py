@@ -58,6 +58,14 @@ class TimbralFrontEnd:
 
     def __init__(self, weights: dict[str, np.ndarray], matmul=np.matmul):
         self.w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+        # Filters with a positive batch-norm scale first, so max and min each reduce one block.
+        self._n_positive, self._restore = [], []
+        for i in range(len(TIMBRAL_WIDTHS)):
+            order = np.argsort(self.w[f"scale_{i}"] < 0, kind="stable")
+            for name in ("kernel", "bias", "scale", "shift"):
+                self.w[f"{name}_{i}"] = np.ascontiguousarray(self.w[f"{name}_{i}"][..., order])
+            self._n_positive.append(int((self.w[f"scale_{i}"] >= 0).sum()))
+            self._restore.append(np.argsort(order))
         self.matmul = matmul
         self._streams: OrderedDict = OrderedDict()  # key -> (first_frame, input rows, timbral maps)
         self.frames_computed = 0
@@ -119,10 +127,12 @@ class TimbralFrontEnd:
                 np.lib.stride_tricks.sliding_window_view(padded[b, lo:hi + 2 * CONTEXT], (2 * CONTEXT + 1, width))
                 .reshape(-1, (2 * CONTEXT + 1) * width) for b, lo, hi in todo])
             y = self.matmul(patches, self.w[f"kernel_{i}"]).reshape(-1, positions, TIMBRAL_FILTERS)
-            # ReLU and max commute, and a batch norm with a negative scale turns the max into a min.
-            bias, scale, shift = self.w[f"bias_{i}"], self.w[f"scale_{i}"], self.w[f"shift_{i}"]
-            top = np.where(scale >= 0, y.max(axis=1), y.min(axis=1))
-            maps = np.maximum(top + bias, 0.0) * scale + shift
+            # ReLU and max commute, and a batch norm with a negative scale turns the max into
+            # a min: the kernel's columns are ordered positive scales first (see __init__).
+            n_pos = self._n_positive[i]
+            top = np.concatenate([y[:, :, :n_pos].max(axis=1), y[:, :, n_pos:].min(axis=1)], axis=1)
+            maps = (np.maximum(top + self.w[f"bias_{i}"], 0.0) * self.w[f"scale_{i}"] + self.w[f"shift_{i}"])
+            maps = maps[:, self._restore[i]]
             channels = slice(i * TIMBRAL_FILTERS, (i + 1) * TIMBRAL_FILTERS)
             row = 0
             for b, lo, hi in todo:
