@@ -1,7 +1,9 @@
 """Live cost: many real-time file sources through one in-process Engine.
 
 CPU per source is the process's CPU seconds per second of audio per source
-(after a warm-up, so model loading and the first windows are not counted).
+(after a warm-up, so model loading and the first windows are not counted: all
+sources start together, so their first windows — nothing to reuse yet — arrive
+in one burst that takes a few seconds to clear).
 Skipped windows are those the scheduler dropped because the worker was behind.
 """
 
@@ -30,7 +32,7 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
     """Run ``n_sources`` real-time looping file sources for ``seconds`` after a warm-up."""
     from server.engine import Engine
 
-    warmup = WINDOW_SECONDS + 1.5 if warmup is None else warmup
+    warmup = WINDOW_SECONDS + 7.0 if warmup is None else warmup
     engine = Engine(hop=hop)
     engine.model = model
     counter = _Counter()

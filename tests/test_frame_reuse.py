@@ -2,7 +2,7 @@
 
 ``FrameStream`` must give the frames of the whole stream whatever the chunking;
 ``TimbralFrontEnd`` must give the Keras port's timbral maps whether or not it
-reuses frames; ``GainHold`` keeps a stream's gain within its tolerance.
+reuses frames; ``StreamLevels`` normalises each frame of a stream once.
 """
 
 import numpy as np
@@ -14,7 +14,7 @@ from server.features import log_compress, mel_power
 from server.frames import FrameStream
 from server.model import fast, musicnn
 from server.model.frontend import TimbralFrontEnd
-from server.model.heads import LEVEL_HOLD_DB, GainHold
+from server.model.heads import LEVEL_HOLD_DB, StreamLevels, apply_gain, level_gain_db, normalize_level
 from tests.support.audio import make_music
 
 HOP = 62.5  # frames per second: windows at hop 1 s start 62 or 63 frames apart
@@ -96,8 +96,8 @@ def test_timbral_maps_match_the_keras_port(port, track):
 def test_reused_frames_give_the_same_maps_as_computing_everything(port, track):
     variant, _ = port
     mel, starts = track
-    weights = fast.get_backbone(variant, "fast", threads=1).frontend.w
-    live, fresh = TimbralFrontEnd(weights), TimbralFrontEnd(weights)
+    shared = fast.get_backbone(variant, "fast", threads=1).frontend
+    live, fresh = (TimbralFrontEnd((shared.scale, shared.shift), shared.run) for _ in range(2))
     for s in starts:
         window = mel[s:s + 187][None]
         np.testing.assert_allclose(live(window, [("radio", s)]), fresh(window), rtol=1e-5, atol=1e-4)
@@ -111,8 +111,8 @@ def test_reused_frames_give_the_same_maps_as_computing_everything(port, track):
 def test_changed_rows_are_recomputed_not_reused(port, track):
     variant, _ = port
     mel, starts = track
-    weights = fast.get_backbone(variant, "fast", threads=1).frontend.w
-    live, fresh = TimbralFrontEnd(weights), TimbralFrontEnd(weights)
+    shared = fast.get_backbone(variant, "fast", threads=1).frontend
+    live, fresh = (TimbralFrontEnd((shared.scale, shared.shift), shared.run) for _ in range(2))
     s0, s1 = starts[0], starts[1]
     live(mel[s0:s0 + 187][None], [("a", s0)])
     changed = mel[s1:s1 + 187].copy()
@@ -140,15 +140,31 @@ def test_backbone_outputs_do_not_depend_on_reuse(track):
         backbone(windows[:2], [("x", 0)])
 
 
-def test_gain_hold_keeps_a_stream_within_its_tolerance():
-    hold = GainHold()
-    assert hold(np.array([3.0]), [("a", 0)])[0] == 3.0
-    assert hold(np.array([3.0 + LEVEL_HOLD_DB - 0.1]), [("a", 62)])[0] == 3.0  # held
-    assert hold(np.array([3.0 + LEVEL_HOLD_DB + 0.1]), [("a", 125)])[0] == 3.0 + LEVEL_HOLD_DB + 0.1  # moved
-    # Other streams, windows outside any stream and offline calls use their own gain.
-    out = hold(np.array([10.0, 4.0, 4.0]), [("b", 0), None, ("a", 187)])
-    assert out.tolist() == [10.0, 4.0, 3.0 + LEVEL_HOLD_DB + 0.1]
-    assert hold(np.array([7.0]), None)[0] == 7.0
+def test_stream_levels_normalise_each_frame_once(track):
+    mel, starts = track
+    levels = StreamLevels()
+    s0, s1, s2 = starts[:3]
+    w0, w1 = mel[s0:s0 + 187], mel[s1:s1 + 187]
+    # Offline windows (no stream) get their own exact gain.
+    np.testing.assert_array_equal(levels(np.stack([w0, w1])), normalize_level(np.stack([w0, w1])))
+    n0 = levels(w0[None], [("a", s0)])[0]
+    n1 = levels(w1[None], [("a", s1)])[0]
+    d = s1 - s0
+    assert np.array_equal(n1[:187 - d], n0[d:])  # shared frames keep their values, bit for bit
+    g0 = level_gain_db(w0[None])[0]
+    if abs(level_gain_db(w1[None])[0] - g0) <= LEVEL_HOLD_DB:  # held: new frames at the same gain
+        np.testing.assert_allclose(n1[187 - d:], apply_gain(w1[None], [g0])[0][187 - d:], atol=1e-6)
+    # 12 dB louder new frames move the gain, for the new frames only.
+    loud = w1.copy()
+    loud[187 - d:] = np.log10(16.0 * (np.power(10.0, loud[187 - d:]) - 1.0) + 1.0)
+    gain = level_gain_db(loud[None])[0]
+    assert abs(gain - g0) > LEVEL_HOLD_DB
+    n1b = levels(loud[None], [("b", s0)])  # another stream: its own state
+    np.testing.assert_allclose(n1b[0], apply_gain(loud[None], [gain])[0], atol=1e-6)
+    levels(w0[None], [("c", s0)])
+    n_loud = levels(loud[None], [("c", s1)])[0]
+    assert np.array_equal(n_loud[:187 - d], n0[d:])
+    np.testing.assert_allclose(n_loud[187 - d:], apply_gain(loud[None], [gain])[0][187 - d:], atol=1e-6)
 
 
 # --- the pipeline -------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ FORMAT_VERSION = 1
 # gain on every mel bin), so the head sees the same thing at any input level.
 LEVEL_REF_DB = -6.0  # median window mean mel power of commercial music (GTZAN)
 LEVEL_MAX_GAIN_DB = 30.0  # silence stays quiet instead of becoming amplified noise
-# Live streams keep their gain while the window's own gain stays within this many
-# dB of it: consecutive windows then share identical frames, which the backbone
-# computes once (``frontend.TimbralFrontEnd``). Within 2 dB the head's output does
-# not move (see the model card's level table).
+# Live streams keep their gain while a window's own gain stays within this many dB
+# of it, and frames keep the gain they were first normalised with (``StreamLevels``),
+# so consecutive windows share identical frames, whose front-end the backbone
+# computes once (``frontend.TimbralFrontEnd``).
 LEVEL_HOLD_DB = 2.0
 MAX_STREAMS = 256
 
@@ -71,25 +71,42 @@ def normalize_level(mel: np.ndarray, ref_db: float = LEVEL_REF_DB,
     return apply_gain(mel, level_gain_db(mel, ref_db, max_gain_db))
 
 
-class GainHold:
-    """Per live stream, the gain last used, kept while a window's own gain stays within ``hold_db``."""
+class StreamLevels:
+    """Level normalisation for live streams whose consecutive windows overlap.
+
+    A window's new frames get the stream's gain — its own exact gain
+    (``level_gain_db``), or the gain in use while that stays within ``hold_db`` —
+    and frames it shares with the stream's previous window keep the values they
+    had there. So every frame is normalised once, consecutive windows share
+    bit-identical frames, and the backbone computes their front-end once.
+    Windows outside a stream (``streams`` None, or a None entry) get their exact gain.
+    """
 
     def __init__(self, hold_db: float = LEVEL_HOLD_DB):
         self.hold_db = hold_db
-        self._held: OrderedDict = OrderedDict()
+        self._streams: OrderedDict = OrderedDict()  # key -> (first frame, raw rows, normalised rows, gain)
 
-    def __call__(self, gains_db: np.ndarray, streams) -> np.ndarray:
-        out = np.array(gains_db, dtype=np.float64)
-        for i, item in enumerate(streams or ()):
+    def __call__(self, mel: np.ndarray, streams=None) -> np.ndarray:
+        gains = level_gain_db(mel)
+        out = apply_gain(mel, gains) if streams is None else np.empty_like(mel)
+        for b, item in enumerate(streams or ()):
             if item is None or item[0] is None:
+                out[b] = apply_gain(mel[b:b + 1], gains[b:b + 1])[0]
                 continue
-            held = self._held.get(item[0])
-            if held is not None and abs(out[i] - held) <= self.hold_db:
-                out[i] = held
-            self._held[item[0]] = out[i]
-            self._held.move_to_end(item[0])
-            while len(self._held) > MAX_STREAMS:
-                self._held.popitem(last=False)
+            key, first = item
+            prev = self._streams.get(key)
+            gain = gains[b]
+            if prev is not None and abs(gain - prev[3]) <= self.hold_db:
+                gain = prev[3]
+            out[b] = apply_gain(mel[b:b + 1], [gain])[0]
+            if prev is not None and 0 < first - prev[0] < mel.shape[1]:
+                d = first - prev[0]
+                same = np.all(prev[1][d:] == mel[b, :mel.shape[1] - d], axis=1)  # rows the stream already had
+                out[b, :mel.shape[1] - d][same] = prev[2][d:][same]
+            self._streams[key] = (first, mel[b].copy(), out[b].copy(), gain)
+            self._streams.move_to_end(key)
+            while len(self._streams) > MAX_STREAMS:
+                self._streams.popitem(last=False)
         return out
 
 
@@ -267,11 +284,11 @@ class HeadModel(GenreModel):
             raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
         self.tagset = TagSet(self.backbones)
         self.tag_names = self.tagset.names
-        self._hold = GainHold()
+        self._levels = StreamLevels()
 
     def _predict(self, mel, streams=None):
         if self.level_norm:
-            mel = apply_gain(mel, self._hold(level_gain_db(mel), streams))
+            mel = self._levels(mel, streams)
         outputs = backbone_features(mel, self.backbones, level_norm=False, streams=streams)
         probs = dense_forward(assemble(outputs, self.feature_keys), self.weights)
         tags = self.tagset.scores([outputs[f"{b}/tags"] for b in self.backbones])
