@@ -16,7 +16,7 @@ def network_flops(variant: str = "MSD_musicnn") -> dict:
     from server.model.musicnn import build_musicnn
 
     model = build_musicnn(variant)
-    conv = dense = other = 0
+    conv = dense = other = timbral = 0
     for layer in model.layers:
         kind = type(layer).__name__
         out = layer.output.shape
@@ -24,18 +24,22 @@ def network_flops(variant: str = "MSD_musicnn") -> dict:
         if kind in ("Conv1D", "Conv2D"):
             k = int(np.prod(layer.kernel.shape[:-1]))  # taps × input channels
             conv += 2 * n_out * k
+            if layer.name in ("conv2d", "conv2d_1"):  # the timbral front-end, reusable between live windows
+                timbral += 2 * n_out * k
         elif kind == "Dense":
             dense += 2 * int(layer.kernel.shape[0]) * n_out
         elif kind in ("BatchNormalization", "MaxPooling2D", "GlobalMaxPooling1D", "GlobalAveragePooling1D",
                       "Activation", "Add"):
             inp = layer.input.shape if not isinstance(layer.input, list) else layer.input[0].shape
             other += int(np.prod([d for d in inp[1:]]))
-    return {"conv": conv, "dense": dense, "other": other, "total": conv + dense + other}
+    return {"conv": conv, "dense": dense, "other": other, "timbral": timbral, "total": conv + dense + other}
 
 
 def model_flops(backbones) -> dict:
-    per = {b: network_flops(b)["total"] for b in backbones}
-    return {"per_backbone": per, "per_window": sum(per.values())}
+    counts = {b: network_flops(b) for b in backbones}
+    return {"per_backbone": {b: c["total"] for b, c in counts.items()},
+            "per_window": sum(c["total"] for c in counts.values()),
+            "timbral_per_window": sum(c["timbral"] for c in counts.values())}
 
 
 def peak_flops(n: int = 2048, repeats: int = 5) -> dict:

@@ -73,21 +73,19 @@ class Original:
             self.proc.kill()
 
 
-class _PushSource:
-    """The smallest live source: the benchmark pushes its blocks into the pipeline itself."""
+def frame_counts() -> tuple[int, int]:
+    """Timbral frames (computed, reused) so far by every fast backbone of this process."""
+    from server.model import fast
 
-    realtime = True
-    state = "running"
-
-    def __init__(self, samplerate: int):
-        self.samplerate = samplerate
+    frontends = [b.frontend for b in list(fast._cache.values()) if hasattr(b, "frontend")]
+    return sum(f.frames_computed for f in frontends), sum(f.frames_reused for f in frontends)
 
 
 def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[str, list[float]]:
     """Seconds per window for ``n`` consecutive live windows at hop 1 s (after one cold window)."""
-    from server.pipeline import Pipeline
+    from server.pipeline import Pipeline, PushSource
 
-    pipeline = Pipeline(name, _PushSource(sr), hop_s=1.0)
+    pipeline = Pipeline(name, PushSource(sr), hop_s=1.0)
     first = int(np.ceil(3.1 * sr))
     pipeline.on_block(audio[:first])
     times = {"total": [], "features": [], "model": []}
@@ -103,6 +101,11 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
             times["features"].append(t1 - t0)
             times["model"].append(t2 - t1)
             times["total"].append(t2 - t0)
+        else:  # the cold window: count what the steady state computes
+            counts0 = frame_counts()
+    counts1 = frame_counts()
+    times["frames_computed"] = [counts1[0] - counts0[0]]
+    times["frames_reused"] = [counts1[1] - counts0[1]]
     return times
 
 
@@ -124,7 +127,7 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
     orig = Original() if original else None
     ours = {b: {"total": [], "features": [], "model": []} for b in batches}
     theirs = {b: {"total": [], "features": [], "model": []} for b in batches}
-    live = {"total": [], "features": [], "model": []}
+    live = {"total": [], "features": [], "model": [], "frames_computed": [], "frames_reused": []}
     per_round = max(1, repeats // rounds)
     live_audio = music_clips(1, per_round + 5.0, sr=44100)[0]
     try:
@@ -178,7 +181,10 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
                 "model": ratio(result["original"][f"b{b}"]["model"]["median_ms"],
                                result["ours"][f"b{b}"]["model"]["median_ms"]),
             }
+    frames = {k: int(sum(live.pop(k))) for k in ("frames_computed", "frames_reused")}
     result["ours"]["live"] = {k: stats_ms(v) for k, v in live.items()}
+    result["live_frames"] = {**frames, "computed_fraction": round(
+        frames["frames_computed"] / max(1, frames["frames_computed"] + frames["frames_reused"]), 3)}
     if orig is not None and "b1" in result["original"]:
         result["ratio"]["live"] = {k: ratio(result["original"]["b1"][k]["median_ms"], result["ours"]["live"][k]["median_ms"])
                                    for k in ("total", "model")}

@@ -208,6 +208,30 @@ class Pipeline:
         return frames.advance(end, self.ring.read)
 
 
+class PushSource:
+    """A source whose blocks the caller pushes into the pipeline itself (``live_windows``, benchmarks)."""
+
+    realtime = True
+    state = "running"
+
+    def __init__(self, samplerate: int):
+        self.samplerate = int(samplerate)
+
+
+def live_windows(y: np.ndarray, sr: int, hop_s: float = 1.0, source_id: str = "offline"):
+    """Yield the windows the live path makes from audio ``y`` arriving one hop at a time.
+
+    The same ring buffer, scheduler and frame stream as a live source, without the
+    clock: for evaluating the live path offline. Each window carries its stream key.
+    """
+    pipeline = Pipeline(source_id, PushSource(sr), hop_s=hop_s)
+    step = max(1, int(round(hop_s * sr)))
+    for start in range(0, len(y), step):
+        pipeline.on_block(y[start:start + step])
+        while (w := pipeline.next_window()) is not None:
+            yield w
+
+
 def rms_dbfs(y: np.ndarray) -> float:
     """RMS level in dB relative to a full-scale square wave, floored at -120 dB."""
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0

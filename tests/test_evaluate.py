@@ -57,3 +57,19 @@ def test_evaluate_unknown_model(tmp_path, capsys):
     assert args.func(args) == 2
     assert "No model named 'no-such-model'" in capsys.readouterr().err
     shutil.rmtree(data)
+
+
+def test_live_condition_runs_the_live_path(tmp_path):
+    """`evaluate --live-sim` also scores the windows the live path itself makes (hop 1 s)."""
+    from server.model.heads import load_directory
+    from server.training.evaluate import LIVE_CONDITION, evaluate_collection
+
+    model_dir, _, _ = trained_model()
+    data = make_collection(str(tmp_path / "eval"), per_genre=1, seconds=8.0, seed=3)
+    res = evaluate_collection(load_directory(model_dir), data, conditions=("clean", LIVE_CONDITION),
+                              hop_s=1.0, progress=False)
+    clean, live = res["conditions"]["clean"], res["conditions"][LIVE_CONDITION]
+    assert live["n_tracks"] == clean["n_tracks"] == len(GENRES)
+    # One window per second from the first full window, as on the dashboard.
+    assert abs(live["n_windows"] - clean["n_windows"]) <= len(GENRES)
+    assert 0.0 <= live["window_accuracy"] <= 1.0 and len(live["confusion"]) == len(GENRES)

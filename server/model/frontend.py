@@ -23,7 +23,7 @@ import numpy as np
 from .musicnn import BN_EPSILON, N_FRAMES, TIMBRAL_DIM
 
 CONTEXT = 3  # input frames on each side of an output frame (7-frame filters)
-MAX_STREAMS = 256  # streams remembered; the least recently used one is forgotten first
+MAX_STREAMS = 64  # streams remembered (~0.4 MB each); the least recently used is forgotten first
 
 
 def input_norm(model) -> tuple[float, float]:

@@ -28,7 +28,7 @@ LEVEL_MAX_GAIN_DB = 30.0  # silence stays quiet instead of becoming amplified no
 # so consecutive windows share identical frames, whose front-end the backbone
 # computes once (``frontend.TimbralFrontEnd``).
 LEVEL_HOLD_DB = 2.0
-MAX_STREAMS = 256
+MAX_STREAMS = 64  # live streams remembered by StreamLevels; the least recently used is forgotten
 
 # Backbone tags that name a genre or style; the rest (instruments, voice, mood,
 # decades) are the dashboard's descriptive tags.

@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     e.add_argument("--split", action="append", metavar="FILE", help="only the tracks listed in FILE")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--live-sim", action="store_true",
-                   help="also score under live conditions: −12/−6/+6 dB, 44.1/48 kHz capture, speaker→mic")
+                   help="also score under live conditions: −12/−6/+6 dB, 44.1/48 kHz capture, speaker→mic, "
+                        "and through the live path itself (hop 1 s)")
     e.add_argument("--hop", type=float, default=3.0, help="seconds between evaluated windows")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_evaluate)
@@ -85,11 +86,11 @@ def run_evaluate(args) -> int:
     from ..model.registry import ModelNotFound, load_model
     from . import augment
     from .dataset import DatasetError
-    from .evaluate import evaluate_collection
+    from .evaluate import LIVE_CONDITION, evaluate_collection
 
     try:
         model = load_model(args.model)
-        conditions = augment.EVAL_CONDITIONS if args.live_sim else ("clean",)
+        conditions = augment.EVAL_CONDITIONS + (LIVE_CONDITION,) if args.live_sim else ("clean",)
         res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
                                   progress=not (args.quiet or args.json))
     except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:
