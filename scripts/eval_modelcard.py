@@ -24,7 +24,8 @@ from server.training.train import cv_metrics, label_index  # noqa: E402
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",
               "gain+6": "level +6 dB (clipped at full scale)", "sr44100": "captured at 44.1 kHz, resampled",
-              "sr48000": "captured at 48 kHz, resampled", "room": "speaker → room → microphone simulation"}
+              "sr48000": "captured at 48 kHz, resampled", "room": "speaker → room → microphone simulation",
+              "live": "the live path itself (44.1-kHz capture fed a second at a time, hop 1 s)"}
 
 
 def pct(x):
@@ -126,8 +127,10 @@ def main() -> int:
     for c, m in conds.items():
         w(f"| {COND_NAMES.get(c, c)} | {pct(m['window_accuracy'])} | {pct(m['track_accuracy'])} | "
           f"{m['macro_f1']:.3f} | {pct(m['uncertain_rate'])} |")
-    w("\nEvery row computes each window's mel on its own. Reproduce on new clips with "
-      "`python run.py evaluate DATA_DIR --live-sim`.\n")
+    w("\nEvery row but the last computes each window's mel on its own, every 3 s; the last runs each clip through "
+      "the live path itself — ring buffer, one frame stream per source, hop 1 s, each frame level-normalised once "
+      "with the stream's gain held within 2 dB (so consecutive windows share their frames). Reproduce on new clips "
+      "with `python run.py evaluate DATA_DIR --live-sim`.\n")
     conds_a, rows = ablation(args.data_dir, meta, args.cache_dir)
     if rows:
         w("### Level invariance (grouped CV, same head)\n")

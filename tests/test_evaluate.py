@@ -62,7 +62,8 @@ def test_evaluate_unknown_model(tmp_path, capsys):
 def test_live_condition_runs_the_live_path(tmp_path):
     """`evaluate --live-sim` also scores the windows the live path itself makes (hop 1 s)."""
     from server.model.heads import load_directory
-    from server.training.evaluate import LIVE_CONDITION, evaluate_collection
+    from server.training.augment import LIVE_CONDITION
+    from server.training.evaluate import evaluate_collection
 
     model_dir, _, _ = trained_model()
     data = make_collection(str(tmp_path / "eval"), per_genre=1, seconds=8.0, seed=3)

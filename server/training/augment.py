@@ -25,6 +25,8 @@ from ..audio.resample import resample
 from ..config import MODEL_SR
 
 EVAL_CONDITIONS = ("clean", "gain-12", "gain-6", "gain+6", "sr44100", "sr48000", "room")
+# Not an audio transform: the track goes through the live path itself (``dataset.live_path_windows``).
+LIVE_CONDITION = "live"
 CAPTURE_SR = 48000
 
 

@@ -86,11 +86,11 @@ def run_evaluate(args) -> int:
     from ..model.registry import ModelNotFound, load_model
     from . import augment
     from .dataset import DatasetError
-    from .evaluate import LIVE_CONDITION, evaluate_collection
+    from .evaluate import evaluate_collection
 
     try:
         model = load_model(args.model)
-        conditions = augment.EVAL_CONDITIONS + (LIVE_CONDITION,) if args.live_sim else ("clean",)
+        conditions = augment.EVAL_CONDITIONS + (augment.LIVE_CONDITION,) if args.live_sim else ("clean",)
         res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
                                   progress=not (args.quiet or args.json))
     except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:

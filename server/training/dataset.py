@@ -108,3 +108,17 @@ def window_mels(y16k: np.ndarray, hop_s: float = 3.0, offset_s: float = 0.0) -> 
     hop = max(1, int(round(hop_s * MODEL_SR)))
     starts = window_starts(len(y16k), hop, int(round(offset_s * MODEL_SR)))
     return np.stack([window_mel(y16k[s:s + WINDOW_SAMPLES]) for s in starts])
+
+
+# The live path itself: audio captured at 44.1 kHz arriving a second at a time through
+# the ring buffer and frame stream, hop 1 s, with per-stream level normalisation.
+LIVE_CAPTURE_SR = 44100
+
+
+def live_path_windows(y: np.ndarray, sr: int, source_id: str) -> tuple[np.ndarray, list]:
+    """The windows (log-mel (B,187,96), stream keys) the live path makes of a track."""
+    from ..audio.resample import resample
+    from ..pipeline import live_windows
+
+    windows = list(live_windows(resample(y, sr, LIVE_CAPTURE_SR), LIVE_CAPTURE_SR, 1.0, source_id))
+    return np.stack([w.mel for w in windows]), [w.stream for w in windows]

@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 
 from . import augment
-from .dataset import Track, file_hash, load_audio, window_mels
+from .dataset import Track, file_hash, live_path_windows, load_audio, window_mels
 
 FEATURE_VERSION = 1
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")
@@ -34,11 +34,17 @@ def cache_path(cache_dir: str, content_hash: str, condition: str, hop_s: float, 
     return os.path.join(cache_dir, content_hash[:2], name)
 
 
-def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = True) -> dict[str, np.ndarray]:
-    """``{"<backbone>/<output>": (B, d)}`` for log-mel windows (B,187,96), as the live model computes them."""
-    from ..model.heads import backbone_features
+def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = True,
+                    streams=None) -> dict[str, np.ndarray]:
+    """``{"<backbone>/<output>": (B, d)}`` for log-mel windows (B,187,96), as the live model computes them.
 
-    return backbone_features(mels, list(backbones), level_norm)
+    ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
+    """
+    from ..model.heads import StreamLevels, backbone_features
+
+    if level_norm:
+        mels = StreamLevels()(mels, streams)
+    return backbone_features(mels, list(backbones), level_norm=False, streams=streams)
 
 
 def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0, level_norm: bool = True,
@@ -68,8 +74,12 @@ def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0,
         if _audio is not None:
             _audio.clear()
             _audio[track.path] = (y, sr)
-    y16, offset = augment.apply(y, sr, condition, digest, hop_s)
-    result = compute_outputs(window_mels(y16, hop_s, offset), backbones, level_norm)
+    if condition == augment.LIVE_CONDITION:
+        mels, streams = live_path_windows(y, sr, f"train-{digest[:12]}")
+        result = compute_outputs(mels, backbones, level_norm, streams)
+    else:
+        y16, offset = augment.apply(y, sr, condition, digest, hop_s)
+        result = compute_outputs(window_mels(y16, hop_s, offset), backbones, level_norm)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")  # atomic: no half-written entries
     with os.fdopen(fd, "wb") as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import augment
-from .dataset import Track, file_hash, filter_split, list_tracks, load_audio, window_mels
+from .dataset import Track, file_hash, filter_split, list_tracks, live_path_windows, load_audio, window_mels
 
 
 def _f1(conf: np.ndarray) -> np.ndarray:
@@ -76,21 +76,6 @@ def split_known(tracks: list[Track], labels: list[str]) -> tuple[list[Track], di
     return known, skipped
 
 
-# The live path itself: audio captured at 44.1 kHz arriving a second at a time through
-# the ring buffer and frame stream, hop 1 s, with per-stream level normalisation.
-LIVE_CONDITION = "live"
-LIVE_CAPTURE_SR = 44100
-
-
-def _live_path(y: np.ndarray, sr: int, source_id: str) -> tuple[np.ndarray, list]:
-    """The windows (log-mel, stream keys) the live path makes of a track."""
-    from ..audio.resample import resample
-    from ..pipeline import live_windows
-
-    windows = list(live_windows(resample(y, sr, LIVE_CAPTURE_SR), LIVE_CAPTURE_SR, 1.0, source_id))
-    return np.stack([w.mel for w in windows]), [w.stream for w in windows]
-
-
 def evaluate_collection(model, data_dir: str, split_files=None, conditions=("clean",), hop_s: float = 3.0,
                         progress: bool = True, batch: int = 64) -> dict:
     """Run ``model`` on every known track under each condition; ``{"conditions": {c: metrics}, ...}``."""
@@ -111,8 +96,8 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
                 bar.update(len(conditions))
                 continue
             for c in conditions:
-                if c == LIVE_CONDITION:
-                    mels, streams = _live_path(y, sr, f"evaluate-{i}")
+                if c == augment.LIVE_CONDITION:
+                    mels, streams = live_path_windows(y, sr, f"evaluate-{i}")
                 else:
                     y16, offset = augment.apply(y, sr, c, digest, hop_s)
                     mels, streams = window_mels(y16, hop_s, offset), None

@@ -106,7 +106,7 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
     labels, track_labels = label_index(tracks)
     train_conditions = (("clean",) + tuple(f"rand{k}" for k in range(n_augment))
                         + tuple(f"mic{k}" for k in range(n_mic)))
-    eval_conditions = augment.EVAL_CONDITIONS if live_sim else ("clean",)
+    eval_conditions = augment.EVAL_CONDITIONS + (augment.LIVE_CONDITION,) if live_sim else ("clean",)
     conditions = tuple(dict.fromkeys(train_conditions + eval_conditions))
     log(f"{len(tracks)} tracks, {len(labels)} genres: {', '.join(labels)}")
     outputs = collection_outputs(tracks, conditions, hop_s=hop_s, level_norm=level_norm,
