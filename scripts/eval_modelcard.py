@@ -82,13 +82,14 @@ def main() -> int:
     w(f"- {td['n_tracks']} real 30-s clips of the GTZAN genre collection (Tzanetakis & Cook 2002), the "
       f"`gtzan-mini` subset: {', '.join(f'{k} {v}' for k, v in td['tracks_per_label'].items())}.")
     w("- The audio is not in this repository. Genres: " + ", ".join(labels) + ".")
-    w(f"- Each clip is cut into 3-s windows every {cv['hop_s']:g} s exactly as the live path does "
-      "(48128 samples at 16 kHz, each window's log-mel computed on its own).\n")
+    w(f"- Each clip is cut into 3-s windows every {cv['hop_s']:g} s (48128 samples at 16 kHz, each window's "
+      "log-mel computed on its own: the same 187 frames the live path cuts from its frame stream, within 1e-4).\n")
     w("## Method\n")
     f = meta["features"]
     w(f"- Backbones: pretrained musicnn {' and '.join(f['backbones'])} (Pons & Serra 2019), frozen.")
     w(f"- Features: {', '.join(f['keys'])}; each window's mel power is first rescaled to a mean of "
-      f"{LEVEL_REF_DB:g} dB (per-window level normalisation: input level no longer matters).")
+      f"{LEVEL_REF_DB:g} dB (per-window level normalisation: input level no longer matters; live, each frame "
+      "is normalised once, with the stream's gain held while windows stay within 2 dB of it).")
     w(f"- Head: {json.dumps(meta['head'])} on standardised features (sklearn), exported as plain weights.")
     w(f"- Training data per clip: {', '.join(cv['train_conditions'])} — `rand*` are random live-like chains: "
       "gain −12..+6 dB, time shift, white noise, EQ tilt, capture at 22.05/44.1/48 kHz and resampling, and "
@@ -163,7 +164,7 @@ def main() -> int:
         d = 100 * (clean["window_accuracy"] - m["window_accuracy"])
         dt = 100 * (clean["track_accuracy"] - m["track_accuracy"])
         ok = d <= 3 and dt <= 3
-        w(f"- {COND_NAMES.get(c, c)}: −{max(d, 0):.1f} window / −{max(dt, 0):.1f} track points: "
+        w(f"- {COND_NAMES.get(c, c)}: {0.0 - d:+.1f} window / {0.0 - dt:+.1f} track points: "
           + ("within 3 points" if ok else "**more than 3 points lost**") + ".")
     w("")
     w("## Known limits\n")
