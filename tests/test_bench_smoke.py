@@ -32,6 +32,7 @@ def test_stats_and_flops():
     # Both networks share one architecture: ~2.8 GFLOP each, mostly the timbral convolutions.
     assert f["per_backbone"]["MSD_musicnn"] == f["per_backbone"]["MTT_musicnn"]
     assert 2e9 < f["per_backbone"]["MSD_musicnn"] < 4e9 and f["per_window"] == 2 * f["per_backbone"]["MSD_musicnn"]
+    assert 0.7 < f["timbral_per_window"] / f["per_window"] < 0.9
     peak = flops.peak_flops(n=256, repeats=2)
     assert peak["gflops_best"] > 0
 
@@ -39,11 +40,16 @@ def test_stats_and_flops():
 def test_window_cost_side_by_side(model):
     original = os.path.exists(window_cost.GOLDEN_PY)  # the original stack is optional in CI
     r = window_cost.measure(model, repeats=2, batches=(1, 2), rounds=1, original=original)
-    for b in ("b1", "b2"):
+    for b in ("live", "b1", "b2"):
         for part in ("total", "features", "model"):
             assert r["ours"][b][part]["median_ms"] > 0
         if original:
-            assert r["original"][b]["total"]["median_ms"] > 0 and r["ratio"][b]["total"] > 0
+            assert r["ratio"][b]["total"] > 0
+    if original:
+        assert r["original"]["b1"]["total"]["median_ms"] > 0
+    # Live windows after the first compute only their new frames' front-end (about a third).
+    frames = r["live_frames"]
+    assert frames["frames_reused"] > 0 and 0.2 < frames["computed_fraction"] < 0.8
     if original:
         assert r["agreement"]["max_abs_diff_tags"] < 1e-3 and r["agreement"]["max_abs_diff_embedding"] < 1e-3
 
