@@ -266,8 +266,11 @@ class FastBackbone:
             raise BackendError(f"{len(streams)} stream keys for {mel.shape[0]} windows")
         with self._lock:
             timbral = self.frontend(mel, streams)
-            outputs = self._rest.run(list(_OUTPUTS), {"mel": np.ascontiguousarray(mel), "timbral": timbral})
-        return dict(zip(_OUTPUTS, outputs))
+            # One window per call: a batch's temporal maps (~3.7 MB a window) would spill out of cache.
+            chunks = [self._rest.run(list(_OUTPUTS), {"mel": np.ascontiguousarray(mel[i:i + 1]),
+                                                      "timbral": timbral[i:i + 1]})
+                      for i in range(mel.shape[0])]
+        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(_OUTPUTS)}
 
     def forget(self, key) -> None:
         """Drop what is remembered of stream ``key`` (it ended)."""

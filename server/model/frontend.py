@@ -110,7 +110,12 @@ class TimbralFrontEnd:
         by_length: dict[int, list[tuple[int, int, int]]] = {}
         for item in todo:  # runs of equal length (a batch's edge frames) go in one call
             by_length.setdefault(item[2] - item[1], []).append(item)
-        for items in by_length.values():
-            maps = self.run(np.stack([padded[b, lo:hi + 2 * CONTEXT] for b, lo, hi in items]))
-            for (b, lo, hi), m in zip(items, maps):
-                out[b, lo:hi] = m
+        for length, items in by_length.items():
+            # At most a window's worth of frames per call: the convolution's output
+            # (~50 KB a frame) then stays in cache, which bigger calls lose.
+            step = max(1, N_FRAMES // length)
+            for i in range(0, len(items), step):
+                chunk = items[i:i + step]
+                maps = self.run(np.stack([padded[b, lo:hi + 2 * CONTEXT] for b, lo, hi in chunk]))
+                for (b, lo, hi), m in zip(chunk, maps):
+                    out[b, lo:hi] = m

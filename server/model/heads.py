@@ -98,11 +98,13 @@ class StreamLevels:
             gain = gains[b]
             if prev is not None and abs(gain - prev[3]) <= self.hold_db:
                 gain = prev[3]
-            out[b] = apply_gain(mel[b:b + 1], [gain])[0]
+            new = np.ones(mel.shape[1], bool)
             if prev is not None and 0 < first - prev[0] < mel.shape[1]:
                 d = first - prev[0]
                 same = np.all(prev[1][d:] == mel[b, :mel.shape[1] - d], axis=1)  # rows the stream already had
                 out[b, :mel.shape[1] - d][same] = prev[2][d:][same]
+                new[:mel.shape[1] - d] = ~same
+            out[b, new] = apply_gain(mel[b:b + 1, new], [gain])[0]
             self._streams[key] = (first, mel[b].copy(), out[b].copy(), gain)
             self._streams.move_to_end(key)
             while len(self._streams) > MAX_STREAMS:

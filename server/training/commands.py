@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from ..config import DEFAULT_HOP_SECONDS
 from ..model.registry import MODELS_DIR
 
 
@@ -44,7 +45,8 @@ def register(subparsers) -> None:
     e.add_argument("--live-sim", action="store_true",
                    help="also score under live conditions: −12/−6/+6 dB, 44.1/48 kHz capture, speaker→mic, "
                         "and through the live path itself (hop 1 s)")
-    e.add_argument("--hop", type=float, default=3.0, help="seconds between evaluated windows")
+    e.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS,
+                   help="seconds between evaluated windows (default: the live monitor's hop)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_evaluate)
 
