@@ -16,6 +16,8 @@ import threading
 import time
 import urllib.request
 
+from server.subprocesses import stop_process
+
 from .common import ROOT, BenchError, proc_status, stats_ms
 
 
@@ -76,12 +78,7 @@ def measure(audio_file: str, seconds: float = 30.0, start_timeout: float = 120.0
             client.disconnect()
         except Exception:
             pass
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
     # Skip the first predictions: they include the model's warm-up and the client's connection.
     latencies = [t - p["wall"] for t, p in received[n_before:]]
     if not latencies:

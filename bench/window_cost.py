@@ -73,36 +73,26 @@ class Original:
             self.proc.kill()
 
 
-def frame_counts() -> tuple[int, int]:
-    """Timbral frames (computed, reused) so far by every fast backbone of this process."""
-    from server.model import fast
-
-    frontends = [b.frontend for b in list(fast._cache.values()) if hasattr(b, "frontend")]
-    return sum(f.frames_computed for f in frontends), sum(f.frames_reused for f in frontends)
-
-
 def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[str, list[float]]:
     """Seconds per window for ``n`` consecutive live windows at hop 1 s (after one cold window)."""
-    from server.pipeline import Pipeline, PushSource
+    from server.model.fast import frame_counts
+    from server.pipeline import live_windows as windows_of
 
-    pipeline = Pipeline(name, PushSource(sr), hop_s=1.0)
-    first = int(np.ceil(3.1 * sr))
-    pipeline.on_block(audio[:first])
     times = {"total": [], "features": [], "model": []}
+    stream = windows_of(audio, sr, 1.0, name)
+    counts0 = None
     for k in range(n + 1):
-        if k:
-            pipeline.on_block(audio[first + (k - 1) * sr:first + k * sr])
         t0 = time.perf_counter()
-        w = pipeline.next_window()
+        w = next(stream)  # pushes the next second into the pipeline and frames it
         t1 = time.perf_counter()
         model.predict(w.mel[None], streams=[w.stream])
         t2 = time.perf_counter()
-        if k:
-            times["features"].append(t1 - t0)
-            times["model"].append(t2 - t1)
-            times["total"].append(t2 - t0)
-        else:  # the cold window: count what the steady state computes
+        if counts0 is None:  # the cold window: count what the steady state computes
             counts0 = frame_counts()
+            continue
+        times["features"].append(t1 - t0)
+        times["model"].append(t2 - t1)
+        times["total"].append(t2 - t0)
     counts1 = frame_counts()
     times["frames_computed"] = [counts1[0] - counts0[0]]
     times["frames_reused"] = [counts1[1] - counts0[1]]

@@ -23,6 +23,7 @@ from server.cluster import leases, registry, shared_settings, state
 from server.cluster.redis_conn import ClusterError, connect
 from server.cluster.remote_engine import RemoteEngine
 from server.engine import EngineError
+from server.subprocesses import stop_process
 from tests.support.audio import make_music
 from tests.support.redis_server import redis_url  # noqa: F401  (fixture)
 from tests.support.web import free_port
@@ -143,13 +144,7 @@ class Proc:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def end(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+        stop_process(self.p, grace=20)
 
 
 def _get(url: str):

@@ -135,7 +135,6 @@ def test_backbone_outputs_do_not_depend_on_reuse(track):
     one_by_one = [backbone(windows[i:i + 1], [("test-stream", s)]) for i, s in enumerate(starts)]
     for key in ("tags", "embedding"):
         np.testing.assert_allclose(np.concatenate([o[key] for o in one_by_one]), together[key], atol=1e-4)
-    backbone.forget("test-stream")
     with pytest.raises(fast.BackendError, match="stream keys"):
         backbone(windows[:2], [("x", 0)])
 

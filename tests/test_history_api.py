@@ -3,14 +3,13 @@
 import csv
 import io
 import json
-import time
 
 import pytest
 
 from server.engine import Engine
 from server.store import HistoryStore
 from server.web.app import create_app
-from tests.support.store import LABELS, prediction
+from tests.support.store import LABELS, fill_history
 
 T0 = 1_700_000_000.0
 
@@ -18,18 +17,7 @@ T0 = 1_700_000_000.0
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     s = HistoryStore(tmp_path_factory.mktemp("history") / "history.db", retention_days=1e6)  # keep 2023 rows
-    for i in range(30):
-        s.on_prediction(prediction("radio-1", T0 + i, top="jazz" if i < 20 else "rock",
-                                   smoothed=[0.1, 0.1, 0.7, 0.1], level_db=-20.0))
-    s.on_prediction(prediction("recent", time.time() - 60))
-    s.on_segment({"source": "radio-1", "genre": "jazz", "start": 0.0, "end": 20.0, "start_wall": T0,
-                  "end_wall": T0 + 20, "mean_confidence": 0.7, "windows": 20, "open": False})
-    s.on_segment({"source": "radio-1", "genre": "rock", "start": 20.0, "end": 29.0, "start_wall": T0 + 20,
-                  "end_wall": T0 + 29, "mean_confidence": 0.7, "windows": 10, "open": True})
-    s.on_alert({"source": "radio-1", "rule": 0, "type": "unexpected_genre", "message": "rock dominates",
-                "t": 25.0, "wall": T0 + 25, "state": "firing"})
-    s.on_sources({"sources": [{"id": "radio-1", "kind": "stream", "label": "Radio, \"one\"", "state": "running"}]})
-    assert s.flush()
+    fill_history(s, T0)
     yield s
     s.close()
 

@@ -1,21 +1,14 @@
 """HistoryStore on real SQLite files: batching, WAL, kill -9 durability, retention, queries, full disk."""
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
 from server.store import SCHEMA_VERSION, HistoryStore, StoreError
-from tests.support.store import LABELS, fill_disk, prediction, tiny_tmpfs
+from tests.support.store import (LABELS, fill_disk, fill_for_retention, flood, kill_writer_and_check, prediction,
+                                 tiny_tmpfs)
 
-ROOT = Path(__file__).resolve().parents[1]
 KEEP = 1e6  # retention (days) long enough that the writer's own hourly prune keeps 1970-era test rows
 
 
@@ -76,65 +69,16 @@ def test_reopen_keeps_history(tmp_path):
     s.close()
 
 
-KILL_CHILD = textwrap.dedent("""
-    import sys, time
-    from server.store import HistoryStore
-    from tests.support.store import prediction
-    store = HistoryStore(sys.argv[1], commit_interval=0.5)
-    queued = []
-    for i in range(600):  # ~30 s at most; the parent kills it after ~3 s
-        wall = round(time.time(), 3)
-        store.on_prediction(prediction("killed", wall, t=i * 0.05))
-        queued.append(wall)
-        old = [w for w in queued if w <= time.time() - 1.2]
-        print(f"queued {wall!r}", flush=True)
-        if old:
-            print(f"old {old[-1]!r}", flush=True)
-        time.sleep(0.05)
-""")
-
-
 def test_kill_9_loses_at_most_the_last_second(tmp_path):
     path = tmp_path / "killed.db"
-    child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(path)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
-    reader.start()
-    deadline = time.time() + 60
-    while sum(ln.startswith("queued") for ln in list(lines)) < 60 and time.time() < deadline:
-        time.sleep(0.05)  # ~3 s of predictions at ~20/s
-    kill_time = time.time()
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    reader.join(5)
-    queued = [float(ln.split()[1]) for ln in lines if ln.startswith("queued")]
-    olds = [float(ln.split()[1]) for ln in lines if ln.startswith("old")]
-    assert len(queued) >= 60 and olds, "the child did not run long enough"
-
-    store = HistoryStore(path)
-    stored = {r["wall"] for r in store.windows("killed", limit=100000)}
-    store.close()
-    expected = [w for w in queued if w <= kill_time - 1.0]
-    missing = [w for w in expected if w not in stored]
-    assert not missing, f"{len(missing)} of {len(expected)} windows older than 1 s lost, e.g. {missing[:3]}"
-    assert olds[-1] in stored and len(expected) >= 40
+    kill_writer_and_check(str(path), lambda: HistoryStore(path))
 
 
 def test_retention_prune(tmp_path):
     s = HistoryStore(tmp_path / "h.db", retention_days=1.0)
     now = 2_000_000_000.0
     day = 86400.0
-    for wall in (now - 3 * day, now - 2 * day, now - 0.5 * day, now - 10):
-        s.on_prediction(prediction("a", wall))
-        s.on_alert({"source": "a", "rule": 0, "type": "silence", "message": "quiet", "t": 1.0,
-                    "wall": wall, "state": "firing"})
-    s.on_segment({"source": "a", "genre": "jazz", "start": 0, "end": 10, "start_wall": now - 3 * day,
-                  "end_wall": now - 3 * day + 10, "mean_confidence": 0.8, "windows": 10, "open": False})
-    s.on_segment({"source": "a", "genre": "rock", "start": 0, "end": 10, "start_wall": now - 2 * day,
-                  "end_wall": now - 10, "mean_confidence": 0.8, "windows": 10, "open": False})
-    s.on_prediction(prediction("gone", now - 5 * day))
-    s.flush()
+    fill_for_retention(s, now)
     assert len(s.windows("a")) == 4
     removed = s.prune(now=now)
     assert removed == 2 + 2 + 1 + 1 + 1  # windows, alerts, the old segment, "gone"'s window and source row
@@ -221,10 +165,7 @@ def test_bad_payloads_are_counted_not_raised(store):
 def test_full_queue_drops_and_counts(tmp_path):
     s = HistoryStore(tmp_path / "h.db", queue_size=2, retention_days=KEEP)
     n = 5000
-    for i in range(n):
-        s.on_prediction(prediction("a", 1000.0 + i))
-    s.flush()
-    kept = len(s.windows("a", limit=100000))
+    kept = flood(s, n)
     assert kept + s.dropped == n and kept > 0
     s.close()
 

@@ -4,13 +4,9 @@ The backend-neutral checks of tests/test_store.py and tests/test_history_api.py 
 here again with their ``store``/``client`` fixtures served by PostgreSQL.
 """
 
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +15,13 @@ from server.engine import Engine
 from server.store import SCHEMA_VERSION, HistoryStore, StoreError, open_store
 from server.web.app import create_app
 from tests.support.postgres import create_database, postgres_server, postgres_url  # noqa: F401 (fixtures)
-from tests.support.store import LABELS, prediction
+from tests.support.store import LABELS, fill_for_retention, fill_history, flood, kill_writer_and_check, prediction
 from tests.test_history_api import (T0, test_bad_queries_get_json_errors,  # noqa: F401 (run again here)
                                     test_empty_range_exports_header_only, test_export_segments,
                                     test_export_windows_csv, test_export_windows_json_matches_history,
                                     test_history_defaults_to_the_last_day, test_history_lists_windows,
                                     test_history_sources, test_segments_alerts_summary)
-from tests.test_store import (KILL_CHILD, test_alerts_stored,  # noqa: F401 (run again here)
+from tests.test_store import (test_alerts_stored,  # noqa: F401 (run again here)
                               test_bad_payloads_are_counted_not_raised, test_batched_writes_visible_after_flush,
                               test_segments_upsert_and_close, test_smoothed_and_level_stored,
                               test_sources_event_upserts, test_summary_adds_up)
@@ -45,18 +41,7 @@ def store(postgres_url):
 def client(postgres_server, tmp_path_factory):
     """The history API on PostgreSQL, filled like tests/test_history_api.py's SQLite one."""
     s = open_store(create_database(postgres_server), retention_days=KEEP)
-    for i in range(30):
-        s.on_prediction(prediction("radio-1", T0 + i, top="jazz" if i < 20 else "rock",
-                                   smoothed=[0.1, 0.1, 0.7, 0.1], level_db=-20.0))
-    s.on_prediction(prediction("recent", time.time() - 60))
-    s.on_segment({"source": "radio-1", "genre": "jazz", "start": 0.0, "end": 20.0, "start_wall": T0,
-                  "end_wall": T0 + 20, "mean_confidence": 0.7, "windows": 20, "open": False})
-    s.on_segment({"source": "radio-1", "genre": "rock", "start": 20.0, "end": 29.0, "start_wall": T0 + 20,
-                  "end_wall": T0 + 29, "mean_confidence": 0.7, "windows": 10, "open": True})
-    s.on_alert({"source": "radio-1", "rule": 0, "type": "unexpected_genre", "message": "rock dominates",
-                "t": 25.0, "wall": T0 + 25, "state": "firing"})
-    s.on_sources({"sources": [{"id": "radio-1", "kind": "stream", "label": "Radio, \"one\"", "state": "running"}]})
-    assert s.flush()
+    fill_history(s, T0)
     engine = Engine()  # not started: the history API needs no model
     app, _ = create_app(engine, upload_dir=str(tmp_path_factory.mktemp("uploads")), store=s)
     yield app.test_client()
@@ -126,16 +111,7 @@ def test_reopen_keeps_history(postgres_url):
 def test_retention_prune(postgres_url):
     s = open_store(postgres_url, retention_days=1.0)
     now, day = 2_000_000_000.0, 86400.0
-    for wall in (now - 3 * day, now - 2 * day, now - 0.5 * day, now - 10):
-        s.on_prediction(prediction("a", wall))
-        s.on_alert({"source": "a", "rule": 0, "type": "silence", "message": "quiet", "t": 1.0,
-                    "wall": wall, "state": "firing"})
-    s.on_segment({"source": "a", "genre": "jazz", "start": 0, "end": 10, "start_wall": now - 3 * day,
-                  "end_wall": now - 3 * day + 10, "mean_confidence": 0.8, "windows": 10, "open": False})
-    s.on_segment({"source": "a", "genre": "rock", "start": 0, "end": 10, "start_wall": now - 2 * day,
-                  "end_wall": now - 10, "mean_confidence": 0.8, "windows": 10, "open": False})
-    s.on_prediction(prediction("gone", now - 5 * day))
-    s.flush()
+    fill_for_retention(s, now)
     assert s.prune(now=now) == 2 + 2 + 1 + 1 + 1
     assert [r["wall"] for r in s.windows("a")] == [now - 0.5 * day, now - 10]
     assert [a["wall"] for a in s.alerts("a")] == [now - 0.5 * day, now - 10]
@@ -147,10 +123,7 @@ def test_retention_prune(postgres_url):
 def test_full_queue_drops_and_counts(postgres_url):
     s = open_store(postgres_url, queue_size=2, retention_days=KEEP)
     n = 3000
-    for i in range(n):
-        s.on_prediction(prediction("a", 1000.0 + i))
-    s.flush()
-    kept = len(s.windows("a", limit=100000))
+    kept = flood(s, n)
     assert kept + s.dropped == n and kept > 0
     s.close()
 
@@ -266,28 +239,7 @@ def test_two_writer_processes_and_a_reader(postgres_url):
 
 def test_kill_9_loses_at_most_the_last_second(postgres_url):
     HistoryStore(postgres_url).close()  # schema first, so the child starts writing at once
-    child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, postgres_url], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
-    reader.start()
-    deadline = time.time() + 60
-    while sum(ln.startswith("queued") for ln in list(lines)) < 60 and time.time() < deadline:
-        time.sleep(0.05)
-    kill_time = time.time()
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    reader.join(5)
-    queued = [float(ln.split()[1]) for ln in lines if ln.startswith("queued")]
-    olds = [float(ln.split()[1]) for ln in lines if ln.startswith("old")]
-    assert len(queued) >= 60 and olds, "the child did not run long enough"
-    store = open_store(postgres_url)
-    stored = {r["wall"] for r in store.windows("killed", limit=100000)}
-    store.close()
-    expected = [w for w in queued if w <= kill_time - 1.0]
-    missing = [w for w in expected if w not in stored]
-    assert not missing, f"{len(missing)} of {len(expected)} windows older than 1 s lost, e.g. {missing[:3]}"
-    assert olds[-1] in stored and len(expected) >= 40
+    kill_writer_and_check(postgres_url, lambda: open_store(postgres_url))
 
 
 def test_a_rejected_row_loses_itself_only(store):

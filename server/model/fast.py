@@ -210,7 +210,8 @@ class TFLiteBackbone:
         self._it.invoke()
         return [self._it.get_tensor(i).copy() for i in self._outputs]
 
-    def __call__(self, mel) -> dict[str, np.ndarray]:
+    def __call__(self, mel, streams=None) -> dict[str, np.ndarray]:
+        """``streams`` is accepted for the common interface; this backend computes every frame."""
         mel = check_patches(mel)
         if mel.shape[0] == 0:
             return empty_outputs()
@@ -272,11 +273,6 @@ class FastBackbone:
                       for i in range(mel.shape[0])]
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(_OUTPUTS)}
 
-    def forget(self, key) -> None:
-        """Drop what is remembered of stream ``key`` (it ended)."""
-        with self._lock:
-            self.frontend.forget(key)
-
     def __repr__(self) -> str:
         return f"FastBackbone({self.variant!r}, threads={self.threads})"
 
@@ -307,3 +303,10 @@ def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None, threa
         if backbone is None:
             backbone = _cache[key] = (FastBackbone if backend == "fast" else TFLiteBackbone)(variant, threads)
     return backbone
+
+
+def frame_counts() -> tuple[int, int]:
+    """Timbral frames (computed, reused) so far by every ``fast`` backbone of this process."""
+    with _cache_lock:
+        frontends = [b.frontend for b in _cache.values() if isinstance(b, FastBackbone)]
+    return sum(f.frames_computed for f in frontends), sum(f.frames_reused for f in frontends)

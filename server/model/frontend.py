@@ -57,9 +57,6 @@ class TimbralFrontEnd:
         self.frames_computed = 0
         self.frames_reused = 0
 
-    def forget(self, key) -> None:
-        self._streams.pop(key, None)
-
     def __call__(self, mel: np.ndarray, streams=None) -> np.ndarray:
         x = mel * self.scale + self.shift  # the input batch norm (one channel)
         out = np.empty((x.shape[0], N_FRAMES, TIMBRAL_DIM), np.float32)

@@ -203,7 +203,7 @@ def _run_backbone(name: str, mel: np.ndarray, streams, threads: int | None) -> d
     from .fast import get_backbone
 
     backbone = get_backbone(name, threads=threads)
-    return backbone(mel, streams) if getattr(backbone, "forget", None) else backbone(mel)
+    return backbone(mel, streams)
 
 
 def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = True,

@@ -275,7 +275,8 @@ class MusicnnBackbone:
 
         self._infer = infer
 
-    def __call__(self, mel) -> dict[str, np.ndarray]:
+    def __call__(self, mel, streams=None) -> dict[str, np.ndarray]:
+        """``streams`` is accepted for the common interface; the port computes every frame."""
         mel = check_patches(mel)
         if mel.shape[0] == 0:
             return empty_outputs()

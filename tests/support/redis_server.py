@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from server.subprocesses import stop_process
+
 BINARY = "redis-server"
 
 
@@ -53,12 +55,7 @@ def running_redis(timeout: float = 15.0):
             time.sleep(0.05)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, grace=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from server.subprocesses import stop_process
 from tests.support.audio import make_music
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,9 +64,11 @@ def write_wav(path, seconds: float = 2.0, sr: int = 22050) -> str:
     return str(path)
 
 
-class LiveServer:
-    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, upload_dir: str):
-        self.proc, self.url, self.log_path, self.upload_dir = proc, url, log_path, upload_dir
+class ServerProcess:
+    """A server in a subprocess: ``proc``, its ``url``, its log and the access token it printed (if any)."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, token: str | None = None):
+        self.proc, self.url, self.log_path, self.token = proc, url, log_path, token
 
     def log(self) -> str:
         try:
@@ -88,20 +91,15 @@ def live_server(*sources: str, extra_args=(), timeout: float = START_TIMEOUT):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path, upload_dir)
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
     try:
         wait_until_up(server, timeout)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
-def wait_until_up(server: LiveServer, timeout: float) -> None:
+def wait_until_up(server: ServerProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
@@ -115,17 +113,6 @@ def wait_until_up(server: LiveServer, timeout: float) -> None:
 
 
 # --- the web tier alone: ``serve()`` in a subprocess with an Engine that loads no model ----------------
-class AppServer:
-    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, token: str | None):
-        self.proc, self.url, self.log_path, self.token = proc, url, log_path, token
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-6000:]
-        except OSError:
-            return ""
-
-
 @contextlib.contextmanager
 def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     """``server.web.app.serve(Engine(), host, port, **serve_kwargs)`` in a subprocess.
@@ -143,19 +130,14 @@ def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tests.support.web", json.dumps(config)], cwd=ROOT,
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path, None)
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
     try:
         wait_until_up(server, timeout)
         found = re.search(r"\?token=(\S+)", server.log())
         server.token = found.group(1) if found else None
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def _run_app_server(config: dict) -> None:
