@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_MELS, WINDOW_FRAMES
+from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
+from .features import mel_power
 from .payloads import prediction_payload, spectrogram_payload
 from .pipeline import Pipeline, Window
 from .source_specs import SourceSpecError, make_source, source_id_for
@@ -113,8 +114,10 @@ class Engine:
 
         try:
             model = load_model(name)
-            # Build and trace the networks now, not on the first live window.
+            # Build and trace the networks, and the mel filters (librosa imports in
+            # seconds), now rather than on the worker at the first live window.
             model.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), dtype=np.float32))
+            mel_power(np.zeros(N_FFT, np.float32))
         except Exception as exc:
             self.model_error = f"could not load model {name or 'default'}: {exc}"
             self.notice(self.model_error)
