@@ -20,7 +20,7 @@ from server.training.dataset import list_tracks  # noqa: E402
 from server.training.embeddings import cache_path, collection_outputs, default_cache_dir  # noqa: E402
 from server.training.dataset import file_hash  # noqa: E402
 from server.training.head import cross_validate  # noqa: E402
-from server.training.train import cv_metrics, label_index  # noqa: E402
+from server.training.train import cv_metrics, label_index, saved_members, spec_name  # noqa: E402
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",
               "gain+6": "level +6 dB (clipped at full scale)", "sr44100": "captured at 44.1 kHz, resampled",
@@ -32,12 +32,19 @@ def pct(x):
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+def head_text(head):
+    if head["kind"] != "ensemble":
+        return f"`{json.dumps(head)}`"
+    members = "; ".join(f"`{spec_name(m['features'], m['spec'])}`" for m in head["members"])
+    return (f"the mean of {len(head['members'])} heads' probabilities — {members} (`kernel`: logistic regression "
+            "on Gaussian-kernel values against 1000 training windows, a Nyström approximation of a kernel machine)")
+
+
 def ablation(data_dir, meta, cache_dir):
     """Grouped-CV window accuracy at several levels: raw vs level-normalised, with/without augmentation."""
     tracks = list_tracks(data_dir)
     labels, tl = label_index(tracks)
-    keys = meta["features"]["keys"]
-    spec = meta["head"]
+    members = saved_members(meta)
     cv = meta["cross_validation"]
     conds = ("clean", "gain-12", "gain-6", "gain+6")
     rows = []
@@ -51,7 +58,7 @@ def ablation(data_dir, meta, cache_dir):
             continue
         out = collection_outputs(tracks, need, hop_s=cv["hop_s"], level_norm=norm, cache_dir=cache_dir,
                                  progress=False)
-        held = cross_validate(out, tl, len(labels), keys, spec, train_conds, conds, cv["folds"], cv["repeats"])
+        held = cross_validate(out, tl, len(labels), members, train_conds, conds, cv["folds"], cv["repeats"])
         m = cv_metrics(held, labels, len(tracks), None)
         rows.append((title, [m[c]["window_accuracy"] for c in conds], [m[c]["track_accuracy"] for c in conds]))
     return conds, rows
@@ -90,7 +97,8 @@ def main() -> int:
     w(f"- Features: {', '.join(f['keys'])}; each window's mel power is first rescaled to a mean of "
       f"{LEVEL_REF_DB:g} dB (per-window level normalisation: input level no longer matters; live, each frame "
       "is normalised once, with the stream's gain held while windows stay within 2 dB of it).")
-    w(f"- Head: {json.dumps(meta['head'])} on standardised features (sklearn), exported as plain weights.")
+    w(f"- Head: {head_text(meta['head'])}; fitted with sklearn on standardised features, exported as plain weights "
+      "(numpy only at run time).")
     w(f"- Training data per clip: {', '.join(cv['train_conditions'])} — `rand*` are random live-like chains: "
       "gain −12..+6 dB, time shift, white noise, EQ tilt, capture at 22.05/44.1/48 kHz and resampling, and "
       "half the time a speaker→microphone simulation (band-limit, soft saturation, synthetic room response, "

@@ -126,7 +126,7 @@ def ensemble(*factories, geometric=False):
 
 
 CLASSIFIERS = {
-    "lr(C=0.01)": lr(0.01),  # the shipped head
+    "lr(C=0.01)": lr(0.01),  # session 1's shipped head
     "lr(C=0.001)": lr(0.001),
     "lr(C=0.003)": lr(0.003),
     "lr(C=0.1)": lr(0.1),
@@ -146,7 +146,7 @@ CLASSIFIERS = {
 
 # Training sets: (condition, hop) pairs of the training tracks; hop 1.5 = overlapping windows.
 TRAIN_SETS = {
-    "aug4": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(4)],  # shipped
+    "aug4": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(4)],  # session 1's training set
     "clean": [("clean", 3.0)],
     "aug8": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(8)],
     "aug4+mic4": [("clean", 3.0)] + [(f"rand{k}", 3.0) for k in range(4)] + [(f"mic{k}", 3.0) for k in range(4)],
@@ -161,7 +161,7 @@ PLAN = ([("emb", c, "aug4") for c in CLASSIFIERS]
         + [("emb-l2", "lr(C=0.01)", t) for t in TRAIN_SETS if t != "aug4"])
 
 
-BASELINE = ("emb", "lr(C=0.01)", "aug4")  # the shipped head, first row: Δ columns are relative to it
+BASELINE = ("emb", "lr(C=0.01)", "aug4")  # session 1's head, first row: Δ columns are relative to it
 
 
 def load(tracks, plan, level_norm=True):

@@ -37,7 +37,7 @@ def test_grouped_folds_never_leak_a_track():
         assert sorted(seen) == list(range(len(track_labels)))  # every track held out exactly once
         for train, test in folds:
             assert not set(train) & set(test)
-    held = cross_validate(outputs, track_labels, 4, ["x/embedding"], {"kind": "logreg", "C": 1.0},
+    held = cross_validate(outputs, track_labels, 4, [(["x/embedding"], {"kind": "logreg", "C": 1.0})],
                           n_splits=5, repeats=2)["clean"]
     assert len(held["y"]) == 2 * 7 * len(track_labels)  # every window of every track, once per repeat
 
@@ -47,7 +47,8 @@ def test_head_fits_random_separable_features():
     centers = rng.standard_normal((3, 20)) * 3
     y = rng.integers(0, 3, 300)
     X = (centers[y] + rng.standard_normal((300, 20))).astype(np.float32)
-    for spec in ({"kind": "logreg", "C": 1.0}, {"kind": "mlp", "hidden": 16, "alpha": 1e-3}):
+    for spec in ({"kind": "logreg", "C": 1.0}, {"kind": "mlp", "hidden": 16, "alpha": 1e-3},
+                 {"kind": "kernel", "centers": 50, "C": 1.0}):
         w = fit_head(X, y, 4, spec)  # label 3 never seen: still a column, near-zero probability
         probs = dense_forward(X, w)
         assert probs.shape == (300, 4)

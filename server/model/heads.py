@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 FORMAT = "genre-monitor-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: ensembles of heads (``head.kind == "ensemble"``); 1 is still read
 
 # Per-window level normalisation, done on the mel power (a gain on the audio is a
 # gain on every mel bin), so the head sees the same thing at any input level.
@@ -236,15 +236,44 @@ def assemble(outputs: dict[str, np.ndarray], feature_keys: list[str]) -> np.ndar
     return np.concatenate([outputs[k] for k in feature_keys], axis=1).astype(np.float32)
 
 
+def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float) -> np.ndarray:
+    """Gaussian kernel values exp(−γ‖z − c‖²) of each row of ``z`` against each centre."""
+    d2 = (z * z).sum(1, keepdims=True) - 2.0 * z @ centers.T + (centers * centers).sum(1)
+    return np.exp(-gamma * np.maximum(d2, 0.0))
+
+
 def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
-    """Standardise, then dense layers (ReLU between), softmax: the head's forward pass."""
+    """Standardise, map onto kernel centres (kernel heads), dense layers (ReLU between), softmax."""
     h = (x - weights["mean"]) / weights["scale"]
+    if "centers" in weights:
+        h = rbf_map(h, weights["centers"], float(weights["gamma"]))
     n_layers = sum(1 for k in weights if k.startswith("W"))
     for i in range(n_layers):
         h = h @ weights[f"W{i}"] + weights[f"b{i}"]
         if i < n_layers - 1:
             h = np.maximum(h, 0.0)
     return softmax(h)
+
+
+def member_weights(weights: dict[str, np.ndarray], n_members: int) -> list[dict[str, np.ndarray]]:
+    """Split an ensemble's ``m<j>.<name>`` arrays into one weight dict per member."""
+    if n_members == 1 and not any(k.startswith("m0.") for k in weights):
+        return [weights]
+    return [{k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"m{j}.")} for j in range(n_members)]
+
+
+def head_members(meta: dict) -> list[list[str]]:
+    """Each member head's feature keys (one member unless ``head.kind`` is ``ensemble``)."""
+    head = meta.get("head", {})
+    if head.get("kind") == "ensemble":
+        return [list(m["keys"]) for m in head["members"]]
+    return [list(meta["features"]["keys"])]
+
+
+def ensemble_forward(outputs: dict[str, np.ndarray], members: list[tuple[list[str], dict]]) -> np.ndarray:
+    """Mean of the member heads' probabilities, each on its own backbone outputs."""
+    probs = [dense_forward(assemble(outputs, keys), w) for keys, w in members]
+    return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
 
 
 def read_model_json(directory: str) -> dict:
@@ -262,7 +291,7 @@ def read_model_json(directory: str) -> dict:
 
 
 class HeadModel(GenreModel):
-    """Backbone outputs → standardise → dense head (logistic regression or a small MLP)."""
+    """Backbone outputs → standardise → head(s): logistic regression, kernel, small MLP, or their mean."""
 
     def __init__(self, directory: str, meta: dict | None = None):
         super().__init__()
@@ -275,15 +304,17 @@ class HeadModel(GenreModel):
         self.description = meta.get("description", "")
         feats = meta["features"]
         self.backbones = list(feats["backbones"])
-        self.feature_keys = list(feats["keys"])
         self.level_norm = bool(feats.get("level_norm", True))
         try:
+            keys = head_members(meta)
             with np.load(os.path.join(directory, meta.get("weights", "weights.npz"))) as z:
-                self.weights = {k: z[k].astype(np.float32) for k in z.files}
-        except (OSError, ValueError) as err:
-            raise ModelError(f"Cannot read the weights of model {self.name!r}: {err}") from err
-        if self.weights[f"b{sum(1 for k in self.weights if k.startswith('W')) - 1}"].shape[0] != len(self.labels):
-            raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
+                weights = {k: z[k].astype(np.float32) for k in z.files}
+            self.members = list(zip(keys, member_weights(weights, len(keys))))
+            for _, w in self.members:
+                if w[f"b{sum(1 for k in w if k.startswith('W')) - 1}"].shape[0] != len(self.labels):
+                    raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
+        except (OSError, ValueError, KeyError) as err:
+            raise ModelError(f"Cannot read the weights of model {self.name!r}: {err!r}") from err
         self.tagset = TagSet(self.backbones)
         self.tag_names = self.tagset.names
         self._levels = StreamLevels()
@@ -292,7 +323,7 @@ class HeadModel(GenreModel):
         if self.level_norm:
             mel = self._levels(mel, streams)
         outputs = backbone_features(mel, self.backbones, level_norm=False, streams=streams)
-        probs = dense_forward(assemble(outputs, self.feature_keys), self.weights)
+        probs = ensemble_forward(outputs, self.members)
         tags = self.tagset.scores([outputs[f"{b}/tags"] for b in self.backbones])
         return probs, tags
 

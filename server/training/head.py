@@ -1,9 +1,12 @@
 """Genre heads on backbone outputs: design matrices, fitting, grouped cross-validation.
 
-A head spec is a plain dict: ``{"kind": "logreg", "C": 1.0}`` or
-``{"kind": "mlp", "hidden": 256, "alpha": 1e-3}``. Fitted heads are exported as plain
-weight arrays and always scored through ``heads.dense_forward``, the same code the
-live model runs.
+A head spec is a plain dict: ``{"kind": "logreg", "C": 1.0}``,
+``{"kind": "kernel", "centers": 1000, "C": 1.0}`` (logistic regression on Gaussian-kernel
+values against ``centers`` training windows: a Nyström approximation of a kernel machine),
+or ``{"kind": "mlp", "hidden": 256, "alpha": 1e-3}``. A candidate is a list of members,
+``(feature keys, spec)``; more than one member is an ensemble whose probabilities are
+averaged. Fitted heads are exported as plain weight arrays and always scored through
+``heads.ensemble_forward``, the same code the live model runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..model.heads import assemble, dense_forward
+from ..model.heads import ensemble_forward
 
 # Feature sets compared by cross-validation: names → backbone output keys.
 FEATURE_SETS = {
@@ -38,6 +41,8 @@ def backbones_of(feature_keys: list[str]) -> list[str]:
 
 def design(outputs: list[dict], label_idx: list[int], feature_keys: list[str], track_ids: list[int] | None = None):
     """Stack tracks' windows: ``X (N,d)``, ``y (N,)`` label indices, ``groups (N,)`` track indices."""
+    from ..model.heads import assemble
+
     xs, ys, gs = [], [], []
     for i, (out, lab) in enumerate(zip(outputs, label_idx)):
         x = assemble(out, feature_keys)
@@ -45,6 +50,13 @@ def design(outputs: list[dict], label_idx: list[int], feature_keys: list[str], t
         ys.append(np.full(len(x), lab))
         gs.append(np.full(len(x), i if track_ids is None else track_ids[i]))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def _logits_layer(W: np.ndarray, b: np.ndarray, n_present: int) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's binary form has one logit; softmax of (0, z) is the same as its sigmoid."""
+    if n_present == 2:
+        return np.concatenate([np.zeros_like(W), W], axis=1), np.concatenate([[0.0], b])
+    return W, b
 
 
 def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
@@ -63,10 +75,20 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
 
             clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 300))
             clf.fit(Z, y)
-            layers = [(clf.coef_.T, clf.intercept_)]
-            if len(present) == 2:  # sklearn's binary form: one logit; softmax of (0, z) is the same
-                layers = [(np.concatenate([np.zeros_like(clf.coef_.T), clf.coef_.T], axis=1),
-                           np.concatenate([[0.0], clf.intercept_]))]
+            layers = [_logits_layer(clf.coef_.T, clf.intercept_, len(present))]
+        elif spec["kind"] == "kernel":
+            from sklearn.kernel_approximation import Nystroem
+            from sklearn.linear_model import LogisticRegression
+
+            # γ = 1/d: the kernel width of a unit-variance feature space (sklearn's "scale").
+            gamma = spec.get("gamma", 1.0 / Z.shape[1])
+            nys = Nystroem(gamma=gamma, n_components=min(spec.get("centers", 1000), len(Z)), random_state=seed)
+            K = nys.fit_transform(Z)
+            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 500))
+            clf.fit(K, y)
+            # Nyström features are kernel values times a fixed matrix: fold it into the first layer.
+            weights.update(centers=nys.components_, gamma=np.float32(gamma))
+            layers = [_logits_layer(nys.normalization_.T @ clf.coef_.T, clf.intercept_, len(present))]
         elif spec["kind"] == "mlp":
             from sklearn.neural_network import MLPClassifier
 
@@ -74,9 +96,7 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
                                 max_iter=spec.get("max_iter", 200), random_state=seed, early_stopping=False)
             clf.fit(Z, y)
             layers = list(zip(clf.coefs_, clf.intercepts_))
-            if len(present) == 2:
-                W, b = layers[-1]
-                layers[-1] = (np.concatenate([np.zeros_like(W), W], axis=1), np.concatenate([[0.0], b]))
+            layers[-1] = _logits_layer(*layers[-1], len(present))
         else:
             raise ValueError(f"Unknown head kind {spec['kind']!r}")
     # Expand to all labels: a label absent from the training windows gets a very low logit.
@@ -108,28 +128,39 @@ def grouped_folds(track_labels: np.ndarray, n_splits: int, seed: int) -> list[tu
     return list(splitter.split(tracks, track_labels, groups=tracks))
 
 
-def cross_validate(outputs: dict[str, list[dict]], track_labels: np.ndarray, n_labels: int, feature_keys: list[str],
-                   spec: dict, train_conditions=("clean",), eval_conditions=("clean",), n_splits: int = 5,
-                   repeats: int = 1, seed: int = 0) -> dict[str, dict]:
-    """Held-out window probabilities per eval condition, pooled over folds and repeats.
+def fit_members(outputs: dict[str, list[dict]], track_labels: np.ndarray, track_idx: np.ndarray, n_labels: int,
+                members: list[tuple[list[str], dict]], train_conditions=("clean",),
+                seed: int = 0) -> list[tuple[list[str], dict]]:
+    """Fit every member head on the windows of ``track_idx`` under ``train_conditions``."""
+    fitted = []
+    for keys, spec in members:
+        parts = [design([outputs[c][i] for i in track_idx], track_labels[track_idx], keys, track_idx)
+                 for c in train_conditions]
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        fitted.append((keys, fit_head(X, y, n_labels, spec, seed=seed)))
+    return fitted
+
+
+def cross_validate(outputs: dict[str, list[dict]], track_labels: np.ndarray, n_labels: int,
+                   members: list[tuple[list[str], dict]], train_conditions=("clean",), eval_conditions=("clean",),
+                   n_splits: int = 5, repeats: int = 1, seed: int = 0) -> dict[str, dict]:
+    """Held-out window probabilities of a candidate (its member heads), pooled over folds and repeats.
 
     Returns ``{condition: {"probs": (N,L), "y": (N,), "groups": (N,) track index, "repeat": (N,)}}``.
     """
     result = {c: {"probs": [], "y": [], "groups": [], "repeat": []} for c in eval_conditions}
     for r in range(repeats):
         for train_idx, test_idx in grouped_folds(track_labels, n_splits, seed + r):
-            parts = [design([outputs[c][i] for i in train_idx], track_labels[train_idx], feature_keys, train_idx)
-                     for c in train_conditions]
-            X = np.concatenate([p[0] for p in parts])
-            y = np.concatenate([p[1] for p in parts])
-            weights = fit_head(X, y, n_labels, spec, seed=seed + r)
+            fitted = fit_members(outputs, track_labels, train_idx, n_labels, members, train_conditions, seed + r)
             for c in eval_conditions:
-                Xt, yt, gt = design([outputs[c][i] for i in test_idx], track_labels[test_idx], feature_keys, test_idx)
-                res = result[c]
-                res["probs"].append(dense_forward(Xt, weights))
-                res["y"].append(yt)
-                res["groups"].append(gt)
-                res["repeat"].append(np.full(len(yt), r))
+                for i in test_idx:
+                    probs = ensemble_forward(outputs[c][i], fitted)
+                    res = result[c]
+                    res["probs"].append(probs)
+                    res["y"].append(np.full(len(probs), track_labels[i]))
+                    res["groups"].append(np.full(len(probs), i))
+                    res["repeat"].append(np.full(len(probs), r))
     return {c: {k: np.concatenate(v) for k, v in res.items()} for c, res in result.items()}
 
 

@@ -19,23 +19,54 @@ from . import augment
 from .dataset import DatasetError, Track, filter_split, list_tracks
 from .embeddings import collection_outputs
 from .evaluate import metrics
-from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, design, fit_head
+from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
 from ..model.heads import FORMAT, FORMAT_VERSION
 
+_EMB_LOGREG = ("emb", {"kind": "logreg", "C": 0.01})
+_POOLS_LOGREG = ("emb+pools", {"kind": "logreg", "C": 0.1})
+_EMB_KERNEL = ("emb", {"kind": "kernel", "centers": 1000, "C": 1.0})
 DEFAULT_GRID = [
-    ("emb", {"kind": "logreg", "C": 0.01}),
-    ("emb", {"kind": "logreg", "C": 0.1}),
+    _EMB_LOGREG,
     ("emb+tags", {"kind": "logreg", "C": 0.1}),
-    ("emb+pools", {"kind": "logreg", "C": 0.1}),
-    ("emb", {"kind": "mlp", "hidden": 256, "alpha": 1e-2}),
+    _POOLS_LOGREG,
+    _EMB_KERNEL,
+    ("ensemble", {"kind": "ensemble", "members": [_POOLS_LOGREG, _EMB_LOGREG]}),
+    ("ensemble", {"kind": "ensemble", "members": [_POOLS_LOGREG, _EMB_KERNEL]}),
 ]
 
 QUICK_GRID = [("emb", {"kind": "logreg", "C": 0.1})]
 
 
 def spec_name(features: str, spec: dict) -> str:
+    if spec["kind"] == "ensemble":
+        return "mean(" + ", ".join(spec_name(f, s) for f, s in spec["members"]) + ")"
     extra = ",".join(f"{k}={v}" for k, v in spec.items() if k != "kind")
     return f"{features}/{spec['kind']}({extra})"
+
+
+def candidate_members(features: str, spec: dict) -> list[tuple[list[str], dict]]:
+    """A grid entry's member heads as ``(feature keys, spec)``: one, or an ensemble's members."""
+    if spec["kind"] == "ensemble":
+        return [(FEATURE_SETS[f], s) for f, s in spec["members"]]
+    return [(FEATURE_SETS[features], spec)]
+
+
+def saved_members(meta: dict) -> list[tuple[list[str], dict]]:
+    """A saved model's member heads as ``(feature keys, spec)``, to refit them (model card ablations)."""
+    head = meta["head"]
+    if head["kind"] == "ensemble":
+        return [(m["keys"], m["spec"]) for m in head["members"]]
+    return [(meta["features"]["keys"], head)]
+
+
+def export_head(features: str, spec: dict, fitted: list[tuple[list[str], dict]]) -> tuple[dict, dict]:
+    """``(model.json "head", weights.npz arrays)``: a single head as before; members as ``m<j>.<name>``."""
+    if spec["kind"] != "ensemble":
+        return spec, fitted[0][1]
+    head = {"kind": "ensemble", "combine": "mean of probabilities",
+            "members": [{"features": f, "keys": keys, "spec": s}
+                        for (f, s), (keys, _) in zip(spec["members"], fitted)]}
+    return head, {f"m{j}.{k}": v for j, (_, w) in enumerate(fitted) for k, v in w.items()}
 
 
 def label_index(tracks: list[Track]) -> tuple[list[str], np.ndarray]:
@@ -115,8 +146,8 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
     grid = grid or DEFAULT_GRID
     candidates = []
     for features, spec in tqdm(grid, desc="cross-validate", unit="head", disable=not progress):
-        held = cross_validate(outputs, track_labels, len(labels), FEATURE_SETS[features], spec, train_conditions,
-                              eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed)
+        held = cross_validate(outputs, track_labels, len(labels), candidate_members(features, spec),
+                              train_conditions, eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed)
         accs = [np.mean(held[c]["probs"].argmax(1) == held[c]["y"]) for c in eval_conditions]
         candidates.append({"name": spec_name(features, spec), "features": features, "spec": spec,
                            "score": float(np.mean(accs)), "held": held})
@@ -128,15 +159,17 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
     log(f"chosen {best['name']}: CV window accuracy {cv['clean']['window_accuracy']:.3f}, "
         f"track accuracy {cv['clean']['track_accuracy']:.3f}, uncertain threshold {threshold}")
 
-    feature_keys = FEATURE_SETS[best["features"]]
-    parts = [design(outputs[c], track_labels, feature_keys) for c in train_conditions]
-    weights = fit_head(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                       len(labels), best["spec"], seed=seed)
+    members = candidate_members(best["features"], best["spec"])
+    fitted = fit_members(outputs, track_labels, np.arange(len(tracks)), len(labels), members, train_conditions, seed)
+    head, weights = export_head(best["features"], best["spec"], fitted)
+    feature_keys = list(dict.fromkeys(k for keys, _ in members for k in keys))
 
     name = name or os.path.basename(os.path.normpath(out_dir))
     counts = {lab: int(np.sum(track_labels == i)) for i, lab in enumerate(labels)}
     meta = {
-        "format": FORMAT, "version": FORMAT_VERSION, "name": name, "arch": "head",
+        # Version 1 readers know single dense heads only; kernels and ensembles need version 2.
+        "format": FORMAT, "version": 1 if head["kind"] in ("logreg", "mlp") else FORMAT_VERSION,
+        "name": name, "arch": "head",
         "description": description or f"{best['name']} on musicnn outputs, trained on {len(tracks)} tracks "
                                       f"of {os.path.basename(os.path.normpath(data_dir))}",
         "labels": labels,
@@ -144,7 +177,7 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
         "uncertain_rule": "top probability below the threshold",
         "features": {"backbones": backbones_of(feature_keys), "keys": feature_keys, "level_norm": level_norm,
                      "input": "log10(10000*mel+1) of 48128 16-kHz samples, 96 mel bands, n_fft 512, hop 256"},
-        "head": best["spec"], "weights": "weights.npz",
+        "head": head, "weights": "weights.npz",
         "metrics": {k: cv["clean"][k] for k in ("window_accuracy", "track_accuracy", "macro_f1",
                                                  "uncertain_rate", "accuracy_when_certain")},
         "cross_validation": {
@@ -157,7 +190,7 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
         "zeroshot_baseline": zeroshot_baseline(outputs, labels, track_labels, eval_conditions),
         "training_data": {"folder": os.path.abspath(data_dir), "n_tracks": len(tracks),
                           "tracks_per_label": counts, "split_files": list(split_files or []),
-                          "n_windows": int(sum(len(p[1]) for p in parts))},
+                          "n_windows": sum(len(next(iter(o.values()))) for c in train_conditions for o in outputs[c])},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     save_model_dir(out_dir, meta, weights)
