@@ -140,6 +140,14 @@ def main() -> int:
       "the live path itself — ring buffer, one frame stream per source, hop 1 s, each frame level-normalised once "
       "with the stream's gain held within 2 dB (so consecutive windows share their frames). Reproduce on new clips "
       "with `python run.py evaluate DATA_DIR --live-sim`.\n")
+    if "room" in conds:
+        clean_r, room_r = clean["per_genre_window_recall"], conds["room"]["per_genre_window_recall"]
+        drops = sorted(((clean_r[g] - room_r[g], g) for g in labels if g in room_r), reverse=True)
+        worst = [f"{g} {clean_r[g]:.2f} → {room_r[g]:.2f}" for d, g in drops if d > 0.1]
+        if worst:
+            w("Under the speaker → microphone simulation the loss is concentrated in a few genres (window recall, "
+              f"clean → room): {', '.join(worst)}; the others change by at most "
+              f"{max(abs(d) for d, g in drops if d <= 0.1):.2f}.\n")
     conds_a, rows = ablation(args.data_dir, meta, args.cache_dir)
     if rows:
         w("### Level invariance (grouped CV, same head)\n")
