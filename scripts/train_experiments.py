@@ -2,7 +2,8 @@
 
     python scripts/train_experiments.py DATA_DIR [--only NAME ...] [--json OUT] [--repeats 2]
 
-Every candidate (features × classifier × training conditions) is scored with the same
+Every candidate (features × classifier × training conditions; ``A|B`` with ``X|Y`` is the
+ensemble of (A, X) and (B, Y), the mean of their probabilities) is scored with the same
 5-fold splits grouped by track (``head.grouped_folds``, seeds 0..repeats-1, as ``train``
 uses): no track has windows on both sides. Evaluation is always the held-out tracks'
 3-s windows at hop 3 s, as the live path cuts them, under the clean condition and the
@@ -53,15 +54,17 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+POOLS = ["MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool", "MSD_musicnn/max_pool", "MTT_musicnn/max_pool"]
+
 FEATURES = {
     "emb": lambda o: _cat(o, EMB),
+    "emb+pools": lambda o: _cat(o, EMB + POOLS),
     "emb-l2": lambda o: np.concatenate([_l2(o[k].astype(np.float64)) for k in EMB], axis=1),
     "emb+logit-tags": lambda o: np.concatenate([_cat(o, EMB), _logit(_cat(o, ["MSD_musicnn/tags",
                                                                              "MTT_musicnn/tags"]))], axis=1),
     "emb+sqrt-meanpools": lambda o: np.concatenate([_cat(o, EMB), _ssqrt(_cat(o, ["MSD_musicnn/mean_pool",
                                                                                  "MTT_musicnn/mean_pool"]))], axis=1),
-    "emb+sqrt-pools": lambda o: np.concatenate([_cat(o, EMB), _ssqrt(_cat(o, [
-        "MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool", "MSD_musicnn/max_pool", "MTT_musicnn/max_pool"]))], axis=1),
+    "emb+sqrt-pools": lambda o: np.concatenate([_cat(o, EMB), _ssqrt(_cat(o, POOLS))], axis=1),
 }
 
 
@@ -116,6 +119,13 @@ def pca_lr(n, C):
     return lambda: _pipe(PCA(n_components=n, whiten=True, random_state=0), LogisticRegression(C=C, max_iter=500))
 
 
+def kernel(C, centers=1000):
+    """``train``'s kernel head: logistic regression on Nyström RBF features (γ = 1/d, sklearn's default)."""
+    from sklearn.kernel_approximation import Nystroem
+    from sklearn.linear_model import LogisticRegression
+    return lambda: _pipe(Nystroem(n_components=centers, random_state=0), LogisticRegression(C=C, max_iter=500))
+
+
 def knn(k):
     from sklearn.neighbors import KNeighborsClassifier
     return lambda: _pipe(KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance"))
@@ -139,6 +149,7 @@ CLASSIFIERS = {
     "pca64w+lr(C=0.01)": pca_lr(64, 0.01),
     "pca32w+lr(C=0.1)": pca_lr(32, 0.1),
     "knn-cos(k=15)": knn(15),
+    "kernel(C=1)": kernel(1.0),
     "ens(lr,lda)": ensemble(lr(0.01), lda("auto")),
     "ens(lr,lda,svm-rbf)": ensemble(lr(0.01), lda("auto"), svm("rbf", 1.0)),
     "ens-geo(lr,lda)": ensemble(lr(0.01), lda("auto"), geometric=True),
@@ -158,7 +169,10 @@ TRAIN_SETS = {
 PLAN = ([("emb", c, "aug4") for c in CLASSIFIERS]
         + [(f, c, "aug4") for f in FEATURES if f != "emb" for c in ("lr(C=0.01)", "lda(shrink=auto)")]
         + [("emb", c, t) for t in TRAIN_SETS if t != "aug4" for c in ("lr(C=0.01)", "lda(shrink=auto)")]
-        + [("emb-l2", "lr(C=0.01)", t) for t in TRAIN_SETS if t != "aug4"])
+        + [("emb-l2", "lr(C=0.01)", t) for t in TRAIN_SETS if t != "aug4"]
+        # Session 3: ensembles of a head on embeddings + pools and one on embeddings ("A|B": mean of both).
+        + [("emb+pools", "lr(C=0.1)", "aug4+mic4"), ("emb", "kernel(C=1)", "aug4+mic4")]
+        + [("emb+pools|emb", f"lr(C=0.1)|{c}", "aug4+mic4") for c in ("lr(C=0.01)", "kernel(C=1)", "svm-rbf(C=1)")])
 
 
 BASELINE = ("emb", "lr(C=0.01)", "aug4")  # session 1's head, first row: Δ columns are relative to it
@@ -179,23 +193,26 @@ def run_candidate(outputs, track_labels, feature, clf, train_set, n_splits=5, re
     """Held-out window/track accuracy per fold run and condition."""
     from sklearn.exceptions import ConvergenceWarning
 
-    feat = FEATURES[feature]
-    X = {key: [feat(o) for o in outs] for key, outs in outputs.items()}
+    # "A|B" with "X|Y": an ensemble, the mean of the probabilities of (A, X) and (B, Y).
+    members = list(zip(feature.split("|"), clf.split("|")))
+    X = [{key: [FEATURES[f](o) for o in outs] for key, outs in outputs.items()} for f, _ in members]
     per = {c: {"win": [], "track": []} for c in augment.EVAL_CONDITIONS}
     pooled = {c: [0, 0] for c in augment.EVAL_CONDITIONS}
     for r in range(repeats):
         for train_idx, test_idx in grouped_folds(track_labels, n_splits, r):
-            Xtr = np.concatenate([X[key][i] for key in TRAIN_SETS[train_set] for i in train_idx])
-            ytr = np.concatenate([np.full(len(X[key][i]), track_labels[i])
-                                  for key in TRAIN_SETS[train_set] for i in train_idx])
-            model = CLASSIFIERS[clf]()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(Xtr, ytr)
+            models = []
+            for Xm, (_, c) in zip(X, members):
+                Xtr = np.concatenate([Xm[key][i] for key in TRAIN_SETS[train_set] for i in train_idx])
+                ytr = np.concatenate([np.full(len(Xm[key][i]), track_labels[i])
+                                      for key in TRAIN_SETS[train_set] for i in train_idx])
+                models.append(CLASSIFIERS[c]())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    models[-1].fit(Xtr, ytr)
             for c in augment.EVAL_CONDITIONS:
                 wins, tr_ok = [], []
                 for i in test_idx:
-                    p = model.predict_proba(X[(c, 3.0)][i])
+                    p = np.mean([m.predict_proba(Xm[(c, 3.0)][i]) for m, Xm in zip(models, X)], axis=0)
                     wins.append(p.argmax(1) == track_labels[i])
                     tr_ok.append(p.mean(0).argmax() == track_labels[i])
                 w = np.concatenate(wins)
