@@ -15,12 +15,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from server.model.heads import LEVEL_REF_DB  # noqa: E402
+from server.model.heads import LEVEL_REF_DB, head_members  # noqa: E402
 from server.training.dataset import list_tracks  # noqa: E402
 from server.training.embeddings import cache_path, collection_outputs, default_cache_dir  # noqa: E402
 from server.training.dataset import file_hash  # noqa: E402
 from server.training.head import cross_validate  # noqa: E402
-from server.training.train import cv_metrics, label_index, saved_members, spec_name  # noqa: E402
+from server.training.train import cv_metrics, label_index, spec_name  # noqa: E402
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",
               "gain+6": "level +6 dB (clipped at full scale)", "sr44100": "captured at 44.1 kHz, resampled",
@@ -37,14 +37,15 @@ def head_text(head):
         return f"`{json.dumps(head)}`"
     members = "; ".join(f"`{spec_name(m['features'], m['spec'])}`" for m in head["members"])
     return (f"the mean of {len(head['members'])} heads' probabilities — {members} (`kernel`: logistic regression "
-            "on Gaussian-kernel values against 1000 training windows, a Nyström approximation of a kernel machine)")
+            "on Gaussian-kernel values against `centers` training windows, a Nyström approximation of a kernel "
+            "machine)")
 
 
 def ablation(data_dir, meta, cache_dir):
     """Grouped-CV window accuracy at several levels: raw vs level-normalised, with/without augmentation."""
     tracks = list_tracks(data_dir)
     labels, tl = label_index(tracks)
-    members = saved_members(meta)
+    members = head_members(meta)
     cv = meta["cross_validation"]
     conds = ("clean", "gain-12", "gain-6", "gain+6")
     rows = []

@@ -15,15 +15,14 @@ The maps of runs of consecutive frames come from a ``run`` function (the
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 
 from .musicnn import BN_EPSILON, N_FRAMES, TIMBRAL_DIM
+from .stream_memory import StreamMemory
 
 CONTEXT = 3  # input frames on each side of an output frame (7-frame filters)
-MAX_STREAMS = 64  # streams remembered (~0.4 MB each); the least recently used is forgotten first
 
 
 def input_norm(model) -> tuple[float, float]:
@@ -53,7 +52,7 @@ class TimbralFrontEnd:
     def __init__(self, norm: tuple[float, float], run: Callable[[np.ndarray], np.ndarray]):
         self.scale, self.shift = np.float32(norm[0]), np.float32(norm[1])
         self.run = run
-        self._streams: OrderedDict = OrderedDict()  # key -> (first_frame, input rows, timbral maps)
+        self._memory = StreamMemory()  # per stream: the last window's normalised input and timbral maps
         self.frames_computed = 0
         self.frames_reused = 0
 
@@ -70,19 +69,17 @@ class TimbralFrontEnd:
         if streams is not None:
             for b, item in enumerate(streams):
                 if item is not None and item[0] is not None:
-                    self._remember(item[0], item[1], x[b], out[b])
+                    self._memory.remember(item[0], item[1], x[b], out[b])
         return out
 
     def _reuse(self, key, first: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Copy reusable frames into ``out``; return the mask of frames still to compute."""
         needed = np.ones(N_FRAMES, bool)
-        prev = self._streams.get(key) if key is not None else None
-        if prev is None:
+        prev = self._memory.get(key)
+        found = prev and StreamMemory.overlap(prev, first, x, N_FRAMES - 2 * CONTEXT)
+        if not found:
             return needed
-        d = first - prev[0]
-        if not 0 <= d < N_FRAMES - 2 * CONTEXT:
-            return needed
-        same = np.all(prev[1][d:] == x[:N_FRAMES - d], axis=1)  # rows equal in both windows
+        d, same = found  # rows equal in both windows
         # Frame t needs rows t-3..t+3 equal, and to be interior (no zero padding) in both windows.
         run = np.convolve(same, np.ones(2 * CONTEXT + 1, int), mode="valid") == 2 * CONTEXT + 1
         ok = np.zeros(N_FRAMES, bool)
@@ -90,16 +87,10 @@ class TimbralFrontEnd:
         ok[N_FRAMES - CONTEXT - d:] = False
         if ok.any():
             t = np.flatnonzero(ok)
-            out[t] = prev[2][t + d]
+            out[t] = prev.out[t + d]
             self.frames_reused += t.size
         needed[ok] = False
         return needed
-
-    def _remember(self, key, first: int, x: np.ndarray, out: np.ndarray) -> None:
-        self._streams[key] = (first, x.copy(), out.copy())
-        self._streams.move_to_end(key)
-        while len(self._streams) > MAX_STREAMS:
-            self._streams.popitem(last=False)
 
     def _compute(self, x: np.ndarray, todo: list[tuple[int, int, int]], out: np.ndarray) -> None:
         padded = np.pad(x, ((0, 0), (CONTEXT, CONTEXT), (0, 0)))  # zeros after the input norm, as the port

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .stream_memory import StreamMemory
+
 FORMAT = "genre-monitor-model"
-FORMAT_VERSION = 2  # 2: ensembles of heads (``head.kind == "ensemble"``); 1 is still read
+FORMAT_VERSION = 2  # the newest format read; 2 added kernel heads and ensembles (1 is still read)
 
 # Per-window level normalisation, done on the mel power (a gain on the audio is a
 # gain on every mel bin), so the head sees the same thing at any input level.
@@ -28,7 +29,6 @@ LEVEL_MAX_GAIN_DB = 30.0  # silence stays quiet instead of becoming amplified no
 # so consecutive windows share identical frames, whose front-end the backbone
 # computes once (``frontend.TimbralFrontEnd``).
 LEVEL_HOLD_DB = 2.0
-MAX_STREAMS = 64  # live streams remembered by StreamLevels; the least recently used is forgotten
 
 # Backbone tags that name a genre or style; the rest (instruments, voice, mood,
 # decades) are the dashboard's descriptive tags.
@@ -84,7 +84,7 @@ class StreamLevels:
 
     def __init__(self, hold_db: float = LEVEL_HOLD_DB):
         self.hold_db = hold_db
-        self._streams: OrderedDict = OrderedDict()  # key -> (first frame, raw rows, normalised rows, gain)
+        self._memory = StreamMemory()  # per stream: the last window's raw and normalised rows, its gain
 
     def __call__(self, mel: np.ndarray, streams=None) -> np.ndarray:
         gains = level_gain_db(mel)
@@ -94,21 +94,18 @@ class StreamLevels:
                 out[b] = apply_gain(mel[b:b + 1], gains[b:b + 1])[0]
                 continue
             key, first = item
-            prev = self._streams.get(key)
+            prev = self._memory.get(key)
             gain = gains[b]
-            if prev is not None and abs(gain - prev[3]) <= self.hold_db:
-                gain = prev[3]
+            if prev is not None and abs(gain - prev.extra) <= self.hold_db:
+                gain = prev.extra
             new = np.ones(mel.shape[1], bool)
-            if prev is not None and 0 < first - prev[0] < mel.shape[1]:
-                d = first - prev[0]
-                same = np.all(prev[1][d:] == mel[b, :mel.shape[1] - d], axis=1)  # rows the stream already had
-                out[b, :mel.shape[1] - d][same] = prev[2][d:][same]
+            found = prev and StreamMemory.overlap(prev, first, mel[b], mel.shape[1])
+            if found and found[0] > 0:
+                d, same = found  # rows the stream already had
+                out[b, :mel.shape[1] - d][same] = prev.out[d:][same]
                 new[:mel.shape[1] - d] = ~same
             out[b, new] = apply_gain(mel[b:b + 1, new], [gain])[0]
-            self._streams[key] = (first, mel[b].copy(), out[b].copy(), gain)
-            self._streams.move_to_end(key)
-            while len(self._streams) > MAX_STREAMS:
-                self._streams.popitem(last=False)
+            self._memory.remember(key, first, mel[b], out[b], gain)
         return out
 
 
@@ -242,12 +239,21 @@ def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(-gamma * np.maximum(d2, 0.0))
 
 
+def _n_layers(weights: dict[str, np.ndarray]) -> int:
+    return sum(1 for k in weights if k.startswith("W"))
+
+
+def format_version(head_kind: str) -> int:
+    """The oldest model format that can read a head of this kind (older readers stay usable)."""
+    return 2 if head_kind in ("kernel", "ensemble") else 1
+
+
 def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     """Standardise, map onto kernel centres (kernel heads), dense layers (ReLU between), softmax."""
     h = (x - weights["mean"]) / weights["scale"]
     if "centers" in weights:
         h = rbf_map(h, weights["centers"], float(weights["gamma"]))
-    n_layers = sum(1 for k in weights if k.startswith("W"))
+    n_layers = _n_layers(weights)
     for i in range(n_layers):
         h = h @ weights[f"W{i}"] + weights[f"b{i}"]
         if i < n_layers - 1:
@@ -262,12 +268,12 @@ def member_weights(weights: dict[str, np.ndarray], n_members: int) -> list[dict[
     return [{k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"m{j}.")} for j in range(n_members)]
 
 
-def head_members(meta: dict) -> list[list[str]]:
-    """Each member head's feature keys (one member unless ``head.kind`` is ``ensemble``)."""
+def head_members(meta: dict) -> list[tuple[list[str], dict]]:
+    """Each member head's ``(feature keys, spec)`` (one member unless ``head.kind`` is ``ensemble``)."""
     head = meta.get("head", {})
     if head.get("kind") == "ensemble":
-        return [list(m["keys"]) for m in head["members"]]
-    return [list(meta["features"]["keys"])]
+        return [(list(m["keys"]), m["spec"]) for m in head["members"]]
+    return [(list(meta["features"]["keys"]), head)]
 
 
 def ensemble_forward(outputs: dict[str, np.ndarray], members: list[tuple[list[str], dict]]) -> np.ndarray:
@@ -306,12 +312,12 @@ class HeadModel(GenreModel):
         self.backbones = list(feats["backbones"])
         self.level_norm = bool(feats.get("level_norm", True))
         try:
-            keys = head_members(meta)
+            keys = [k for k, _ in head_members(meta)]
             with np.load(os.path.join(directory, meta.get("weights", "weights.npz"))) as z:
                 weights = {k: z[k].astype(np.float32) for k in z.files}
             self.members = list(zip(keys, member_weights(weights, len(keys))))
             for _, w in self.members:
-                if w[f"b{sum(1 for k in w if k.startswith('W')) - 1}"].shape[0] != len(self.labels):
+                if w[f"b{_n_layers(w) - 1}"].shape[0] != len(self.labels):
                     raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
         except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"Cannot read the weights of model {self.name!r}: {err!r}") from err

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..model.heads import ensemble_forward
+from ..model.heads import assemble, ensemble_forward
 
 # Feature sets compared by cross-validation: names → backbone output keys.
 FEATURE_SETS = {
@@ -41,8 +41,6 @@ def backbones_of(feature_keys: list[str]) -> list[str]:
 
 def design(outputs: list[dict], label_idx: list[int], feature_keys: list[str], track_ids: list[int] | None = None):
     """Stack tracks' windows: ``X (N,d)``, ``y (N,)`` label indices, ``groups (N,)`` track indices."""
-    from ..model.heads import assemble
-
     xs, ys, gs = [], [], []
     for i, (out, lab) in enumerate(zip(outputs, label_idx)):
         x = assemble(out, feature_keys)

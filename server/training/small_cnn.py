@@ -17,7 +17,7 @@ from .dataset import file_hash, filter_split, list_tracks, load_audio, window_me
 from .evaluate import metrics
 from .head import calibrate_threshold, grouped_folds
 from .train import label_index, save_confusion_png
-from ..model.heads import FORMAT, FORMAT_VERSION, normalize_level
+from ..model.heads import FORMAT, format_version, normalize_level
 
 
 def build(n_labels: int):
@@ -84,7 +84,7 @@ def train_small_cnn(data_dir: str, out_dir: str, *, split_files=None, n_augment:
     model.save(os.path.join(out_dir, "model.keras"))
     name = name or os.path.basename(os.path.normpath(out_dir))
     meta = {
-        "format": FORMAT, "version": FORMAT_VERSION, "name": name, "arch": "small-cnn",
+        "format": FORMAT, "version": format_version("small-cnn"), "name": name, "arch": "small-cnn",
         "description": f"small CNN from scratch on log-mel windows, {len(tracks)} tracks",
         "labels": labels, "uncertain_threshold": threshold, "weights": "model.keras",
         "features": {"level_norm": True, "input": "log-mel (187, 96) windows"},

@@ -20,7 +20,7 @@ from .dataset import DatasetError, Track, filter_split, list_tracks
 from .embeddings import collection_outputs
 from .evaluate import metrics
 from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
-from ..model.heads import FORMAT, FORMAT_VERSION
+from ..model.heads import FORMAT, format_version
 
 _EMB_LOGREG = ("emb", {"kind": "logreg", "C": 0.01})
 _POOLS_LOGREG = ("emb+pools", {"kind": "logreg", "C": 0.1})
@@ -49,14 +49,6 @@ def candidate_members(features: str, spec: dict) -> list[tuple[list[str], dict]]
     if spec["kind"] == "ensemble":
         return [(FEATURE_SETS[f], s) for f, s in spec["members"]]
     return [(FEATURE_SETS[features], spec)]
-
-
-def saved_members(meta: dict) -> list[tuple[list[str], dict]]:
-    """A saved model's member heads as ``(feature keys, spec)``, to refit them (model card ablations)."""
-    head = meta["head"]
-    if head["kind"] == "ensemble":
-        return [(m["keys"], m["spec"]) for m in head["members"]]
-    return [(meta["features"]["keys"], head)]
 
 
 def export_head(features: str, spec: dict, fitted: list[tuple[list[str], dict]]) -> tuple[dict, dict]:
@@ -167,9 +159,7 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
     name = name or os.path.basename(os.path.normpath(out_dir))
     counts = {lab: int(np.sum(track_labels == i)) for i, lab in enumerate(labels)}
     meta = {
-        # Version 1 readers know single dense heads only; kernels and ensembles need version 2.
-        "format": FORMAT, "version": 1 if head["kind"] in ("logreg", "mlp") else FORMAT_VERSION,
-        "name": name, "arch": "head",
+        "format": FORMAT, "version": format_version(head["kind"]), "name": name, "arch": "head",
         "description": description or f"{best['name']} on musicnn outputs, trained on {len(tracks)} tracks "
                                       f"of {os.path.basename(os.path.normpath(data_dir))}",
         "labels": labels,
