@@ -32,13 +32,23 @@ def pct(x):
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
+KIND_TEXT = {
+    "logreg": "multinomial logistic regression",
+    "kernel": "logistic regression on Gaussian-kernel values against `centers` training windows, "
+              "a Nyström approximation of a kernel machine",
+    "svm": "an RBF support-vector machine, one-vs-one, with a Platt sigmoid per pair of genres coupled "
+           "into genre probabilities (Wu, Lin & Weng 2004), exported as its support vectors and dual weights",
+    "mlp": "a one-hidden-layer perceptron",
+}
+
+
 def head_text(head):
+    members = head["members"] if head["kind"] == "ensemble" else [{"features": None, "spec": head}]
+    kinds = "; ".join(f"`{k}`: {KIND_TEXT[k]}" for k in dict.fromkeys(m["spec"]["kind"] for m in members))
     if head["kind"] != "ensemble":
-        return f"`{json.dumps(head)}`"
-    members = "; ".join(f"`{spec_name(m['features'], m['spec'])}`" for m in head["members"])
-    return (f"the mean of {len(head['members'])} heads' probabilities — {members} (`kernel`: logistic regression "
-            "on Gaussian-kernel values against `centers` training windows, a Nyström approximation of a kernel "
-            "machine)")
+        return f"`{json.dumps(head)}` ({kinds})"
+    names = "; ".join(f"`{spec_name(m['features'], m['spec'])}`" for m in head["members"])
+    return f"the mean of {len(head['members'])} heads' probabilities — {names} ({kinds})"
 
 
 def ablation(data_dir, meta, cache_dir):

@@ -77,7 +77,7 @@ def test_live_condition_runs_the_live_path(tmp_path):
 
 
 def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
-    """An ensemble candidate (logistic regression + kernel head) round-trips through model.json/weights.npz,
+    """An ensemble candidate (logistic regression + kernel + SVM heads) round-trips through model.json/weights.npz,
     and the loaded model's probabilities are the mean of its members' on the same backbone outputs."""
     from server.audio.resample import resample
     from server.model.heads import backbone_features, dense_forward, load_directory, normalize_level
@@ -86,14 +86,15 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
 
     _, data, cache = trained_model()
     spec = {"kind": "ensemble", "members": [("emb", {"kind": "logreg", "C": 1.0}),
-                                            ("mean-pools", {"kind": "kernel", "centers": 40, "C": 1.0})]}
+                                            ("mean-pools", {"kind": "kernel", "centers": 40, "C": 1.0}),
+                                            ("emb", {"kind": "svm", "C": 1.0})]}
     out = str(tmp_path / "ens")
     meta = train_head(data, out, n_augment=0, grid=[("ensemble", spec)], n_splits=3, repeats=1, hop_s=1.0,
                       cache_dir=cache, progress=False, log=lambda *a: None)
-    assert meta["head"]["kind"] == "ensemble" and meta["version"] == 2
-    assert [m["spec"]["kind"] for m in meta["head"]["members"]] == ["logreg", "kernel"]
+    assert meta["head"]["kind"] == "ensemble" and meta["version"] == 3  # SVM heads need format 3
+    assert [m["spec"]["kind"] for m in meta["head"]["members"]] == ["logreg", "kernel", "svm"]
     model = load_directory(out)
-    assert len(model.members) == 2 and "centers" in model.members[1][1]
+    assert len(model.members) == 3 and "centers" in model.members[1][1] and "pairs" in model.members[2][1]
 
     unseen = make_collection(str(tmp_path / "eval"), per_genre=1, seconds=4.0, seed=5)
     mels = np.concatenate([window_mels(resample(*load_audio(t.path), 16000), 1.0) for t in list_tracks(unseen)])
@@ -101,5 +102,6 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     outputs = backbone_features(normalize_level(mels), model.backbones, level_norm=False)
     parts = [dense_forward(np.concatenate([outputs[k] for k in keys], axis=1), w) for keys, w in model.members]
     np.testing.assert_allclose(probs, np.mean(parts, axis=0), atol=1e-5)
-    assert not np.allclose(parts[0], parts[1], atol=1e-2)  # two different heads, really averaged
+    assert not np.allclose(parts[0], parts[1], atol=1e-2)  # different heads, really averaged
+    assert not np.allclose(parts[0], parts[2], atol=1e-2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from server.features import window_mel
-from server.model.heads import dense_forward, normalize_level
+from server.model.heads import dense_forward, normalize_level, pairwise_coupling, rbf_map
 from server.training import augment
 from server.training.dataset import DatasetError, filter_split, list_tracks, read_split, window_mels
 from server.training.embeddings import track_outputs
@@ -48,13 +48,39 @@ def test_head_fits_random_separable_features():
     y = rng.integers(0, 3, 300)
     X = (centers[y] + rng.standard_normal((300, 20))).astype(np.float32)
     for spec in ({"kind": "logreg", "C": 1.0}, {"kind": "mlp", "hidden": 16, "alpha": 1e-3},
-                 {"kind": "kernel", "centers": 50, "C": 1.0}):
+                 {"kind": "kernel", "centers": 50, "C": 1.0}, {"kind": "svm", "C": 1.0}):
         w = fit_head(X, y, 4, spec)  # label 3 never seen: still a column, near-zero probability
         probs = dense_forward(X, w)
         assert probs.shape == (300, 4)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
         assert np.mean(probs.argmax(1) == y) > 0.9
         assert probs[:, 3].max() < 1e-3
+
+
+def test_pairwise_coupling_recovers_consistent_probabilities():
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.ones(4), size=6)
+    pairs = np.array([(i, j) for i in range(4) for j in range(i + 1, 4)])
+    r = p[:, pairs[:, 0]] / (p[:, pairs[:, 0]] + p[:, pairs[:, 1]])
+    np.testing.assert_allclose(pairwise_coupling(r, pairs, 5)[:, :4], p, atol=1e-5)
+    assert not pairwise_coupling(r, pairs, 5)[:, 4].any()  # a label in no pair
+
+
+def test_svm_head_exports_the_svms_own_decisions():
+    """The exported centres and dense layer give sklearn's one-vs-one decisions, for 2 and 3 labels."""
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(3)
+    for n_labels in (2, 3):
+        y = rng.integers(0, n_labels, 120)
+        X = rng.standard_normal((120, 5)) + np.eye(5)[y] * 1.5
+        w = fit_head(X, y, n_labels, {"kind": "svm", "C": 2.0})
+        Z = (X - w["mean"]) / w["scale"]
+        svc = SVC(C=2.0, gamma=1 / 5, decision_function_shape="ovo").fit(Z, y)
+        ours = rbf_map(Z.astype(np.float32), w["centers"], float(w["gamma"])) @ w["W0"] + w["b0"]
+        np.testing.assert_allclose(ours, svc.decision_function(Z).reshape(120, -1), atol=1e-3)
+        probs = dense_forward(X.astype(np.float32), w)
+        assert np.mean(probs.argmax(1) == svc.predict(Z)) > 0.95
 
 
 def test_calibrated_threshold_separates_wrong_from_right():

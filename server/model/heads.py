@@ -18,7 +18,7 @@ import numpy as np
 from .stream_memory import StreamMemory
 
 FORMAT = "genre-monitor-model"
-FORMAT_VERSION = 2  # the newest format read; 2 added kernel heads and ensembles (1 is still read)
+FORMAT_VERSION = 3  # the newest format read; 2 added kernel heads and ensembles, 3 SVM heads (all are read)
 
 # Per-window level normalisation, done on the mel power (a gain on the audio is a
 # gain on every mel bin), so the head sees the same thing at any input level.
@@ -243,13 +243,46 @@ def _n_layers(weights: dict[str, np.ndarray]) -> int:
     return sum(1 for k in weights if k.startswith("W"))
 
 
-def format_version(head_kind: str) -> int:
-    """The oldest model format that can read a head of this kind (older readers stay usable)."""
-    return 2 if head_kind in ("kernel", "ensemble") else 1
+_KIND_VERSION = {"kernel": 2, "ensemble": 2, "svm": 3}
+
+
+def format_version(head: dict) -> int:
+    """The oldest model format that can read this head (``model.json``'s ``head``): older readers stay usable."""
+    kinds = [head["kind"]] + [m["spec"]["kind"] for m in head.get("members", ())]
+    return max(_KIND_VERSION.get(kind, 1) for kind in kinds)
+
+
+def pairwise_coupling(r: np.ndarray, pairs: np.ndarray, n_labels: int) -> np.ndarray:
+    """Class probabilities (B, n_labels) from pairwise ones, as libsvm couples them.
+
+    ``r[:, p]`` is P(class ``pairs[p, 0]`` | the class is one of ``pairs[p]``). The result
+    minimises Σ_t Σ_{j≠t} (r_jt p_t − r_tj p_j)² with Σ p = 1 (Wu, Lin & Weng 2004, method 2),
+    solved exactly through its KKT system (Q is singular when the r are consistent).
+    Labels in no pair get probability 0.
+    """
+    classes = np.unique(pairs)
+    a, b = np.searchsorted(classes, pairs[:, 0]), np.searchsorted(classes, pairs[:, 1])
+    r = np.clip(np.asarray(r, np.float64), 1e-7, 1 - 1e-7)
+    k = len(classes)
+    R = np.zeros((len(r), k, k))  # R[:, i, j] = P(i | i or j)
+    R[:, a, b] = r
+    R[:, b, a] = 1.0 - r
+    Rt = R.transpose(0, 2, 1)
+    kkt = np.zeros((len(r), k + 1, k + 1))  # [[Q, 1], [1ᵀ, 0]] [p; λ] = [0; 1]
+    kkt[:, :k, :k] = -Rt * R
+    kkt[:, np.arange(k), np.arange(k)] = (Rt ** 2).sum(axis=2)
+    kkt[:, :k, k] = kkt[:, k, :k] = 1.0
+    rhs = np.zeros((len(r), k + 1, 1))
+    rhs[:, k] = 1.0
+    p = np.maximum(np.linalg.solve(kkt, rhs)[:, :k, 0], 0.0)
+    out = np.zeros((len(r), n_labels), np.float32)
+    out[:, classes] = p / p.sum(axis=1, keepdims=True)
+    return out
 
 
 def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
-    """Standardise, map onto kernel centres (kernel heads), dense layers (ReLU between), softmax."""
+    """Standardise, map onto kernel centres (kernel and SVM heads), dense layers (ReLU between),
+    then softmax, or for an SVM's one-vs-one decisions Platt sigmoids and pairwise coupling."""
     h = (x - weights["mean"]) / weights["scale"]
     if "centers" in weights:
         h = rbf_map(h, weights["centers"], float(weights["gamma"]))
@@ -258,7 +291,17 @@ def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
         h = h @ weights[f"W{i}"] + weights[f"b{i}"]
         if i < n_layers - 1:
             h = np.maximum(h, 0.0)
+    if "pairs" in weights:
+        r = 1.0 / (1.0 + np.exp(-(weights["platt_a"] * h + weights["platt_b"])))
+        return pairwise_coupling(r, weights["pairs"].astype(int), int(weights["n_labels"]))
     return softmax(h)
+
+
+def n_outputs(weights: dict[str, np.ndarray]) -> int:
+    """How many labels a member head scores."""
+    if "pairs" in weights:
+        return int(weights["n_labels"])
+    return weights[f"b{_n_layers(weights) - 1}"].shape[0]
 
 
 def member_weights(weights: dict[str, np.ndarray], n_members: int) -> list[dict[str, np.ndarray]]:
@@ -297,7 +340,7 @@ def read_model_json(directory: str) -> dict:
 
 
 class HeadModel(GenreModel):
-    """Backbone outputs → standardise → head(s): logistic regression, kernel, small MLP, or their mean."""
+    """Backbone outputs → standardise → head(s): logistic regression, kernel, SVM, small MLP, or their mean."""
 
     def __init__(self, directory: str, meta: dict | None = None):
         super().__init__()
@@ -317,7 +360,7 @@ class HeadModel(GenreModel):
                 weights = {k: z[k].astype(np.float32) for k in z.files}
             self.members = list(zip(keys, member_weights(weights, len(keys))))
             for _, w in self.members:
-                if w[f"b{_n_layers(w) - 1}"].shape[0] != len(self.labels):
+                if n_outputs(w) != len(self.labels):
                     raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
         except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"Cannot read the weights of model {self.name!r}: {err!r}") from err

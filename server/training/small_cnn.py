@@ -84,7 +84,7 @@ def train_small_cnn(data_dir: str, out_dir: str, *, split_files=None, n_augment:
     model.save(os.path.join(out_dir, "model.keras"))
     name = name or os.path.basename(os.path.normpath(out_dir))
     meta = {
-        "format": FORMAT, "version": format_version("small-cnn"), "name": name, "arch": "small-cnn",
+        "format": FORMAT, "version": format_version({"kind": "small-cnn"}), "name": name, "arch": "small-cnn",
         "description": f"small CNN from scratch on log-mel windows, {len(tracks)} tracks",
         "labels": labels, "uncertain_threshold": threshold, "weights": "model.keras",
         "features": {"level_norm": True, "input": "log-mel (187, 96) windows"},

@@ -25,6 +25,7 @@ from ..model.heads import FORMAT, format_version
 _EMB_LOGREG = ("emb", {"kind": "logreg", "C": 0.01})
 _POOLS_LOGREG = ("emb+pools", {"kind": "logreg", "C": 0.1})
 _EMB_KERNEL = ("emb", {"kind": "kernel", "centers": 1000, "C": 1.0})
+_EMB_SVM = ("emb", {"kind": "svm", "C": 1.0})
 DEFAULT_GRID = [
     _EMB_LOGREG,
     ("emb+tags", {"kind": "logreg", "C": 0.1}),
@@ -32,6 +33,7 @@ DEFAULT_GRID = [
     _EMB_KERNEL,
     ("ensemble", {"kind": "ensemble", "members": [_POOLS_LOGREG, _EMB_LOGREG]}),
     ("ensemble", {"kind": "ensemble", "members": [_POOLS_LOGREG, _EMB_KERNEL]}),
+    ("ensemble", {"kind": "ensemble", "members": [_POOLS_LOGREG, _EMB_SVM]}),
 ]
 
 QUICK_GRID = [("emb", {"kind": "logreg", "C": 0.1})]
@@ -159,7 +161,7 @@ def train_head(data_dir: str, out_dir: str, *, split_files=None, n_augment: int 
     name = name or os.path.basename(os.path.normpath(out_dir))
     counts = {lab: int(np.sum(track_labels == i)) for i, lab in enumerate(labels)}
     meta = {
-        "format": FORMAT, "version": format_version(head["kind"]), "name": name, "arch": "head",
+        "format": FORMAT, "version": format_version(head), "name": name, "arch": "head",
         "description": description or f"{best['name']} on musicnn outputs, trained on {len(tracks)} tracks "
                                       f"of {os.path.basename(os.path.normpath(data_dir))}",
         "labels": labels,
