@@ -233,9 +233,15 @@ def assemble(outputs: dict[str, np.ndarray], feature_keys: list[str]) -> np.ndar
     return np.concatenate([outputs[k] for k in feature_keys], axis=1).astype(np.float32)
 
 
-def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float) -> np.ndarray:
-    """Gaussian kernel values exp(−γ‖z − c‖²) of each row of ``z`` against each centre."""
-    d2 = (z * z).sum(1, keepdims=True) - 2.0 * z @ centers.T + (centers * centers).sum(1)
+def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float, centers_sq: np.ndarray | None = None) -> np.ndarray:
+    """Gaussian kernel values exp(−γ‖z − c‖²) of each row of ``z`` against each centre.
+
+    ``centers_sq`` (‖c‖² per centre) may be passed precomputed: for one live window it
+    costs ten times the distances themselves.
+    """
+    if centers_sq is None:
+        centers_sq = (centers * centers).sum(1)
+    d2 = (z * z).sum(1, keepdims=True) - 2.0 * z @ centers.T + centers_sq
     return np.exp(-gamma * np.maximum(d2, 0.0))
 
 
@@ -285,7 +291,7 @@ def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     then softmax, or for an SVM's one-vs-one decisions Platt sigmoids and pairwise coupling."""
     h = (x - weights["mean"]) / weights["scale"]
     if "centers" in weights:
-        h = rbf_map(h, weights["centers"], float(weights["gamma"]))
+        h = rbf_map(h, weights["centers"], float(weights["gamma"]), weights.get("centers_sq"))
     n_layers = _n_layers(weights)
     for i in range(n_layers):
         h = h @ weights[f"W{i}"] + weights[f"b{i}"]
@@ -305,10 +311,17 @@ def n_outputs(weights: dict[str, np.ndarray]) -> int:
 
 
 def member_weights(weights: dict[str, np.ndarray], n_members: int) -> list[dict[str, np.ndarray]]:
-    """Split an ensemble's ``m<j>.<name>`` arrays into one weight dict per member."""
+    """Split an ensemble's ``m<j>.<name>`` arrays into one weight dict per member, ready to run
+    (with the kernel centres' squared norms, which ``rbf_map`` would otherwise redo per call)."""
     if n_members == 1 and not any(k.startswith("m0.") for k in weights):
-        return [weights]
-    return [{k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"m{j}.")} for j in range(n_members)]
+        members = [dict(weights)]
+    else:
+        members = [{k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"m{j}.")}
+                   for j in range(n_members)]
+    for w in members:
+        if "centers" in w:
+            w["centers_sq"] = (w["centers"] * w["centers"]).sum(1)
+    return members
 
 
 def head_members(meta: dict) -> list[tuple[list[str], dict]]:

@@ -89,8 +89,8 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
             weights.update(centers=nys.components_, gamma=np.float32(gamma))
             layers = [_logits_layer(nys.normalization_.T @ clf.coef_.T, clf.intercept_, len(present))]
         elif spec["kind"] == "svm":
-            return {k: np.asarray(v, np.float32) for k, v in
-                    {**weights, **_fit_svm(Z, y, n_labels, spec)}.items()}
+            weights.update(_fit_svm(Z, y, n_labels, spec))
+            layers = []  # its dense layer is in the weights; pairwise coupling covers every label
         elif spec["kind"] == "mlp":
             from sklearn.neural_network import MLPClassifier
 
@@ -101,13 +101,13 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
             layers[-1] = _logits_layer(*layers[-1], len(present))
         else:
             raise ValueError(f"Unknown head kind {spec['kind']!r}")
-    # Expand to all labels: a label absent from the training windows gets a very low logit.
-    W_last, b_last = layers[-1]
-    W_full = np.zeros((W_last.shape[0], n_labels))
-    b_full = np.full(n_labels, -30.0)
-    W_full[:, present] = W_last
-    b_full[present] = b_last
-    layers[-1] = (W_full, b_full)
+    if layers:  # expand to all labels: a label absent from the training windows gets a very low logit
+        W_last, b_last = layers[-1]
+        W_full = np.zeros((W_last.shape[0], n_labels))
+        b_full = np.full(n_labels, -30.0)
+        W_full[:, present] = W_last
+        b_full[present] = b_last
+        layers[-1] = (W_full, b_full)
     for i, (W, b) in enumerate(layers):
         weights[f"W{i}"] = np.asarray(W, np.float32)
         weights[f"b{i}"] = np.asarray(b, np.float32)
