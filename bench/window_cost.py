@@ -41,7 +41,7 @@ class Original:
     def __init__(self, python=GOLDEN_PY, timeout: float = 300.0):
         if not os.path.exists(python):
             raise BenchError(f"the original musicnn stack is missing ({python}); build it with "
-                             "`python scripts/make_golden.py` (it creates build/golden-venv)")
+                             "`make bench` or `python scripts/make_golden.py --venv-only`")
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                    PYTHONPATH="")
         self.proc = subprocess.Popen([str(python), str(ROOT / "bench" / "original.py")], stdin=subprocess.PIPE,
@@ -185,7 +185,8 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
 
 
 def compare_outputs(norm: np.ndarray, original: dict, backbones: list[str]) -> dict:
-    """Largest absolute differences between our backbones' outputs and the original's."""
+    """Largest absolute differences between our backbones' outputs and the original's, and the
+    embedding's scale (largest |value| of the original's), which float32 errors are relative to."""
     from server.model.heads import backbone_features
 
     ours = backbone_features(norm, backbones, level_norm=False)
@@ -193,4 +194,5 @@ def compare_outputs(norm: np.ndarray, original: dict, backbones: list[str]) -> d
     for key in ("tags", "embedding"):
         out[f"max_abs_diff_{key}"] = float(max(np.abs(ours[f"{b}/{key}"] - original[f"{b}/{key}"]).max()
                                                for b in backbones))
+    out["scale_embedding"] = float(max(np.abs(original[f"{b}/embedding"]).max() for b in backbones))
     return out

@@ -2,7 +2,11 @@
 
 Run from the repo root with any Python 3.11:
 
-    python scripts/make_golden.py            # builds build/golden-venv, then runs inside it
+    python scripts/make_golden.py              # builds build/golden-venv, runs inside it, writes the npz
+    python scripts/make_golden.py --venv-only  # only builds build/golden-venv (what ``make bench`` needs)
+
+``make golden`` runs the first: it rewrites a tracked file, so commit the result only on
+purpose (the tests hold the port to it within float32 error, whatever machine made it).
 
 It creates a separate virtual environment with the original stack (numpy 1.26,
 tensorflow-cpu 2.17 + tf-keras for ``tf.compat.v1.layers``, musicnn 0.1.0 --no-deps,
@@ -105,7 +109,7 @@ def run_original(variant, x):
     return [np.asarray(o, dtype=np.float32) for o in out]
 
 
-def inside():
+def inside(out: Path = OUT):
     import warnings
 
     warnings.filterwarnings("ignore")  # tf.compat.v1.layers deprecation noise
@@ -125,23 +129,30 @@ def inside():
         data[f"{variant}/mean_pool"] = mean_pool
         data[f"{variant}/max_pool"] = max_pool
         print(variant, "tags", tags.shape, "embedding", emb.shape, "pool", mean_pool.shape)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(OUT, **data)
-    print("wrote", OUT, OUT.stat().st_size, "bytes")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **data)
+    print("wrote", out, out.stat().st_size, "bytes")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--inside", action="store_true", help="(internal) run in the golden venv")
     ap.add_argument("--skip-install", action="store_true", help="reuse build/golden-venv as is")
+    ap.add_argument("--venv-only", action="store_true",
+                    help="build build/golden-venv and stop; write nothing under tests/ (for make bench)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"where to write the npz (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args()
     if args.inside:
-        inside()
+        inside(args.out)
+        return
+    if args.venv_only:
+        build_venv()
         return
     py = VENV / "bin" / "python" if args.skip_install else build_venv()
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
                CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    subprocess.run([str(py), str(Path(__file__).resolve()), "--inside"], check=True, env=env)
+    subprocess.run([str(py), str(Path(__file__).resolve()), "--inside", "--out", str(args.out.resolve())],
+                   check=True, env=env)
 
 
 if __name__ == "__main__":

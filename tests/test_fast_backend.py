@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from server.model import fast, musicnn
-from tests.support.golden import load_golden
-
-TOL = 1e-3
+from tests.support.golden import assert_matches_golden, load_golden
+from tests.support.tolerance import (DECISION_TOL, assert_f32_close, assert_outputs_close, assert_same_ranking,
+                                     output_tol)
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +27,20 @@ def pair(request):
 def test_matches_keras_port_and_original(pair, golden, output):
     lite, keras_port = pair
     x = golden["inputs"]
-    got = lite(x)[output]
-    assert got.dtype == np.float32 and got.shape == keras_port(x)[output].shape
-    assert np.abs(got - keras_port(x)[output]).max() < TOL
-    assert np.abs(got - golden[f"{lite.variant}/{output}"]).max() < TOL
+    out = lite(x)
+    want = keras_port(x)[output]
+    assert out[output].dtype == np.float32
+    assert_f32_close(out[output], want, output_tol(output, want), f"{lite.variant} {output} vs the Keras port")
+    assert_matches_golden(out, golden, lite.variant, keys=[output])
 
 
 def test_batches_of_any_size(pair, golden):
     lite, _ = pair
     x = golden["inputs"]
     full = lite(x)
-    for key, value in lite(x[:1]).items():
-        np.testing.assert_allclose(value[0], full[key][0], atol=1e-5)
+    one = lite(x[:1])
+    assert_outputs_close({k: v[0] for k, v in one.items()}, {k: v[0] for k, v in full.items()},
+                         what=f"{lite.variant} batch of one")
     assert lite(np.zeros((0, 187, 96), np.float32))["tags"].shape == (0, 50)
     assert lite(np.repeat(x, 3, axis=0))["embedding"].shape == (12, 200)
 
@@ -88,4 +90,6 @@ def test_genre_model_same_on_both_backends(golden, monkeypatch):
     probs_k, tags_k = model.predict(x)
     monkeypatch.setenv("GENRE_MONITOR_BACKEND", "tflite")
     probs_t, tags_t = model.predict(x)
-    assert np.abs(probs_k - probs_t).max() < TOL and np.abs(tags_k - tags_t).max() < TOL
+    assert_f32_close(probs_t, probs_k, DECISION_TOL, "genre probabilities")
+    assert_same_ranking(probs_t, probs_k, 1, DECISION_TOL, "genre")
+    assert_f32_close(tags_t, tags_k, output_tol("tags", tags_k), "tags")

@@ -3,6 +3,7 @@ import numpy as np
 
 from server import features
 from server.config import MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
+from tests.support.tolerance import LOG_MEL_TERMS, assert_f32_close, f32_tol
 
 
 def _music_like(seconds: float, sr: int = MODEL_SR) -> np.ndarray:
@@ -19,7 +20,7 @@ def test_log_mel_matches_librosa_reference():
     ours = features.log_mel(y)
     assert ours.shape == ref.shape
     assert ours.dtype == np.float32
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    assert_f32_close(ours, ref, f32_tol(ref, LOG_MEL_TERMS), "log-mel vs librosa")
 
 
 def test_window_is_exactly_one_patch_of_the_whole_track():
@@ -28,7 +29,8 @@ def test_window_is_exactly_one_patch_of_the_whole_track():
     whole = features.log_mel(y)
     start_frame = 50
     window = y[start_frame * 256: start_frame * 256 + WINDOW_SAMPLES]
-    np.testing.assert_allclose(features.window_mel(window), whole[start_frame:start_frame + WINDOW_FRAMES], atol=1e-5)
+    want = whole[start_frame:start_frame + WINDOW_FRAMES]
+    assert_f32_close(features.window_mel(window), want, f32_tol(want, LOG_MEL_TERMS), "window vs whole track")
     assert features.window_mel(window).shape == (WINDOW_FRAMES, N_MELS)
 
 
