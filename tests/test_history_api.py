@@ -113,6 +113,8 @@ def test_empty_range_exports_header_only(client):
     ("/api/history?source=radio-1&limit=0", 400, "limit"),
     ("/api/history?source=radio-1&limit=100001", 400, "limit"),
     ("/api/history?source=radio-1&limit=ten", 400, "limit"),
+    ("/api/history?source=radio-1&limit=" + "9" * 400, 400, "'limit'"),  # past float range: no OverflowError
+    ("/api/history?source=radio-1&from=" + "9" * 400, 400, "'from'"),
     ("/api/history?source=nope", 404, "nope"),
     ("/api/segments?source=nope", 404, "nope"),
     ("/api/summary", 400, "source"),

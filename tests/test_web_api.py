@@ -275,3 +275,29 @@ def test_restart_a_source_over_rest_and_socket(client, web, song):
     finally:
         client.delete(f"/api/sources/{source_id}")
     assert client.post(f"/api/sources/{source_id}/restart").status_code == 404
+
+
+# A JSON integer no float can hold: float() raises OverflowError on it. (Socket.IO needs no such test:
+# engineio refuses integers of over 100 digits while decoding the packet.)
+HUGE = int("9" * 400)
+
+
+@pytest.mark.parametrize("method, url, body, field", [
+    ("post", "/api/sources", {"kind": "demo", "hop": HUGE}, "'hop'"),
+    ("post", "/api/sources", {"kind": "demo", "hop": -HUGE}, "'hop'"),
+    ("post", "/api/sources", {"kind": "mic", "device": HUGE}, "'device'"),
+    ("post", "/api/sources", {"kind": "mic", "device": "9" * 5000}, "'device'"),
+    ("put", "/api/monitoring", {"smoothing": {"kind": "ema", "tau": HUGE}}, "'smoothing'.tau"),
+    ("put", "/api/monitoring", {"segments": {"min_duration": HUGE}}, "'segments'.min_duration"),
+    ("put", "/api/sources/SRC/rules", {"rules": [{"type": "silence", "for": HUGE}]}, "'rules'[0].for"),
+    ("put", "/api/sources/SRC/rules", {"rules": [{"type": "silence", "threshold_db": -HUGE}]}, "threshold_db"),
+])
+def test_huge_integers_are_refused_by_field_name(client, song, method, url, body, field):
+    source_id = client.post("/api/sources", json={"kind": "file", "path": song}).json["id"]
+    try:
+        res = getattr(client, method)(url.replace("SRC", source_id), json=body)
+        assert res.status_code == 400, res.json
+        assert field in res.json["error"] and "internal" not in res.json["error"], res.json
+    finally:
+        client.delete(f"/api/sources/{source_id}")
+

@@ -36,7 +36,7 @@ def _seconds(rule: dict, where: str) -> float:
     value = rule.get("for", DEFAULTS[rule["type"]]["for"])
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 309+ digits
         raise RuleError(f"{where}: 'for' must be a duration in seconds, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
         raise RuleError(f"{where}: 'for' must be a positive number of seconds, got {value!r}")

@@ -9,6 +9,7 @@ with the engine; this layer makes sure only well-formed, bounded values reach it
 from __future__ import annotations
 
 import math
+import sys
 
 from server.config import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 
@@ -17,6 +18,8 @@ MAX_LIST = 200
 # Unix seconds accepted in history queries: 1970 … 2286.
 MAX_UNIX_TIME = 1e10
 MAX_HISTORY_LIMIT = 100000
+# Beyond this no float holds a JSON integer (1.8e308): such numbers are refused, never converted.
+MAX_JSON_NUMBER = int(sys.float_info.max)
 
 
 class SchemaError(ValueError):
@@ -41,12 +44,33 @@ def number(lo: float, hi: float, unit: str = "", integer: bool = False):
     def check(value, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{where} must be {what} {span}, got {_show(value)}")
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise SchemaError(f"{where} must be a finite number {span}, got {_show(value)}")
+        # Compared before any float(): a JSON integer may have hundreds of digits, which float() overflows on.
         if not lo <= value <= hi or (integer and value != int(value)):
             raise SchemaError(f"{where} must be {what} {span}, got {_show(value)}")
         return int(value) if integer else float(value)
     return check
+
+
+def _json_numbers(value, where):
+    """Refuse numbers no float can hold anywhere inside ``value`` (the engine converts with float()).
+
+    Iterative: a deeply nested payload must not hit the recursion limit here.
+    """
+    todo = [(value, where)]
+    while todo:
+        value, where = todo.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not -MAX_JSON_NUMBER <= value <= MAX_JSON_NUMBER:
+            raise SchemaError(f"{where} must be a number a float can hold, got {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SchemaError(f"{where} must be a finite number, got {_show(value)}")
+        if isinstance(value, dict):
+            todo += [(v, f"{where}.{k}") for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
 def enum(*values):
@@ -74,6 +98,7 @@ def any_object(max_keys: int = 50):
             raise SchemaError(f"{where} must be an object")
         if len(value) > max_keys:
             raise SchemaError(f"{where} has too many fields")
+        _json_numbers(value, where)
         return value
     return check
 
@@ -88,6 +113,8 @@ def device(value, where):
     """A device index, a device name (or ``loopback:<pulse source>``), or null for the default."""
     if value is None:
         return None
+    if isinstance(value, str) and len(value) > 500:  # before int(), which refuses 4300+ digits with ValueError
+        return string(500)(value, where)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
@@ -98,6 +125,9 @@ def device(value, where):
 
 
 def _show(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 30:
+        # repr() of a huge int is useless to the reader (and raises past 4300 digits).
+        return f"a number of about {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
