@@ -33,6 +33,31 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def _engine_checks() -> dict:
+    """The checks the engine makes before it uses a saved value (beyond the API's schemas)."""
+    from .monitor.alerts import validate_rules
+    from .monitor.stage import validate_monitoring
+
+    return {"smoothing": lambda v: validate_monitoring(smoothing=v),
+            "segments": lambda v: validate_monitoring(segments=v),
+            "rules": lambda v: [validate_rules(r) for r in v.values()]}
+
+
+def check_values(loaded: dict) -> tuple[dict, list[str]]:
+    """(usable fields, a message per bad one): the API's schemas field by field, then the engine's checks."""
+    from .web.schemas import check_settings
+
+    good, problems = check_settings(loaded)
+    for key, check in _engine_checks().items():
+        if key in good:
+            try:
+                check(good[key])
+            except ValueError as exc:
+                problems.append(f"'{key}': {exc}")
+                del good[key]
+    return good, problems
+
+
 class Settings:
     """``settings.json`` in the data directory; every change is written atomically.
 
@@ -43,17 +68,41 @@ class Settings:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self.values = json.loads(json.dumps(DEFAULTS))
+        self.problems: list[str] = []  # what was wrong with the file at start-up (fields now at defaults)
         if self.path is not None and self.path.exists():
-            try:
-                loaded = json.loads(self.path.read_text())
-                if not isinstance(loaded, dict):
-                    raise ValueError("not a JSON object")
-                self.values.update({k: v for k, v in loaded.items() if k in DEFAULTS})
-            except (OSError, ValueError) as exc:
-                # Keep the unreadable file for the user; start from defaults.
-                backup = self.path.with_suffix(".json.bad")
-                log.error("settings file %s is unreadable (%s); saved as %s, using defaults", self.path, exc, backup)
-                self.path.replace(backup)
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            loaded = json.loads(self.path.read_text())
+            if not isinstance(loaded, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError, RecursionError) as exc:
+            self.problems = [f"unreadable: {exc}"]
+            # Keep the unreadable file for the user; start from defaults.
+            log.error("settings file %s is unreadable (%s); saved as %s, using defaults",
+                      self.path, exc, self._set_aside())
+            return
+        good, self.problems = check_values(loaded)
+        self.values.update(good)
+        if self.problems:
+            log.warning("settings file %s: %s; those settings are back to their defaults (the file as it was "
+                        "is saved as %s)", self.path, "; ".join(self.problems), self._set_aside())
+            with self._lock:
+                self._save()  # the usable fields, so the next start finds a clean file
+
+    def _set_aside(self) -> Path | None:
+        """Move the file to the first free ``settings.json.bad[.N]``: an earlier bad file is never overwritten."""
+        backup, n = self.path.with_name(self.path.name + ".bad"), 0
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{self.path.name}.bad.{n}")
+        try:
+            self.path.replace(backup)
+        except OSError as exc:
+            log.error("could not move %s aside: %s", self.path, exc)
+            return None
+        return backup
 
     def __getitem__(self, key: str):
         return self.values[key]

@@ -217,11 +217,80 @@ def check_monitoring(data) -> dict:
     if not out:
         raise SchemaError("give 'smoothing' and/or 'segments', e.g. {\"segments\": {\"min_duration\": 15}}")
     if "smoothing" in out:
-        sm = out["smoothing"]
-        extra = {"ema": {"n"}, "median": {"tau"}, "none": {"tau", "n"}}[sm["kind"]] & set(sm)
-        if extra:
-            raise SchemaError(f"smoothing: {', '.join(sorted(extra))} does not apply to kind {sm['kind']!r}")
+        _smoothing_fits_kind(out["smoothing"])
     return out
+
+
+def _smoothing_fits_kind(sm: dict) -> dict:
+    extra = {"ema": {"n"}, "median": {"tau"}, "none": {"tau", "n"}}[sm["kind"]] & set(sm)
+    if extra:
+        raise SchemaError(f"smoothing: {', '.join(sorted(extra))} does not apply to kind {sm['kind']!r}")
+    return sm
+
+
+# --- settings.json: the same checkers as the API, one field at a time ------------------------------------
+def boolean(value, where):
+    if not isinstance(value, bool):
+        raise SchemaError(f"{where} must be true or false, got {_show(value)}")
+    return value
+
+
+# What the engine adds to a source's API fields when it saves the spec (and what the CLI gives).
+_SAVED_SOURCE_EXTRA = {"id": string(40), "output_device": device, "paths": list_of(string(4096)),
+                       "loop": boolean, "samplerate": number(1000, 384000, " Hz")}
+
+
+def saved_source(value, where):
+    """A source spec as the engine saves it: an API start_source payload plus its id and extras."""
+    if not isinstance(value, dict):
+        raise SchemaError(f"{where} must be an object with a 'kind'")
+    kind = value.get("kind")
+    if kind not in START_SOURCE or kind == "upload":  # uploads are saved as file sources
+        raise SchemaError(f"{where}.kind must be one of demo, mic, file, stream; got {_show(kind)}")
+    fields = {**START_SOURCE[kind][0], **_SAVED_SOURCE_EXTRA}
+    return validate(value, fields, ("kind",), where)
+
+
+def rules_by_source(value, where):
+    """``{source id: [rule, ...]}``."""
+    if not isinstance(value, dict):
+        raise SchemaError(f"{where} must be an object mapping source ids to lists of rules")
+    if len(value) > MAX_LIST:
+        raise SchemaError(f"{where} has too many sources (at most {MAX_LIST})")
+    return {string(200)(k, f"{where} key"): RULES(v, f"{where}.{k}") for k, v in value.items()}
+
+
+def _smoothing_setting(value, where):
+    sm = nested(SMOOTHING, ("kind",))(value, where)
+    try:
+        return _smoothing_fits_kind(sm)
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from None
+
+
+# Each field is checked on its own: a bad one falls back to its default, the rest are kept.
+SETTINGS = {
+    "sources": list_of(saved_source),
+    "rules": rules_by_source,
+    "smoothing": _smoothing_setting,
+    "segments": nested(SEGMENTS),
+    "retention_days": number(0.001, 100000, " days"),
+    "webhook": string(4096),
+    "token": string(500),
+}
+
+
+def check_settings(data: dict) -> tuple[dict, list[str]]:
+    """(the usable fields of ``data``, one message per field that is not); unknown keys are left out."""
+    good, problems = {}, []
+    for key, check in SETTINGS.items():
+        if data.get(key) is None:
+            continue
+        try:
+            good[key] = check(data[key], f"'{key}'")
+        except SchemaError as exc:
+            problems.append(str(exc))
+    return good, problems
 
 
 # --- REST query strings --------------------------------------------------------------------------------
