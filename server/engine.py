@@ -127,7 +127,8 @@ class Engine:
             self.model, self.model_name, self.model_error = model, model.name, None
             for p in self._pipelines.values():
                 p.restart_schedule()
-                self._monitors[p.source_id] = self._make_monitor(p.source_id)
+            closing = self._replace_monitors(list(self._pipelines))
+        self._emit_events(closing)
         log.info("model %s ready (%d labels)", model.name, len(model.labels))
         self._emit_sources()
 
@@ -170,8 +171,7 @@ class Engine:
             raise EngineError(f"no source with id {source_id!r}")
         self._save_sources()
         if monitor is not None:
-            for name, event in monitor.finish(source_id):
-                self._emit(f"on_{name}", event)
+            self._emit_events(monitor.finish(source_id))
         try:
             pipeline.stop()
         finally:
@@ -194,14 +194,11 @@ class Engine:
         pipeline = self._launch(source_id, spec, spec["hop"], "restart")
         source = pipeline.source
         with self._lock:
-            monitor = self._monitors.get(source_id)
             self._pipelines[source_id] = pipeline
             self._last_states.pop(source_id, None)
             # Stream time starts again at 0: a fresh monitor, the old one's open segment closed.
-            self._monitors[source_id] = self._make_monitor(source_id)
-        if monitor is not None:
-            for name, event in monitor.finish(source_id):
-                self._emit(f"on_{name}", event)
+            closing = self._replace_monitors([source_id])
+        self._emit_events(closing)
         log.info("restarted source %s (%s)", source_id, source.label)
         self.notice(f"{source.label} restarted", level="info", source=source_id)
         self._emit_sources()
@@ -240,6 +237,22 @@ class Engine:
         self.settings.update(sources=specs)
 
     # --- monitoring: smoothing, segments, alerts -----------------------------------------------------
+    def _replace_monitors(self, source_ids) -> list:
+        """Give each source a fresh monitor (new settings, rules or model); return the events that
+        close the old monitors' open segments. Call with ``_lock`` held: the worker processes
+        windows under it too, so no window reaches an old monitor after it is finished."""
+        closing = []
+        for sid in source_ids:
+            old = self._monitors.get(sid)
+            self._monitors[sid] = self._make_monitor(sid)
+            if old is not None:
+                closing += old.finish(sid)
+        return closing
+
+    def _emit_events(self, events) -> None:
+        for name, event in events:
+            self._emit(f"on_{name}", event)
+
     def _make_monitor(self, source_id: str):
         model = self.model
         if model is None:
@@ -268,8 +281,8 @@ class Engine:
             raise EngineError(str(exc)) from None
         self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})
         with self._lock:
-            if source_id in self._pipelines:
-                self._monitors[source_id] = self._make_monitor(source_id)
+            closing = self._replace_monitors([source_id] if source_id in self._pipelines else [])
+        self._emit_events(closing)
         return rules
 
     def monitoring(self) -> dict:
@@ -286,8 +299,8 @@ class Engine:
             raise EngineError(f"invalid monitoring settings: {exc}") from None
         self.settings.update(**{k: v for k, v in (("smoothing", smoothing), ("segments", segments)) if v is not None})
         with self._lock:
-            for sid in self._pipelines:
-                self._monitors[sid] = self._make_monitor(sid)
+            closing = self._replace_monitors(list(self._pipelines))
+        self._emit_events(closing)
         return self.monitoring()
 
     def rules(self, source_id: str) -> list:
@@ -377,15 +390,15 @@ class Engine:
             payload = prediction_payload(p, w, model, probs[i], tags[i])
             events = self._monitor(payload)
             self._emit("on_prediction", payload)
-            for name, event in events:
-                self._emit(f"on_{name}", event)
+            self._emit_events(events)
 
     def _monitor(self, payload: dict) -> list:
-        monitor = self._monitors.get(payload["source"])
-        if monitor is None:
-            return []
         try:
-            extra, events = monitor.process(payload)
+            with self._lock:  # see _replace_monitors
+                monitor = self._monitors.get(payload["source"])
+                if monitor is None:
+                    return []
+                extra, events = monitor.process(payload)
         except Exception:
             log.exception("monitoring failed for %s", payload["source"])
             return []

@@ -118,3 +118,44 @@ def test_bad_requests_are_refused_with_a_message():
         engine.start_source({"kind": "demo", "hop": 10})
     with pytest.raises(EngineError, match="no source"):
         engine.stop_source("nope")
+
+
+def test_new_settings_rules_or_model_close_the_open_segment(song, model, tmp_path):
+    """Each change replaces the source's monitor: the old one's open segment is closed first,
+    so no segment stays ``open`` in the history."""
+    from server.store import open_store
+
+    engine = Engine(hop=0.5)
+    engine.model = model
+    engine.settings.update(segments={"min_duration": 0.0, "hysteresis": 0.1})  # a segment opens at once
+    sink, store = Collector(), open_store(tmp_path / "history.sqlite")
+    engine.add_sink(sink)
+    engine.add_sink(store)
+    sid = engine.start_source({"kind": "file", "path": song, "loop": True})
+    engine._running = True
+    threading.Thread(target=engine._run_worker, daemon=True).start()
+
+    def events(kind):
+        with sink.lock:
+            return [e["start_wall"] for e in sink.segments if e["event"] == kind]
+
+    changes = [lambda: engine.set_monitoring(segments={"min_duration": 0.0, "hysteresis": 0.2}),
+               lambda: engine.set_rules(sid, [{"type": "silence", "for": 5}]),
+               lambda: engine.load_model(None),
+               lambda: engine.stop_source(sid)]
+    try:
+        for change in changes:
+            opened = len(events("started"))
+            assert _wait(lambda: len(events("started")) > opened, 30), sink.notices
+            before = events("started")
+            change()
+            # Closed by the change itself, not by some later window.
+            assert set(before) <= set(events("closed")), (change, sink.segments[-3:])
+    finally:
+        engine.shutdown()
+    assert store.flush()
+    rows = store.segments(sid)
+    store.close()
+    assert {r["start_wall"] for r in rows} == set(events("started")) and len(rows) >= 3, rows
+    assert not [r for r in rows if r["open"]], rows
+    assert sorted(events("started")) == sorted(events("closed"))
