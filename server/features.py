@@ -16,6 +16,13 @@ import numpy as np
 from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
 
 DB_FLOOR = -80.0
+# A frame this far below the window's loudest is silent. Silent runs at either end of a
+# window (zero padding, a track's start or end) and those of at least MIN_SILENT_FRAMES
+# (0.5 s: a pause, not the rests between notes) are gaps; a window's gaps are filled
+# when it has at least MIN_ACTIVE_FRAMES (0.5 s) of sound to fill them with.
+SILENT_BELOW_DB = 60.0
+MIN_SILENT_FRAMES = 31
+MIN_ACTIVE_FRAMES = 31
 
 
 @functools.cache
@@ -66,6 +73,41 @@ def window_mel(y: np.ndarray) -> np.ndarray:
     if y.shape[0] < WINDOW_SAMPLES:
         y = np.pad(y, (WINDOW_SAMPLES - y.shape[0], 0))
     return log_mel(y[-WINDOW_SAMPLES:])[:WINDOW_FRAMES]
+
+
+def _gaps(silent: np.ndarray, min_len: int) -> np.ndarray:
+    """The silent frames (1-D mask) in runs that touch an end or last at least ``min_len``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]])))
+    out = np.zeros_like(silent)
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start >= min_len or start == 0 or stop == len(silent):
+            out[start:stop] = True
+    return out
+
+
+def fill_silence(mel: np.ndarray) -> np.ndarray:
+    """Log-mel windows (B, 187, 96) whose silent gaps are replaced by their own sound, looped.
+
+    A 2-s clip zero-padded to a window, the first seconds of a stream or a pause reach
+    the model as part music, part silence, which it never heard in training and reads
+    as another genre; the same sound looped to fill the window is classified like a full
+    window. Windows without gaps (nearly all live windows) are returned as they are.
+    """
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 3 or mel.shape[0] == 0:
+        return mel
+    loudness = mel.max(axis=2)  # log-mel rises with power: its frame maximum orders frames by loudness
+    power = (np.power(10.0, loudness.astype(np.float64)) - 1.0) / 1e4
+    silent = power < power.max(axis=1, keepdims=True) * 10.0 ** (-SILENT_BELOW_DB / 10.0)
+    out = mel
+    for b in np.flatnonzero(silent.any(axis=1)):
+        gap = _gaps(silent[b], MIN_SILENT_FRAMES)
+        if not gap.any() or (~gap).sum() < MIN_ACTIVE_FRAMES:
+            continue
+        if out is mel:
+            out = mel.copy()
+        out[b] = np.resize(mel[b, ~gap], mel.shape[1:])  # np.resize repeats the rows cyclically
+    return out
 
 
 def patches(features: np.ndarray, hop_frames: int = WINDOW_FRAMES) -> np.ndarray:

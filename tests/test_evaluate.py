@@ -80,6 +80,7 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     """An ensemble candidate (logistic regression + kernel + SVM heads) round-trips through model.json/weights.npz,
     and the loaded model's probabilities are the mean of its members' on the same backbone outputs."""
     from server.audio.resample import resample
+    from server.features import fill_silence
     from server.model.heads import backbone_features, dense_forward, load_directory, normalize_level
     from server.training.dataset import list_tracks, load_audio, window_mels
     from server.training.train import train_head
@@ -99,7 +100,7 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     unseen = make_collection(str(tmp_path / "eval"), per_genre=1, seconds=4.0, seed=5)
     mels = np.concatenate([window_mels(resample(*load_audio(t.path), 16000), 1.0) for t in list_tracks(unseen)])
     probs, _ = model.predict(mels)
-    outputs = backbone_features(normalize_level(mels), model.backbones, level_norm=False)
+    outputs = backbone_features(normalize_level(fill_silence(mels)), model.backbones, level_norm=False)
     parts = [dense_forward(np.concatenate([outputs[k] for k in keys], axis=1), w) for keys, w in model.members]
     np.testing.assert_allclose(probs, np.mean(parts, axis=0), atol=1e-5)
     assert not np.allclose(parts[0], parts[1], atol=1e-2)  # different heads, really averaged

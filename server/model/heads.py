@@ -8,6 +8,7 @@ dashboard. Heads load from ``models/<name>/`` (``model.json`` + ``weights.npz``,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..features import fill_silence
 from .stream_memory import StreamMemory
 
 FORMAT = "genre-monitor-model"
@@ -169,7 +171,8 @@ class GenreModel:
         self._lock = threading.Lock()
 
     def predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
-        mel = check_mel(mel)
+        """Silent frames are filled with the window's own sound first (``features.fill_silence``)."""
+        mel = fill_silence(check_mel(mel))
         if mel.shape[0] == 0:
             return (np.zeros((0, len(self.labels)), np.float32), np.zeros((0, len(self.tag_names)), np.float32))
         if streams is not None and len(streams) != mel.shape[0]:
@@ -228,9 +231,35 @@ def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = 
     return {f"{name}/{key}": value for name, result in zip(backbones, results) for key, value in result.items()}
 
 
+# Tag probabilities saturate near 0 and 1, where their differences carry the evidence;
+# heads read them as log-odds, clipped where float32 sigmoids stop resolving them.
+TAG_LOGIT_CLIP = 1e-4
+DERIVED_OUTPUTS = ("tag_logits", "genre_tag_logits")
+
+
+@functools.cache
+def genre_tag_columns(backbone: str) -> tuple[int, ...]:
+    """Indices of a backbone's tags that name a genre or style (``GENRE_TAGS``)."""
+    from .musicnn import tag_names
+
+    return tuple(i for i, name in enumerate(tag_names(backbone)) if name.lower() in GENRE_TAGS)
+
+
+def feature(outputs: dict[str, np.ndarray], key: str) -> np.ndarray:
+    """One backbone output, or one derived from its tags: ``<backbone>/tag_logits`` (the log-odds
+    of every tag) or ``<backbone>/genre_tag_logits`` (those of its genre and style tags)."""
+    backbone, name = key.split("/", 1)
+    if name not in DERIVED_OUTPUTS:
+        return outputs[key]
+    p = np.clip(outputs[f"{backbone}/tags"].astype(np.float64), TAG_LOGIT_CLIP, 1.0 - TAG_LOGIT_CLIP)
+    if name == "genre_tag_logits":
+        p = p[:, list(genre_tag_columns(backbone))]
+    return np.log(p / (1.0 - p))
+
+
 def assemble(outputs: dict[str, np.ndarray], feature_keys: list[str]) -> np.ndarray:
-    """Concatenate the chosen backbone outputs into one (B, d) feature matrix."""
-    return np.concatenate([outputs[k] for k in feature_keys], axis=1).astype(np.float32)
+    """Concatenate the chosen (possibly derived, see ``feature``) outputs into one (B, d) matrix."""
+    return np.concatenate([feature(outputs, k) for k in feature_keys], axis=1).astype(np.float32)
 
 
 def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float, centers_sq: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ import hashlib
 import re
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal
 
 from ..audio.resample import resample
@@ -53,19 +54,21 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator, pink: bool
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) + 1e-9
     noise = rng.standard_normal(len(y))
     if pink:
-        spec = np.fft.rfft(noise)
+        n = sp_fft.next_fast_len(len(y), real=True)  # a track's length can be a large prime: slow FFTs
+        spec = sp_fft.rfft(noise, n=n)
         spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1.0))
-        noise = np.fft.irfft(spec, n=len(y))
+        noise = sp_fft.irfft(spec, n=n)[:len(y)]
     noise *= rms * db_to_gain(-snr_db) / (np.std(noise) + 1e-12)
     return (y + noise).astype(np.float32)
 
 
 def eq_tilt(y: np.ndarray, sr: int, db_per_octave: float) -> np.ndarray:
     """Spectral tilt around 1 kHz (bright/dull speakers and rooms), limited to ±12 dB."""
-    spec = np.fft.rfft(y.astype(np.float64))
-    f = np.fft.rfftfreq(len(y), 1.0 / sr)
+    n = sp_fft.next_fast_len(len(y), real=True)
+    spec = sp_fft.rfft(y.astype(np.float64), n=n)
+    f = np.fft.rfftfreq(n, 1.0 / sr)
     gain_db = np.clip(db_per_octave * np.log2(np.maximum(f, 20.0) / 1000.0), -12.0, 12.0)
-    return np.fft.irfft(spec * 10.0 ** (gain_db / 20.0), n=len(y)).astype(np.float32)
+    return sp_fft.irfft(spec * 10.0 ** (gain_db / 20.0), n=n)[:len(y)].astype(np.float32)
 
 
 def room_impulse(sr: int, rt60: float, direct_to_reverb_db: float, rng: np.random.Generator) -> np.ndarray:

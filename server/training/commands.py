@@ -12,11 +12,17 @@ from ..model.registry import MODELS_DIR
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a genre model on a folder-per-genre collection",
-                              description="Train a genre head on DATA_DIR/<genre>/<audio files>.")
-    p.add_argument("data_dir", help="folder holding one folder of audio files per genre")
-    p.add_argument("--out", help="model directory to write (default: models/<name of DATA_DIR>)")
+                              description="Train a genre head on DATA_DIR/<genre>/<audio files> (one or more "
+                                          "collections). Models are chosen by cross-validation that keeps "
+                                          "an artist's tracks on one side of every split.")
+    p.add_argument("data_dir", nargs="+", help="folder(s) holding one folder of audio files per genre")
+    p.add_argument("--out", help="model directory to write (default: models/<name of the first DATA_DIR>)")
     p.add_argument("--split", action="append", metavar="FILE",
-                   help="use only the tracks listed in FILE (genre/file lines); repeatable")
+                   help="use only the tracks listed in FILE (genre/file lines); repeatable. Artist-disjoint "
+                        "lists (e.g. GTZAN's fault-filtered train/valid/test) also give the validation groups")
+    p.add_argument("--groups", metavar="FILE",
+                   help="validation groups: '<track>,<group>' lines (group = artist or album); default: the "
+                        "artist in the files' tags, else the --split lists' id blocks, else the track")
     p.add_argument("--arch", choices=("head", "small-cnn"), default="head",
                    help="head: small head on the pretrained musicnn backbones (default); "
                         "small-cnn: CNN from scratch (needs a large collection)")
@@ -60,25 +66,29 @@ def run_train(args) -> int:
     from ..audio.decode import DecodeError
     from .dataset import DatasetError
 
-    out = args.out or os.path.join(MODELS_DIR, os.path.basename(os.path.normpath(args.data_dir)))
+    out = args.out or os.path.join(MODELS_DIR, os.path.basename(os.path.normpath(args.data_dir[0])))
     log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     try:
         if args.arch == "small-cnn":
+            if len(args.data_dir) > 1:
+                return _err("--arch small-cnn trains on one DATA_DIR.")
             from .small_cnn import train_small_cnn
 
-            meta = train_small_cnn(args.data_dir, out, split_files=args.split, n_augment=args.augment,
+            meta = train_small_cnn(args.data_dir[0], out, split_files=args.split, n_augment=args.augment,
                                    epochs=args.epochs, hop_s=args.hop, progress=not args.quiet, log=log)
         else:
             from .train import QUICK_GRID, train_head
 
-            meta = train_head(args.data_dir, out, split_files=args.split, n_augment=args.augment, n_mic=args.mic,
+            meta = train_head(args.data_dir, out, split_files=args.split, groups_file=args.groups,
+                              n_augment=args.augment, n_mic=args.mic,
                               live_sim=args.live_sim, grid=QUICK_GRID if args.quick else None, n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
                               cache_dir=args.cache_dir, progress=not args.quiet, log=log)
     except (DatasetError, DecodeError) as err:
         return _err(str(err))
     m = meta["metrics"]
     print(f"saved {out}: {len(meta['labels'])} genres, window accuracy {m['window_accuracy']:.3f}, "
-          f"track accuracy {m['track_accuracy']:.3f} (held out), uncertain below {meta['uncertain_threshold']}")
+          f"track accuracy {m['track_accuracy']:.3f} (held out; {m['protocol']}), "
+          f"uncertain below {meta['uncertain_threshold']}")
     return 0
 
 
@@ -115,9 +125,9 @@ def _print_report(r: dict) -> None:
     for folder, n in r["skipped_folders"].items():
         print(f"skipped {n} track(s) in '{folder}': not a genre of model {r['model']}")
     for track, msg in r["failed_tracks"].items():
-        print(f"could not decode {track}: {msg}")
+        print(f"skipped {track}: {msg}")
     print(f"model {r['model']}: {r['n_tracks']} tracks, {r['n_windows']} windows")
-    print(f"  track accuracy  {r['track_accuracy']:.3f}")
+    print(f"  track accuracy  {r['track_accuracy']:.3f} (genre-balanced {r['balanced_track_accuracy']:.3f})")
     print(f"  window accuracy {r['window_accuracy']:.3f}")
     print(f"  macro F1        {r['macro_f1']:.3f}")
     print(f"  uncertain       {r['uncertain_rate']:.3f} of windows")

@@ -30,24 +30,70 @@ class Track:
     track_id: str  # "<genre>/<file stem>", the unit that must never straddle a split
 
 
-def list_tracks(data_dir: str) -> list[Track]:
-    """All audio files one level below ``data_dir``, labelled by their folder, sorted."""
+def scan_collection(data_dir: str) -> tuple[list[Track], dict[str, str]]:
+    """The audio files one level below ``data_dir``, labelled by their folder, sorted, and
+    ``{path: reason}`` for what was left out (dangling links, unreadable files, empty folders)."""
     if not os.path.isdir(data_dir):
         raise DatasetError(f"Data folder not found: {data_dir}")
-    tracks = []
-    for genre in sorted(os.listdir(data_dir)):
+    tracks, skipped = [], {}
+    try:
+        genres = sorted(os.listdir(data_dir))
+    except OSError as err:
+        raise DatasetError(f"Cannot read data folder {data_dir}: {err.strerror}") from err
+    for genre in genres:
         folder = os.path.join(data_dir, genre)
         if not os.path.isdir(folder) or genre.startswith("."):
             continue
-        for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("."):
-                stem = os.path.splitext(name)[0]
-                tracks.append(Track(os.path.join(folder, name), genre, f"{genre}/{stem}"))
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as err:
+            skipped[folder] = f"cannot read the folder ({err.strerror})"
+            continue
+        found = 0
+        for name in names:
+            if not name.lower().endswith(AUDIO_EXTENSIONS) or name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                skipped[path] = "broken link or not a file" if os.path.islink(path) else "not a file"
+            elif not os.access(path, os.R_OK):
+                skipped[path] = "not readable (permissions)"
+            else:
+                tracks.append(Track(path, genre, f"{genre}/{os.path.splitext(name)[0]}"))
+                found += 1
+        if not found:
+            skipped[folder] = "no audio files in this genre folder"
+    return tracks, skipped
+
+
+def list_tracks(data_dir: str, skipped: dict[str, str] | None = None) -> list[Track]:
+    """``scan_collection``'s tracks; what it left out goes into ``skipped``. Raises when there are none."""
+    tracks, left_out = scan_collection(data_dir)
+    if skipped is not None:
+        skipped.update(left_out)
     if not tracks:
         raise DatasetError(
             f"No audio files found in {data_dir}: expected one folder per genre "
             f"holding {', '.join(AUDIO_EXTENSIONS[:4])} files.")
     return tracks
+
+
+def list_collections(data_dirs: list[str], skipped: dict[str, str] | None = None) -> list[Track]:
+    """The tracks of several collections together (e.g. full clips and short excerpts)."""
+    return [t for d in data_dirs for t in list_tracks(d, skipped)]
+
+
+def check_label_counts(tracks: list[Track], minimum: int = 2) -> None:
+    """Training needs two genres and, to hold one out, ``minimum`` tracks of each."""
+    counts: dict[str, int] = {}
+    for t in tracks:
+        counts[t.label] = counts.get(t.label, 0) + 1
+    if len(counts) < 2:
+        raise DatasetError(f"Training needs at least two genre folders with audio; found {sorted(counts) or 'none'}.")
+    few = sorted(g for g, n in counts.items() if n < minimum)
+    if few:
+        raise DatasetError(f"Genre folder(s) {', '.join(few)} hold fewer than {minimum} readable tracks: "
+                           f"cross-validation needs at least {minimum} per genre. Add tracks or remove the folder.")
 
 
 def read_split(path: str) -> set[str]:

@@ -16,7 +16,7 @@ import numpy as np
 from . import augment
 from .dataset import Track, file_hash, live_path_windows, load_audio, window_mels
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: silent frames filled (features.fill_silence)
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")
 OUTPUTS = ("tags", "embedding", "mean_pool", "max_pool")
 
@@ -40,8 +40,10 @@ def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = Tr
 
     ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
     """
+    from ..features import fill_silence
     from ..model.heads import StreamLevels, backbone_features
 
+    mels = fill_silence(mels)
     if level_norm:
         mels = StreamLevels()(mels, streams)
     return backbone_features(mels, list(backbones), level_norm=False, streams=streams)
@@ -92,17 +94,32 @@ def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0,
 
 def collection_outputs(tracks: list[Track], conditions=("clean",), *, hop_s: float = 3.0, level_norm: bool = True,
                        cache_dir: str | None = None, backbones=BACKBONES, progress: bool = True,
-                       stats: dict | None = None, desc: str = "backbone") -> dict[str, list[dict]]:
-    """``{condition: [outputs of track i]}`` for every track, with a progress bar."""
+                       stats: dict | None = None, desc: str = "backbone",
+                       failed: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """``{condition: [outputs of track i]}`` for every track, with a progress bar.
+
+    With ``failed`` given, a track that cannot be decoded is left out of every condition
+    and recorded there (``{path: reason}``); without it, ``DecodeError`` propagates.
+    """
     from tqdm import tqdm
+
+    from ..audio.decode import DecodeError
 
     result: dict[str, list[dict]] = {c: [] for c in conditions}
     audio: dict = {}
     with tqdm(total=len(tracks) * len(conditions), desc=desc, unit="track", disable=not progress) as bar:
         for track in tracks:
-            for condition in conditions:
-                result[condition].append(track_outputs(
-                    track, condition, hop_s=hop_s, level_norm=level_norm, cache_dir=cache_dir,
-                    backbones=backbones, stats=stats, _audio=audio))
-                bar.update()
+            try:
+                per_condition = [track_outputs(track, condition, hop_s=hop_s, level_norm=level_norm,
+                                               cache_dir=cache_dir, backbones=backbones, stats=stats, _audio=audio)
+                                 for condition in conditions]
+            except (DecodeError, OSError) as err:
+                if failed is None:
+                    raise
+                failed[track.path] = str(err) if isinstance(err, DecodeError) else f"cannot read ({err.strerror})"
+                bar.update(len(conditions))
+                continue
+            for condition, out in zip(conditions, per_condition):
+                result[condition].append(out)
+            bar.update(len(conditions))
     return result

@@ -54,6 +54,7 @@ def metrics(probs: np.ndarray, y: np.ndarray, groups: np.ndarray, labels: list[s
         "n_windows": int(len(y)),
         "window_accuracy": float(np.mean(pred == y)) if len(y) else 0.0,
         "track_accuracy": float(np.mean(track_pred == track_y)) if len(uniq) else 0.0,
+        "balanced_track_accuracy": float(np.mean(t_recall[present])) if present.any() else 0.0,
         "macro_f1": float(_f1(tconf)[present].mean()) if present.any() else 0.0,
         "window_macro_f1": float(_f1(wconf)[present].mean()) if present.any() else 0.0,
         "confusion": tconf.tolist(),
@@ -83,16 +84,17 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
 
     from ..audio.decode import DecodeError
 
-    tracks, skipped = split_known(filter_split(list_tracks(data_dir), split_files), model.labels)
-    failed: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    tracks, skipped = split_known(filter_split(list_tracks(data_dir, unreadable), split_files), model.labels)
+    failed: dict[str, str] = {path: why for path, why in unreadable.items()}
     per_cond: dict[str, dict] = {c: {"probs": [], "y": [], "groups": []} for c in conditions}
     with tqdm(total=len(tracks) * len(conditions), desc="evaluate", unit="track", disable=not progress) as bar:
         for i, track in enumerate(tracks):
             try:
                 y, sr = load_audio(track.path)
                 digest = file_hash(track.path)
-            except DecodeError as err:
-                failed[track.track_id] = str(err)
+            except (DecodeError, OSError) as err:
+                failed[track.track_id] = str(err) if isinstance(err, DecodeError) else f"cannot read ({err.strerror})"
                 bar.update(len(conditions))
                 continue
             for c in conditions:

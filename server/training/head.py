@@ -1,6 +1,7 @@
 """Genre heads on backbone outputs: design matrices, fitting, grouped cross-validation.
 
-A head spec is a plain dict: ``{"kind": "logreg", "C": 1.0}``,
+A head spec is a plain dict: ``{"kind": "logreg", "C": 1.0}`` (``"balanced": true``
+weights windows so that every genre counts the same, whatever its share of the data),
 ``{"kind": "kernel", "centers": 1000, "C": 1.0}`` (logistic regression on Gaussian-kernel
 values against ``centers`` training windows: a Nyström approximation of a kernel machine),
 ``{"kind": "svm", "C": 1.0}`` (an RBF SVM with calibrated probabilities),
@@ -28,6 +29,9 @@ FEATURE_SETS = {
                   "MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool",
                   "MSD_musicnn/max_pool", "MTT_musicnn/max_pool"],
     "mean-pools": ["MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool"],
+    # The backbones' tag knowledge, learned from 200k tracks: what carries over to new artists.
+    "tags": ["MSD_musicnn/tag_logits", "MTT_musicnn/tag_logits"],
+    "genre-tags": ["MSD_musicnn/genre_tag_logits", "MTT_musicnn/genre_tag_logits"],
 }
 
 
@@ -58,6 +62,10 @@ def _logits_layer(W: np.ndarray, b: np.ndarray, n_present: int) -> tuple[np.ndar
     return W, b
 
 
+def _class_weight(spec: dict) -> str | None:
+    return "balanced" if spec.get("balanced") else None
+
+
 def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
     """Fit a head on standardised features; returns ``{mean, scale, W0, b0, ...}`` float32."""
     from sklearn.exceptions import ConvergenceWarning
@@ -72,7 +80,8 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
         if spec["kind"] == "logreg":
             from sklearn.linear_model import LogisticRegression
 
-            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 300))
+            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 300),
+                                     class_weight=_class_weight(spec))
             clf.fit(Z, y)
             layers = [_logits_layer(clf.coef_.T, clf.intercept_, len(present))]
         elif spec["kind"] == "kernel":
@@ -83,7 +92,8 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
             gamma = spec.get("gamma", 1.0 / Z.shape[1])
             nys = Nystroem(gamma=gamma, n_components=min(spec.get("centers", 1000), len(Z)), random_state=seed)
             K = nys.fit_transform(Z)
-            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 500))
+            clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 500),
+                                     class_weight=_class_weight(spec))
             clf.fit(K, y)
             # Nyström features are kernel values times a fixed matrix: fold it into the first layer.
             weights.update(centers=nys.components_, gamma=np.float32(gamma))
@@ -149,7 +159,7 @@ def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict) -> dict:
 
     gamma = spec.get("gamma", 1.0 / Z.shape[1])
     svc = SVC(C=spec.get("C", 1.0), kernel="rbf", gamma=gamma, decision_function_shape="ovo",
-              cache_size=500).fit(Z, y)
+              cache_size=500, class_weight=_class_weight(spec)).fit(Z, y)
     pairs = _ovo_pairs(svc.classes_)
     decisions = svc.decision_function(Z).reshape(len(Z), -1)
     a, b = np.zeros(len(pairs)), np.zeros(len(pairs))
@@ -161,20 +171,26 @@ def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict) -> dict:
             "pairs": pairs, "platt_a": a, "platt_b": b, "n_labels": n_labels}
 
 
-def grouped_folds(track_labels: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Train/test track indices; tracks are the groups, so no track straddles a fold."""
-    from sklearn.model_selection import StratifiedGroupKFold
+def grouped_folds(track_labels: np.ndarray, n_splits: int, seed: int,
+                  groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test track indices; no group (by default, no track) straddles a fold.
 
-    n_splits = max(2, min(n_splits, int(np.bincount(track_labels).max()), len(track_labels)))
-    counts = np.bincount(track_labels)
-    if counts[counts > 0].min() < n_splits:
-        from sklearn.model_selection import GroupKFold
-        splitter = GroupKFold(n_splits=n_splits)
-        idx = np.random.default_rng(seed).permutation(len(track_labels))
-        return [(idx[a], idx[b]) for a, b in splitter.split(idx, track_labels[idx], groups=idx)]
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    ``groups`` (one per track; see ``groups.track_groups``) keeps an artist's tracks
+    together. Folds are stratified by genre when every genre has enough groups.
+    """
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
     tracks = np.arange(len(track_labels))
-    return list(splitter.split(tracks, track_labels, groups=tracks))
+    groups = tracks if groups is None else np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    n_splits = max(2, min(n_splits, n_groups))
+    per_label = [len(np.unique(groups[track_labels == lab])) for lab in np.unique(track_labels)]
+    if min(per_label) < n_splits:
+        idx = np.random.default_rng(seed).permutation(len(track_labels))
+        splitter = GroupKFold(n_splits=n_splits)
+        return [(idx[a], idx[b]) for a, b in splitter.split(idx, track_labels[idx], groups=groups[idx])]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(tracks, track_labels, groups=groups))
 
 
 def fit_members(outputs: dict[str, list[dict]], track_labels: np.ndarray, track_idx: np.ndarray, n_labels: int,
@@ -193,14 +209,16 @@ def fit_members(outputs: dict[str, list[dict]], track_labels: np.ndarray, track_
 
 def cross_validate(outputs: dict[str, list[dict]], track_labels: np.ndarray, n_labels: int,
                    members: list[tuple[list[str], dict]], train_conditions=("clean",), eval_conditions=("clean",),
-                   n_splits: int = 5, repeats: int = 1, seed: int = 0) -> dict[str, dict]:
+                   n_splits: int = 5, repeats: int = 1, seed: int = 0,
+                   groups: np.ndarray | None = None) -> dict[str, dict]:
     """Held-out window probabilities of a candidate (its member heads), pooled over folds and repeats.
 
+    ``groups`` (one per track) keeps each group's tracks on one side of every fold.
     Returns ``{condition: {"probs": (N,L), "y": (N,), "groups": (N,) track index, "repeat": (N,)}}``.
     """
     result = {c: {"probs": [], "y": [], "groups": [], "repeat": []} for c in eval_conditions}
     for r in range(repeats):
-        for train_idx, test_idx in grouped_folds(track_labels, n_splits, seed + r):
+        for train_idx, test_idx in grouped_folds(track_labels, n_splits, seed + r, groups):
             fitted = fit_members(outputs, track_labels, train_idx, n_labels, members, train_conditions, seed + r)
             for c in eval_conditions:
                 for i in test_idx:

@@ -1,0 +1,172 @@
+"""Artist-disjoint validation groups, bad collections, and windows with silence in them."""
+
+import os
+
+import mutagen.flac
+import numpy as np
+import pytest
+
+from server.cli import build_parser
+from server.features import MIN_ACTIVE_FRAMES, fill_silence, window_mel
+from server.training.dataset import DatasetError, check_label_counts, list_tracks, scan_collection
+from server.training.groups import describe, split_runs, track_groups
+from server.training.head import grouped_folds
+from tests.support.training import make_collection
+
+
+def _write_lists(tmp_path, lists):
+    paths = []
+    for name, ids in lists.items():
+        p = tmp_path / f"{name}.txt"
+        p.write_text("".join(f"{i.split('.')[0]}/{i}.wav\n" for i in ids))
+        paths.append(str(p))
+    return paths
+
+
+def test_split_runs_follow_id_blocks_and_skip_unlisted_ids(tmp_path):
+    paths = _write_lists(tmp_path, {
+        "train": ["rock.00000", "rock.00001", "rock.00004", "rock.00005"],
+        "valid": ["rock.00002", "rock.00003"],
+    })
+    runs = split_runs(paths)
+    assert runs["rock/rock.00000"] == runs["rock/rock.00001"]
+    assert runs["rock/rock.00002"] == runs["rock/rock.00003"] != runs["rock/rock.00001"]
+    assert runs["rock/rock.00004"] not in (runs["rock/rock.00001"], runs["rock/rock.00002"])
+    # An id in no list (a faulty clip taken out) does not cut an artist's block in two.
+    paths = _write_lists(tmp_path, {"train": ["jazz.00000", "jazz.00002"], "valid": ["jazz.00005"]})
+    runs = split_runs(paths)
+    assert runs["jazz/jazz.00000"] == runs["jazz/jazz.00002"] != runs["jazz/jazz.00005"]
+
+
+def test_groups_come_from_a_file_then_tags_then_splits_then_tracks(tmp_path):
+    data = make_collection(str(tmp_path / "d"), per_genre=4, seconds=0.5, fmt="flac")
+    tracks = list_tracks(data)
+    groups, how = track_groups(tracks)
+    assert how == "track" and len(set(groups)) == len(tracks) and "same-artist" in describe(how)
+
+    lists = _write_lists(tmp_path, {"train": ["chirp.00000", "chirp.00001", "clicks.00000", "drone.00003"],
+                                    "valid": ["chirp.00002", "chirp.00003", "clicks.00001", "clicks.00002",
+                                              "clicks.00003", "drone.00000", "drone.00001", "drone.00002"]})
+    groups, how = track_groups(tracks, split_files=lists)
+    assert how == "split"
+    by_id = dict(zip((t.track_id for t in tracks), groups))
+    assert by_id["chirp/chirp.00000"] == by_id["chirp/chirp.00001"] != by_id["chirp/chirp.00002"]
+
+    for t in tracks:  # artist tags written into the files win over the split lists
+        f = mutagen.flac.FLAC(t.path)
+        f["artist"] = "Band " + t.track_id[-1]
+        f.save()
+    groups, how = track_groups(tracks, split_files=lists)
+    assert how == "tags" and len(set(groups)) == 4
+
+    table = tmp_path / "groups.csv"
+    table.write_text("# track,group\n" + "".join(f"{t.track_id},{t.label}\n" for t in tracks))
+    groups, how = track_groups(tracks, groups_file=str(table))
+    assert how == "file" and len(set(groups)) == 3
+    table.write_text("chirp.00000,x\n")
+    with pytest.raises(DatasetError, match="names no group"):
+        track_groups(tracks, groups_file=str(table))
+
+
+def test_grouped_folds_keep_groups_together():
+    labels = np.repeat(np.arange(3), 8)
+    groups = np.arange(24) // 2  # two tracks per artist
+    for seed in range(3):
+        folds = grouped_folds(labels, 4, seed, groups)
+        assert sorted(np.concatenate([te for _, te in folds])) == list(range(24))
+        for tr, te in folds:
+            assert not set(groups[tr]) & set(groups[te])
+
+
+def test_bad_collections_are_reported_not_raised(tmp_path):
+    data = make_collection(str(tmp_path / "d"), per_genre=2, seconds=0.5)
+    os.symlink(str(tmp_path / "gone.wav"), os.path.join(data, "chirp", "dangling.wav"))
+    os.makedirs(os.path.join(data, "empty"))
+    tracks, skipped = scan_collection(data)
+    assert len(tracks) == 6
+    assert "broken link" in skipped[os.path.join(data, "chirp", "dangling.wav")]
+    assert "no audio files" in skipped[os.path.join(data, "empty")]
+    with pytest.raises(DatasetError, match="drone"):
+        check_label_counts([t for t in tracks if t.track_id != "drone/drone.00001"])
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("one-track genre", "fewer than 2 readable tracks"),
+    ("dangling link only", "fewer than 2 readable tracks"),
+    ("unreadable file", "fewer than 2 readable tracks"),
+    ("empty", "No audio files"),
+])
+def test_train_gives_a_clear_error_on_bad_collections(tmp_path, capsys, setup, message):
+    data = str(tmp_path / "d")
+    if setup == "empty":
+        os.makedirs(os.path.join(data, "rock"))
+    else:
+        make_collection(data, genres=("chirp", "drone"), per_genre=2, seconds=4.0)
+        os.remove(os.path.join(data, "drone", "drone.00001.wav"))
+        if setup == "dangling link only":
+            os.symlink(str(tmp_path / "nowhere.wav"), os.path.join(data, "drone", "drone.00001.wav"))
+        elif setup == "unreadable file":
+            with open(os.path.join(data, "drone", "drone.00001.wav"), "wb") as f:
+                f.write(b"RIFF\x00\x00not audio at all" * 10)
+    args = build_parser().parse_args(["train", data, "--out", str(tmp_path / "m"), "--quick", "--augment", "0",
+                                      "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_evaluate_reports_a_dangling_link_and_goes_on(tmp_path, capsys):
+    data = make_collection(str(tmp_path / "d"), genres=("rock", "jazz"), per_genre=1, seconds=3.5)
+    os.symlink(str(tmp_path / "gone.flac"), os.path.join(data, "rock", "rock.00009.flac"))
+    args = build_parser().parse_args(["evaluate", data, "--model", "zeroshot", "--quiet", "--json"])
+    assert args.func(args) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_tracks"] == 2
+    assert any("broken link" in why for why in report["failed_tracks"].values())
+
+
+def _tone(seconds, f=440.0, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_fill_silence_loops_a_short_clip_and_leaves_full_windows_alone():
+    full = window_mel(_tone(3.1))[None]
+    assert fill_silence(full) is full
+    short = window_mel(_tone(2.0))[None]  # zero-padded at the front to 3 s
+    silent = short[0].max(axis=1) < 1e-3
+    assert silent.sum() > 50
+    filled = fill_silence(short)
+    assert (filled[0].max(axis=1) > 1e-3).all()
+    # The sound itself, looped: every filled frame is one of the clip's own frames.
+    own = {r.tobytes() for r in short[0][~silent]}
+    assert all(r.tobytes() in own for r in filled[0])
+    # Too little sound to fill a window with: left as it is.
+    blip = window_mel(_tone((MIN_ACTIVE_FRAMES - 10) * 256 / 16000))[None]
+    assert np.array_equal(fill_silence(blip), blip)
+
+
+def test_a_pause_is_filled_and_the_model_sees_a_full_window():
+    from server.model.registry import load_model
+
+    y = _tone(3.1)
+    y[16000:32000] = 0.0  # a one-second pause
+    mel = window_mel(y)[None]
+    model = load_model("zeroshot")
+    looped = window_mel(np.tile(np.concatenate([y[:16000], y[32000:]]), 2)[:48128])[None]
+    p_pause, _ = model.predict(mel)
+    p_full, _ = model.predict(fill_silence(mel))
+    np.testing.assert_array_equal(p_pause, p_full)  # predict fills the pause itself
+    assert np.abs(p_pause - model.predict(looped)[0]).max() < 0.2
+
+
+def test_rests_between_notes_are_kept_and_edges_filled():
+    y = _tone(3.1)
+    for start in range(4000, 48128, 8000):  # 0.25-s rests: rhythm, not gaps
+        y[start:start + 4000] = 0.0
+    mel = window_mel(y)[None]
+    assert np.array_equal(fill_silence(mel), mel)
+    edge = window_mel(_tone(2.8))[None]  # 0.2 s of padding at the start
+    assert (edge[0, :5].max(axis=1) < 1e-3).all()
+    assert (fill_silence(edge)[0].max(axis=1) > 1e-3).all()
