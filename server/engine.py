@@ -70,6 +70,7 @@ class Engine:
         self._sinks: list = []
         self._running = False
         self._last_states: dict[str, tuple] = {}
+        self.history = None  # the history store (also a sink): its status goes out with the sources
 
     # --- wiring --------------------------------------------------------------------------------------
     def add_sink(self, sink) -> None:
@@ -335,6 +336,7 @@ class Engine:
                 "ready": model is not None,
                 "error": self.model_error,
             },
+            "history": self.history.status() if self.history is not None else {"enabled": False},
         }
 
     def _emit_sources(self) -> None:

@@ -95,6 +95,7 @@ class HistoryStore:
         self._labelsets: dict[str, int] = {}  # committed labelsets only: ids come from the database
         self._last_log = -math.inf
         self._conn, failure = self._db.open_writer()
+        self.reset = self._db.reset  # {"at", "damaged", "reason"} when a damaged file was moved aside
         if failure is not None:
             self._write_failed(failure, 0)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -157,7 +158,11 @@ class HistoryStore:
     def stats(self) -> dict:
         return {"path": self.path, "backend": self.backend, "queued": self._queue.qsize(),
                 "written": self.written, "dropped": self.dropped, "errors": self.errors,
-                "last_error": self.last_error}
+                "last_error": self.last_error, "reset": self.reset}
+
+    def status(self) -> dict:
+        """What the dashboard shows: history on, whether it was reset at start-up, the last write error."""
+        return {"enabled": True, "reset": self.reset, "last_error": self.last_error}
 
     # --- writer thread -----------------------------------------------------------------------------------
     def _run(self) -> None:

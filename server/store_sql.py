@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class SQLite:
         self.path = path
         self.where = path
         self._sql: dict[str, str] = {}
+        self.reset: dict | None = None  # set when a damaged file was moved aside at open
 
     def sql(self, text: str) -> str:
         out = self._sql.get(text)
@@ -104,11 +106,20 @@ class SQLite:
         return True
 
     def open_writer(self):
-        """(connection, error that leaves it read-only or None); StoreError when unusable."""
+        """(connection, error that leaves it read-only or None); StoreError when unusable.
+
+        A damaged file is moved aside (``reset`` says where and why) and a fresh one started:
+        writing into it would throw every new row away.
+        """
         parent = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(parent, exist_ok=True)
             conn = self.connect()
+            damage = self._damage(conn)
+            if damage is not None:
+                conn.close()
+                self._set_aside(damage)
+                conn = self.connect()
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open history database {self.path}: {exc}") from None
@@ -129,6 +140,35 @@ class SQLite:
             conn.close()
             raise StoreError(f"cannot set up history database {self.path}: {exc}") from None
         return conn, None
+
+    def _damage(self, conn) -> str | None:
+        """What ``PRAGMA quick_check`` finds wrong with an SQLite file, or None when it is sound.
+        A file that is not SQLite at all is left alone (it may be something else misnamed)."""
+        try:
+            with open(self.path, "rb") as f:
+                if f.read(16) != b"SQLite format 3\0":
+                    return None
+        except FileNotFoundError:
+            return None  # a new database
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as exc:  # too damaged even to check
+            return str(exc)
+        return None if rows == ["ok"] else "; ".join(map(str, rows))
+
+    def _set_aside(self, damage: str) -> None:
+        """Move the file and its -wal/-shm to ``<file>.damaged-<time>`` (the set stays openable)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside, n = f"{self.path}.damaged-{stamp}", 1
+        while os.path.exists(aside):
+            n += 1
+            aside = f"{self.path}.damaged-{stamp}-{n}"
+        for suffix in ("-wal", "-shm", ""):  # the log first: a fresh file must never pick up the old one's
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, aside + suffix)
+        self.reset = {"at": time.time(), "damaged": aside, "reason": damage}
+        log.error("history database %s is damaged (%s): moved aside to %s; a fresh history starts now",
+                  self.path, damage, aside)
 
     @contextlib.contextmanager
     def reader(self):
@@ -151,6 +191,7 @@ class Postgres:
 
     name = "postgresql"
     begin = "BEGIN"
+    reset = None  # a shared server checks its own files
     POOL = 4  # idle read connections kept for the next query
 
     def __init__(self, url: str):

@@ -214,3 +214,68 @@ def test_full_disk_counts_errors_and_recovers():
         assert walls == [1000.0 + i for i in range(3000)] + [5000.0]
         assert s.dropped == 0 and s.last_error is None
         s.close()
+
+
+def _damaged_history(path) -> bytes:
+    """A real history file whose pages from the middle on are overwritten by junk (left in place, new
+    windows would be rejected as "malformed" and history queries fail); returns its bytes."""
+    s = HistoryStore(path, retention_days=KEEP)
+    for i in range(4000):
+        s.on_prediction(prediction("a", 1000.0 + i, top=LABELS[i % 4]))
+    assert s.flush()
+    s.close()  # the last connection: the WAL is checkpointed into the file and removed
+    conn = sqlite3.connect(path)
+    page_size, pages = conn.execute("PRAGMA page_size").fetchone()[0], conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    assert pages > 20 and not os.path.exists(f"{path}-wal")
+    with open(path, "r+b") as f:
+        f.seek(pages // 2 * page_size)
+        f.write(os.urandom((pages - pages // 2 - 1) * page_size))
+    return path.read_bytes()
+
+
+def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    from server.engine import Engine
+    from server.web.app import create_app
+
+    path = tmp_path / "history.sqlite"
+    damaged = _damaged_history(path)
+    with caplog.at_level("ERROR", logger="server.store_sql"):
+        s = HistoryStore(path, retention_days=KEEP)
+    try:
+        assert s.reset and "damaged" in caplog.text and s.reset["damaged"] in caplog.text
+        aside = s.reset["damaged"]
+        assert os.path.basename(aside).startswith("history.sqlite.damaged-")
+        assert open(aside, "rb").read() == damaged, "the damaged file is kept as it was"
+        # New windows are stored, not thrown away, and the history API answers.
+        for i in range(20):
+            s.on_prediction(prediction("a", 9000.0 + i))
+        assert s.flush() and s.errors == 0 and s.dropped == 0
+        assert [r["wall"] for r in s.windows("a")] == [9000.0 + i for i in range(20)]
+        assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        engine = Engine()
+        engine.history = s
+        app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"), store=s)
+        client = app.test_client()
+        res = client.get("/api/history?source=a&from=8000&to=10000")
+        assert res.status_code == 200 and len(res.json) == 20
+        assert client.get("/api/history/status").json["reset"]["damaged"] == aside
+        assert client.get("/api/sources").json["history"]["reset"]["damaged"] == aside  # what the dashboard reads
+    finally:
+        s.close()
+    # A sound file is not touched: reopening finds the fresh history, no second reset.
+    again = HistoryStore(path, retention_days=KEEP)
+    assert again.reset is None and len(again.windows("a")) == 20
+    again.close()
+
+
+def test_a_second_damaged_file_keeps_the_first(tmp_path):
+    path = tmp_path / "history.sqlite"
+    _damaged_history(path)
+    first = HistoryStore(path, retention_days=KEEP)
+    first.close()
+    _damaged_history(path)
+    second = HistoryStore(path, retention_days=KEEP)
+    second.close()
+    assert first.reset["damaged"] != second.reset["damaged"]
+    assert os.path.exists(first.reset["damaged"]) and os.path.exists(second.reset["damaged"])

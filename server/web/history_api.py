@@ -76,6 +76,14 @@ def history():
     return jsonify(store.windows(source, t_from, t_to, _limit()))
 
 
+@bp.get("/history/status")
+def history_status():
+    """Whether history is on, and whether it was reset at start-up (a damaged file moved aside)."""
+    _args("none")
+    store = current_app.extensions.get("genre_store")
+    return jsonify(store.status() if store is not None else {"enabled": False})
+
+
 @bp.get("/history/sources")
 def history_sources():
     _args("none")

@@ -189,7 +189,14 @@ socket.on('connect_error', (err) => {
   if (refused) toast.show(`${err.message}. Open the link printed when the server started.`, { level: 'error', title: 'Connection' });
 });
 
+let historyResetShown = false;
 socket.on('sources', (payload) => {
+  const reset = payload.history && payload.history.reset;
+  if (reset && !historyResetShown) {
+    historyResetShown = true;
+    toast.show(`The history database was damaged and a fresh one was started; the old file is kept as ${reset.damaged}.`,
+      { level: 'error', title: 'History reset', timeout: 60000 });
+  }
   store.sources = payload.sources || [];
   store.model = payload.model || null;
   models.model(store.model);
