@@ -66,6 +66,10 @@ class Engine:
         self.model_error: str | None = None
         self._pipelines: dict[str, Pipeline] = {}
         self._lock = threading.RLock()
+        # Start, restart and stop of one source run one at a time (``_source_lock``); ids being
+        # started count as taken, so two starts never share one.
+        self._source_locks: dict[str, threading.Lock] = {}
+        self._starting: set[str] = set()
         self._wake = threading.Event()
         self._sinks: list = []
         self._running = False
@@ -149,12 +153,18 @@ class Engine:
         hop = validate_hop(spec.get("hop", self.hop))
         with self._lock:
             source_id = self._new_id(spec)
-        pipeline = self._launch(source_id, spec, hop, "start")
+            self._starting.add(source_id)
+        try:
+            with self._source_lock(source_id):
+                pipeline = self._launch(source_id, spec, hop, "start")
+                with self._lock:
+                    self._pipelines[source_id] = pipeline
+                    self._specs[source_id] = {**spec, "hop": hop, "id": source_id}
+                    self._monitors[source_id] = self._make_monitor(source_id)
+        finally:
+            with self._lock:
+                self._starting.discard(source_id)
         source = pipeline.source
-        with self._lock:
-            self._pipelines[source_id] = pipeline
-            self._specs[source_id] = {**spec, "hop": hop, "id": source_id}
-            self._monitors[source_id] = self._make_monitor(source_id)
         self._save_sources()
         log.info("started source %s (%s)", source_id, source.label)
         if source.notice:
@@ -163,8 +173,15 @@ class Engine:
         return source_id
 
     def stop_source(self, source_id: str) -> None:
+        if not isinstance(source_id, str):
+            raise EngineError(f"no source with id {source_id!r}")
+        # Waits for a restart in progress, then stops what it started: a stop always wins.
+        with self._source_lock(source_id):
+            self._stop_source(source_id)
+
+    def _stop_source(self, source_id: str) -> None:
         with self._lock:
-            pipeline = self._pipelines.pop(source_id, None) if isinstance(source_id, str) else None
+            pipeline = self._pipelines.pop(source_id, None)
             self._last_states.pop(source_id, None)
             self._specs.pop(source_id, None)
             monitor = self._monitors.pop(source_id, None)
@@ -183,8 +200,16 @@ class Engine:
         """Start a source again from its spec, under the same id (after an error, a crash
         in its pipeline, or simply to begin again). Raises ``EngineError`` when it cannot
         start; the old, stopped source then stays listed with its reason."""
+        if not isinstance(source_id, str):
+            raise EngineError(f"no source with id {source_id!r}")
+        # One at a time: a second restart replaces the first one's pipeline only after it is
+        # registered (so it is stopped, not left running unseen), and a stop is never undone.
+        with self._source_lock(source_id):
+            return self._restart_source(source_id)
+
+    def _restart_source(self, source_id: str) -> str:
         with self._lock:
-            old = self._pipelines.get(source_id) if isinstance(source_id, str) else None
+            old = self._pipelines.get(source_id)
             spec = self._specs.get(source_id)
         if old is None or spec is None:
             raise EngineError(f"no source with id {source_id!r}")
@@ -226,9 +251,15 @@ class Engine:
         with self._lock:
             return self._pipelines.get(source_id)
 
+    def _source_lock(self, source_id: str) -> threading.Lock:
+        # Kept for the engine's life (one small lock per id ever used): dropping one while a
+        # caller waits on it would let a second lock for the same id run beside it.
+        with self._lock:
+            return self._source_locks.setdefault(source_id, threading.Lock())
+
     def _new_id(self, spec: dict) -> str:
         try:
-            return source_id_for(spec, taken=set(self._pipelines))
+            return source_id_for(spec, taken=set(self._pipelines) | self._starting)
         except SourceSpecError as exc:
             raise EngineError(str(exc)) from None
 

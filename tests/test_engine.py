@@ -159,3 +159,58 @@ def test_new_settings_rules_or_model_close_the_open_segment(song, model, tmp_pat
     assert {r["start_wall"] for r in rows} == set(events("started")) and len(rows) >= 3, rows
     assert not [r for r in rows if r["open"]], rows
     assert sorted(events("started")) == sorted(events("closed"))
+
+
+def _source_threads(label):
+    return [t for t in threading.enumerate() if t.name == f"file-source-{label}" and t.is_alive()]
+
+
+def _together(*calls):
+    """Run the calls at the same moment, each on its own thread; their results (or exceptions), in order."""
+    barrier, out = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            out[i] = fn()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_concurrent_restarts_and_a_stop_leave_no_hidden_pipeline(song):
+    engine = Engine(hop=0.5)
+    try:
+        for attempt in range(8):  # a race: try it several times
+            label = f"race-{attempt}"
+            sid = engine.start_source({"kind": "file", "path": song, "loop": True, "label": label})
+            assert _together(lambda: engine.restart_source(sid), lambda: engine.restart_source(sid)) == [sid, sid]
+            # Only the registered pipeline reads the file: the first restart's was stopped, not overwritten.
+            running = _source_threads(label)
+            assert running == [engine.pipeline(sid).source._thread], running
+            # The stop arrives while the restart is under way (or, now and then, just before it).
+            restarted, stopped = _together(lambda: engine.restart_source(sid),
+                                           lambda: (time.sleep(0.001), engine.stop_source(sid))[1])
+            assert stopped is None and (restarted == sid or isinstance(restarted, EngineError)), restarted
+            # The stop wins whichever ran first: the restart never puts the source back.
+            assert sid not in engine.source_ids() and _wait(lambda: not _source_threads(label), 5), attempt
+    finally:
+        engine.shutdown()
+
+
+def test_concurrent_starts_get_their_own_ids(song):
+    engine = Engine(hop=0.5)
+    try:
+        ids = _together(*[lambda: engine.start_source({"kind": "file", "path": song, "label": "twin"})] * 3)
+        assert len(set(ids)) == 3 and sorted(ids) == sorted(engine.source_ids()), ids
+        assert len(_source_threads("twin")) == 3
+        with pytest.raises(EngineError, match="already running"):
+            engine.start_source({"kind": "file", "path": song, "id": ids[0]})
+    finally:
+        engine.shutdown()
