@@ -17,6 +17,7 @@ DEFAULT_HOP_SECONDS = 1.0
 MIN_HOP_SECONDS = 0.25
 MAX_HOP_SECONDS = 3.0
 RING_SECONDS = 12.0  # ring capacity: room for one window plus a few late hops
+MAX_LABEL_CHARS = 200  # a source's display name: labels, upload names, names derived from paths or URLs
 
 GTZAN_GENRES = (
     "blues", "classical", "country", "disco", "hiphop",

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .audio.source import Source
+from .config import MAX_LABEL_CHARS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO_ROOT / "media" / "demo"
@@ -53,8 +54,23 @@ def parse_cli_spec(text: str) -> dict:
     raise SourceSpecError(f"unknown source {text!r}: use demo, mic[:DEVICE], file:PATH or url:URL")
 
 
+def shorten_label(text: str, keep_end: str = "") -> str:
+    """A display name cut to ``MAX_LABEL_CHARS`` with an ellipsis, ``keep_end`` (an extension) kept."""
+    if len(text) <= MAX_LABEL_CHARS:
+        return text
+    keep_end = keep_end if text.endswith(keep_end) and len(keep_end) < 20 else ""
+    return text[:MAX_LABEL_CHARS - len(keep_end) - 1] + "…" + keep_end
+
+
 def make_source(spec: dict, *, fast: bool = False) -> Source:
-    """Build (not start) the source a spec describes."""
+    """Build (not start) the source a spec describes; its label at most ``MAX_LABEL_CHARS`` long."""
+    source = _build_source(spec, fast)
+    # Names derived from a long path or URL are display names too (the dashboard, thread names).
+    source.label = shorten_label(str(source.label or ""), Path(str(source.label or "")).suffix)
+    return source
+
+
+def _build_source(spec: dict, fast: bool) -> Source:
     if not isinstance(spec, dict):
         raise SourceSpecError("a source must be an object with a 'kind'")
     kind = spec.get("kind")
@@ -65,7 +81,7 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
         from .audio.file_source import FileSource
 
         return FileSource(demo_playlist(), loop=True, realtime=not fast, output_device=output,
-                          label="Demo playlist")
+                          label=spec.get("label") or "Demo playlist")
     if kind == "file":
         from .audio.file_source import FileSource
 

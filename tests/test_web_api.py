@@ -301,3 +301,30 @@ def test_huge_integers_are_refused_by_field_name(client, song, method, url, body
     finally:
         client.delete(f"/api/sources/{source_id}")
 
+
+
+def test_long_upload_names_and_labels_are_cut_for_display(client, tmp_path):
+    wav = write_wav(tmp_path / "long.wav", seconds=2.0)
+    name = "a very long name " * 60 + ".wav"
+    with open(wav, "rb") as f:
+        res = client.post("/api/upload", data={"file": (f, name)}, content_type="multipart/form-data")
+    assert res.status_code == 200, res.json
+    assert len(res.json["name"]) == 200 and res.json["name"].endswith("….wav")
+    started = client.post("/api/sources", json={"kind": "upload", "upload_id": res.json["upload_id"]}).json["id"]
+    try:
+        listed = {s["id"]: s for s in client.get("/api/sources").json["sources"]}
+        assert listed[started]["label"] == res.json["name"]
+    finally:
+        client.delete(f"/api/sources/{started}")
+    res = client.post("/api/sources", json={"kind": "demo", "label": "x" * 201})
+    assert res.status_code == 400 and "'label'" in res.json["error"]
+
+
+def test_a_demo_source_takes_its_label(client):
+    started = client.post("/api/sources", json={"kind": "demo", "label": "Lobby radio"})
+    assert started.status_code == 200, started.json
+    try:
+        listed = {s["id"]: s for s in client.get("/api/sources").json["sources"]}
+        assert listed[started.json["id"]]["label"] == "Lobby radio"
+    finally:
+        client.delete(f"/api/sources/{started.json['id']}")

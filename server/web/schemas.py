@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 
-from server.config import MAX_HOP_SECONDS, MIN_HOP_SECONDS
+from server.config import MAX_HOP_SECONDS, MAX_LABEL_CHARS, MIN_HOP_SECONDS
 
 MAX_STRING = 2000
 MAX_LIST = 200
@@ -157,7 +157,7 @@ def validate(data, fields: dict, required=(), where: str = "") -> dict:
 
 # --- Socket.IO events / REST bodies --------------------------------------------------------------------
 HOP = number(MIN_HOP_SECONDS, MAX_HOP_SECONDS, " s")
-LABEL = string(200)
+LABEL = string(MAX_LABEL_CHARS)
 _COMMON = {"kind": enum("demo", "mic", "file", "upload", "stream"), "hop": HOP}
 
 START_SOURCE = {

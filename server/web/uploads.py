@@ -10,6 +10,8 @@ from pathlib import Path
 
 from werkzeug.utils import secure_filename
 
+from server.source_specs import shorten_label
+
 # Extensions the decoder handles (soundfile natively, the rest through ffmpeg).
 AUDIO_EXTENSIONS = {
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff",
@@ -22,6 +24,12 @@ _ID_RE = re.compile(r"[0-9a-f]{16}")
 
 class UploadError(Exception):
     """An upload was rejected; the message is shown to the user."""
+
+
+def display_name(name: str, ext: str = "") -> str:
+    """The upload's name as shown (the source's label): printable, at most ``MAX_LABEL_CHARS``
+    characters, the extension kept."""
+    return shorten_label("".join(c if c.isprintable() else " " for c in name), ext)
 
 
 class UploadStore:
@@ -39,6 +47,7 @@ class UploadStore:
         if not name:
             raise UploadError("No file selected.")
         ext = Path(secure_filename(name) or name).suffix.lower()
+        name = display_name(name, ext)
         if ext not in AUDIO_EXTENSIONS:
             raise UploadError(
                 f"{name}: unsupported file type {ext or '(none)'}; "
