@@ -80,3 +80,18 @@ def test_bad_token_or_media_folder_stops_serve_before_it_listens(tmp_path):
     assert out.returncode == 2 and "at least 16 characters" in out.stderr
     out = run_cli("serve", "--media-dir", str(tmp_path / "missing"), "--data-dir", str(tmp_path), timeout=60)
     assert out.returncode == 2 and "not a directory" in out.stderr
+
+
+def test_sigterm_shuts_down_like_ctrl_c(tmp_path):
+    """SIGTERM (systemd, docker stop): sources stopped, history closed (its WAL folded back in), exit 0."""
+    import signal
+
+    from tests.support.web import live_server, music_file
+
+    data = tmp_path / "data"
+    with live_server(f"file:{music_file(tmp_path)}", extra_args=["--data-dir", str(data)]) as srv:
+        assert (data / "history.sqlite-wal").exists()  # open: the writer holds the WAL
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(30) == 0, srv.log()
+    assert (data / "history.sqlite").exists() and not (data / "history.sqlite-wal").exists(), srv.log()
+    assert "Traceback" not in srv.log()

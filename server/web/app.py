@@ -8,6 +8,8 @@ Socket.IO handlers answer at once even while the model is still loading.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request, send_file
@@ -135,6 +137,18 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     return app, socketio
 
 
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (``kill``, systemd, docker stop) stops the server like Ctrl-C: the server loop
+    ends and the callers' ``finally`` blocks stop the sources and close the history."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set signal handlers
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
           require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None) -> None:
@@ -152,6 +166,7 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
         shown = f"[{shown}]" if ":" in shown else shown
         print(f"Access token required. Open http://{shown}:{port}/?token={token}", flush=True)
     engine.start(socketio.start_background_task)
+    _sigterm_as_ctrl_c()
     try:
         socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,
                      allow_unsafe_werkzeug=True, log_output=debug)
