@@ -76,11 +76,20 @@ def label_index(tracks: list[Track]) -> tuple[list[str], np.ndarray]:
 
 
 def cv_metrics(held_out: dict[str, dict], labels: list[str], n_tracks: int, threshold: float | None) -> dict:
+    """Scores of held-out predictions per condition; under ``clean`` also ``single_window``: the
+    tracks that make one window (clips of 3–6 s, excerpts shorter than a window)."""
     out = {}
     for c, res in held_out.items():
         groups = res["repeat"] * n_tracks + res["groups"]  # a track in two repeats counts twice
         out[c] = metrics(res["probs"], res["y"], groups, labels, threshold)
         out[c]["per_genre_recall_ci95"] = recall_intervals(out[c], labels, res["repeat"].max() + 1)
+        if c == "clean":
+            _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+            single = counts[inv] == 1
+            if single.any():
+                m = metrics(res["probs"][single], res["y"][single], groups[single], labels, threshold)
+                out[c]["single_window"] = {k: m[k] for k in ("n_tracks", "track_accuracy",
+                                                             "balanced_track_accuracy", "per_genre_recall")}
     return out
 
 
@@ -99,6 +108,13 @@ def wilson_interval(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def mean_held(members: list[dict[str, dict]]) -> dict[str, dict]:
+    """Held-out predictions of the mean of heads whose own were made on the same folds."""
+    if len(members) == 1:
+        return members[0]
+    return {c: {**members[0][c], "probs": np.mean([m[c]["probs"] for m in members], axis=0)} for c in members[0]}
 
 
 def selection_score(held: dict[str, dict], conditions, n_labels: int) -> float:
@@ -191,11 +207,17 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
     log(f"validation folds: {describe(grouping)} ({n_groups} groups)")
 
     grid = grid or DEFAULT_GRID
+    member_held: dict[str, dict] = {}  # an ensemble's held-out probabilities are its members' mean: fit each once
+    for features, spec in grid:
+        for member in candidate_members(features, spec):
+            member_held.setdefault(json.dumps(member, sort_keys=True), member)
+    for key, member in tqdm(list(member_held.items()), desc="cross-validate", unit="head", disable=not progress):
+        member_held[key] = cross_validate(outputs, track_labels, len(labels), [member], train_conditions,
+                                          eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed,
+                                          groups=groups)
     candidates = []
-    for features, spec in tqdm(grid, desc="cross-validate", unit="head", disable=not progress):
-        held = cross_validate(outputs, track_labels, len(labels), candidate_members(features, spec),
-                              train_conditions, eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed,
-                              groups=groups)
+    for features, spec in grid:
+        held = mean_held([member_held[json.dumps(m, sort_keys=True)] for m in candidate_members(features, spec)])
         candidates.append({"name": spec_name(features, spec), "features": features, "spec": spec,
                            "score": selection_score(held, eval_conditions, len(labels)), "held": held})
     best = max(candidates, key=lambda c: c["score"])
