@@ -170,3 +170,43 @@ def test_rests_between_notes_are_kept_and_edges_filled():
     edge = window_mel(_tone(2.8))[None]  # 0.2 s of padding at the start
     assert (edge[0, :5].max(axis=1) < 1e-3).all()
     assert (fill_silence(edge)[0].max(axis=1) > 1e-3).all()
+
+
+def test_zero_shot_prior_mixes_only_the_genres_the_tags_name():
+    from server.model.musicnn import tag_names
+    from server.model.zeroshot import shrink_toward_tags
+
+    labels = ["reggae", "rock", "jazz"]
+    rng = np.random.default_rng(4)
+    outputs = {f"{b}/tags": rng.uniform(0, 1, (5, len(tag_names(b)))).astype(np.float32)
+               for b in ("MSD_musicnn", "MTT_musicnn")}
+    rock = tag_names("MSD_musicnn").index("rock")
+    outputs["MSD_musicnn/tags"][:, rock] = 0.99  # the tags say rock
+    probs = np.tile(np.array([[0.2, 0.1, 0.7]], np.float32), (5, 1))
+    mixed = shrink_toward_tags(probs, outputs, labels, 0.5)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(mixed[:, 0], 0.2, atol=1e-6)  # no tag names reggae: the head's own share
+    assert (mixed[:, 1] > probs[:, 1]).all()
+    assert np.array_equal(shrink_toward_tags(probs, outputs, labels, 0.0), probs)
+
+
+def test_a_head_with_the_prior_round_trips(tmp_path):
+    from server.model.heads import load_directory
+    from server.training.train import train_head
+    from tests.support.training import trained_model
+
+    _, data, cache = trained_model()
+    labels_dir = tmp_path / "d"
+    for src, genre in zip(sorted(os.listdir(data)), ("rock", "jazz", "reggae")):
+        os.symlink(os.path.join(data, src), labels_dir / genre if labels_dir.exists() else
+                   (labels_dir.mkdir() or labels_dir / genre))
+    meta = train_head(str(labels_dir), str(tmp_path / "m"), n_augment=0, grid=[("tags", {"kind": "logreg", "C": 0.1})],
+                      n_splits=3, repeats=1, hop_s=1.0, cache_dir=cache, progress=False, log=lambda *a: None)
+    names = [c["name"] for c in meta["cross_validation"]["candidates"]]
+    assert len(names) == 3 and sum("zero-shot" in n for n in names) == 2
+    model = load_directory(str(tmp_path / "m"))
+    assert model.prior == meta["head"].get("prior")
+    assert meta["version"] == (4 if model.prior else 1)
+    mel = np.random.default_rng(0).uniform(0, 3, (2, 187, 96)).astype(np.float32)
+    probs, _ = model.predict(mel)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

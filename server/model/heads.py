@@ -20,7 +20,9 @@ from ..features import fill_silence
 from .stream_memory import StreamMemory
 
 FORMAT = "genre-monitor-model"
-FORMAT_VERSION = 3  # the newest format read; 2 added kernel heads and ensembles, 3 SVM heads (all are read)
+# The newest format read (all older ones are): 2 added kernel heads and ensembles, 3 SVM heads,
+# 4 the zero-shot prior.
+FORMAT_VERSION = 4
 
 # Per-window level normalisation, done on the mel power (a gain on the audio is a
 # gain on every mel bin), so the head sees the same thing at any input level.
@@ -279,12 +281,13 @@ def _n_layers(weights: dict[str, np.ndarray]) -> int:
 
 
 _KIND_VERSION = {"kernel": 2, "ensemble": 2, "svm": 3}
+PRIOR_VERSION = 4  # a head shrunk toward the zero-shot tag map (``head["prior"]``)
 
 
 def format_version(head: dict) -> int:
     """The oldest model format that can read this head (``model.json``'s ``head``): older readers stay usable."""
     kinds = [head["kind"]] + [m["spec"]["kind"] for m in head.get("members", ())]
-    return max(_KIND_VERSION.get(kind, 1) for kind in kinds)
+    return max([_KIND_VERSION.get(kind, 1) for kind in kinds] + ([PRIOR_VERSION] if head.get("prior") else []))
 
 
 def pairwise_coupling(r: np.ndarray, pairs: np.ndarray, n_labels: int) -> np.ndarray:
@@ -367,6 +370,18 @@ def ensemble_forward(outputs: dict[str, np.ndarray], members: list[tuple[list[st
     return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
 
 
+def apply_prior(probs: np.ndarray, outputs: dict[str, np.ndarray], labels: list[str],
+                prior: dict | None) -> np.ndarray:
+    """A head's probabilities with its prior applied (``{"kind": "zeroshot", "weight": w}``), if any."""
+    if not prior:
+        return probs
+    if prior.get("kind") != "zeroshot":
+        raise ModelError(f"Unknown head prior {prior.get('kind')!r}.")
+    from .zeroshot import shrink_toward_tags
+
+    return shrink_toward_tags(probs, outputs, labels, float(prior["weight"]))
+
+
 def read_model_json(directory: str) -> dict:
     path = os.path.join(directory, "model.json")
     try:
@@ -406,6 +421,7 @@ class HeadModel(GenreModel):
                     raise ModelError(f"Model {self.name!r}: weights do not match its {len(self.labels)} labels.")
         except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"Cannot read the weights of model {self.name!r}: {err!r}") from err
+        self.prior = meta.get("head", {}).get("prior")
         self.tagset = TagSet(self.backbones)
         self.tag_names = self.tagset.names
         self._levels = StreamLevels()
@@ -414,7 +430,7 @@ class HeadModel(GenreModel):
         if self.level_norm:
             mel = self._levels(mel, streams)
         outputs = backbone_features(mel, self.backbones, level_norm=False, streams=streams)
-        probs = ensemble_forward(outputs, self.members)
+        probs = apply_prior(ensemble_forward(outputs, self.members), outputs, self.labels, self.prior)
         tags = self.tagset.scores([outputs[f"{b}/tags"] for b in self.backbones])
         return probs, tags
 

@@ -23,6 +23,7 @@ from .evaluate import metrics
 from .groups import describe, track_groups
 from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
 from ..model.heads import FORMAT, format_version
+from ..model.zeroshot import GTZAN_TAGS, shrink_toward_tags
 
 # Every head is class-balanced: collections are rarely balanced (ours: 63 classical tracks,
 # 6 blues), and an unbalanced head learns the share of the data, not the genre.
@@ -43,9 +44,14 @@ DEFAULT_GRID = [
 ]
 
 QUICK_GRID = [_TAGS]
+# Weights of the zero-shot tag map a candidate's probabilities may be shrunk toward.
+PRIOR_WEIGHTS = (0.35, 0.5)
+TAG_KEYS = ("MSD_musicnn/tags", "MTT_musicnn/tags")
 
 
-def spec_name(features: str, spec: dict) -> str:
+def spec_name(features: str, spec: dict, prior: dict | None = None) -> str:
+    if prior:
+        return f"{spec_name(features, spec)} → {prior['weight']:g}·zero-shot tags"
     if spec["kind"] == "ensemble":
         return "mean(" + ", ".join(spec_name(f, s) for f, s in spec["members"]) + ")"
     extra = ",".join(f"{k}={v}" for k, v in spec.items() if k != "kind")
@@ -108,6 +114,25 @@ def wilson_interval(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def held_zeroshot(outputs: dict[str, list[dict]], held: dict[str, dict], labels: list[str]) -> dict[str, dict]:
+    """The backbone tags of every held-out window, in ``held``'s row order (for the zero-shot prior)."""
+    out = {}
+    for c, res in held.items():
+        key = res["repeat"] * (res["groups"].max() + 1) + res["groups"]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        tracks = res["groups"][starts]
+        out[c] = {k: np.concatenate([outputs[c][i][k] for i in tracks]) for k in TAG_KEYS}
+    return out
+
+
+def with_prior(held: dict[str, dict], tag_rows: dict[str, dict], labels: list[str],
+               prior: dict | None) -> dict[str, dict]:
+    if prior is None:
+        return held
+    return {c: {**r, "probs": shrink_toward_tags(r["probs"], tag_rows[c], labels, prior["weight"])}
+            for c, r in held.items()}
 
 
 def mean_held(members: list[dict[str, dict]]) -> dict[str, dict]:
@@ -215,11 +240,17 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
         member_held[key] = cross_validate(outputs, track_labels, len(labels), [member], train_conditions,
                                           eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed,
                                           groups=groups)
+    priors = [None] + ([{"kind": "zeroshot", "weight": w} for w in PRIOR_WEIGHTS]
+                       if any(GTZAN_TAGS.get(lab) for lab in labels) else [])
+    tag_rows = held_zeroshot(outputs, next(iter(member_held.values())), labels) if len(priors) > 1 else None
     candidates = []
     for features, spec in grid:
-        held = mean_held([member_held[json.dumps(m, sort_keys=True)] for m in candidate_members(features, spec)])
-        candidates.append({"name": spec_name(features, spec), "features": features, "spec": spec,
-                           "score": selection_score(held, eval_conditions, len(labels)), "held": held})
+        mean = mean_held([member_held[json.dumps(m, sort_keys=True)] for m in candidate_members(features, spec)])
+        for prior in priors:
+            held = with_prior(mean, tag_rows, labels, prior)
+            candidates.append({"name": spec_name(features, spec, prior), "features": features, "spec": spec,
+                               "prior": prior, "score": selection_score(held, eval_conditions, len(labels)),
+                               "held": held})
     best = max(candidates, key=lambda c: c["score"])
     pooled_probs = np.concatenate([best["held"][c]["probs"] for c in eval_conditions])
     pooled_y = np.concatenate([best["held"][c]["y"] for c in eval_conditions])
@@ -230,6 +261,8 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
     if grouping != "track":  # the figure a user of the training artists would see, for comparison
         held = cross_validate(outputs, track_labels, len(labels), members, train_conditions, ("clean",),
                               n_splits=n_splits, repeats=repeats, seed=seed)
+        if best["prior"]:
+            held = with_prior(held, held_zeroshot(outputs, held, labels), labels, best["prior"])
         same_artist = cv_metrics(held, labels, len(tracks), threshold)["clean"]
     log(f"chosen {best['name']}: {grouping}-grouped CV track accuracy {cv['clean']['track_accuracy']:.3f} "
         f"(genre-balanced {cv['clean']['balanced_track_accuracy']:.3f}), window accuracy "
@@ -240,7 +273,10 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
 
     fitted = fit_members(outputs, track_labels, np.arange(len(tracks)), len(labels), members, train_conditions, seed)
     head, weights = export_head(best["features"], best["spec"], fitted)
+    if best["prior"]:
+        head = {**head, "prior": best["prior"]}
     feature_keys = list(dict.fromkeys(k for keys, _ in members for k in keys))
+    backbones = backbones_of(feature_keys + (list(TAG_KEYS) if best["prior"] else []))
 
     name = name or os.path.basename(os.path.normpath(out_dir))
     counts = {lab: int(np.sum(track_labels == i)) for i, lab in enumerate(labels)}
@@ -254,7 +290,7 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
         "labels": labels,
         "uncertain_threshold": threshold,
         "uncertain_rule": "top probability below the threshold",
-        "features": {"backbones": backbones_of(feature_keys), "keys": feature_keys, "level_norm": level_norm,
+        "features": {"backbones": backbones, "keys": feature_keys, "level_norm": level_norm,
                      "input": "log10(10000*mel+1) of 48128 16-kHz samples, 96 mel bands, n_fft 512, hop 256"},
         "head": head, "weights": "weights.npz",
         "metrics": {**{k: cv["clean"][k] for k in summary}, "protocol": describe(grouping)},
