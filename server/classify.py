@@ -1,6 +1,8 @@
-"""Classify whole files: a file's genre is the mean of its windows' probabilities."""
+"""Classify whole files: each window's content, and the file's genre as the mean of its music windows."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 
@@ -8,25 +10,43 @@ from .audio.decode import decode
 from .audio.resample import resample
 from .config import HOP_LENGTH, MODEL_SR, WINDOW_SAMPLES
 from .features import log_mel, patches
+from .model.content import CONTENT_LABELS, MUSIC
 
 BATCH = 32
 
 
+def majority(contents: list[str]) -> str:
+    """The most frequent content (ties go to the earlier of ``CONTENT_LABELS``)."""
+    counts = Counter(contents)
+    return max(CONTENT_LABELS, key=lambda c: (counts[c], -CONTENT_LABELS.index(c)))
+
+
 def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
-    """Decode, window, classify; raises DecodeError for unreadable files."""
+    """Decode, window, classify; raises DecodeError for unreadable files.
+
+    ``content`` is the majority of the windows' contents; a file that is mostly not music
+    (speech, silence, noise) has ``genre: null``. The genre and probabilities average the
+    music windows only (all windows when none is music).
+    """
     y, sr = decode(path)
     y = resample(y, sr, MODEL_SR)
     padded = y.shape[0] < WINDOW_SAMPLES
     windows = patches(log_mel(y if not padded else np.pad(y, (0, WINDOW_SAMPLES - y.shape[0]))),
                       hop_frames=max(1, round(hop_s * MODEL_SR / HOP_LENGTH)))
-    probs = np.concatenate([model.predict(windows[i:i + BATCH])[0] for i in range(0, len(windows), BATCH)])
-    mean = probs.mean(axis=0)
+    results = [model.analyse(windows[i:i + BATCH]) for i in range(0, len(windows), BATCH)]
+    probs = np.concatenate([r.probs for r in results])
+    contents = [c for r in results for c in r.content]
+    is_music = np.array([c == MUSIC for c in contents])
+    mean = probs[is_music].mean(axis=0) if is_music.any() else probs.mean(axis=0)
+    content = majority(contents)
     labels = list(model.labels)
     top = int(np.argmax(mean))
     hop_samples = max(1, round(hop_s * MODEL_SR / HOP_LENGTH)) * HOP_LENGTH
     return {
         "file": path,
-        "genre": labels[top],
+        "content": content,
+        "content_share": {c: round(contents.count(c) / len(contents), 4) for c in CONTENT_LABELS},
+        "genre": labels[top] if content == MUSIC else None,
         "confidence": round(float(mean[top]), 4),
         "uncertain": bool(model.is_uncertain(mean)),
         "probabilities": {l: round(float(p), 4) for l, p in zip(labels, mean)},
@@ -34,9 +54,10 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
         "padded": padded,
         "timeline": [
             {"t": round((i * hop_samples + WINDOW_SAMPLES) / MODEL_SR, 3),
-             "genre": labels[int(np.argmax(row))],
+             "content": c,
+             "genre": labels[int(np.argmax(row))] if c == MUSIC else None,
              "confidence": round(float(row.max()), 4),
              "probabilities": [round(float(p), 4) for p in row]}
-            for i, row in enumerate(probs)
+            for i, (row, c) in enumerate(zip(probs, contents))
         ],
     }

@@ -227,7 +227,11 @@ def cmd_classify(args) -> int:
         else:
             note = " (uncertain)" if result["uncertain"] else ""
             note += " (shorter than 3 s: padded)" if result["padded"] else ""
-            print(f"{path}: {result['genre']} {result['confidence']:.2f}{note}", flush=True)
+            if result["genre"] is None:
+                share = result["content_share"][result["content"]]
+                print(f"{path}: {result['content']} ({share:.0%} of windows){note}", flush=True)
+            else:
+                print(f"{path}: {result['genre']} {result['confidence']:.2f}{note}", flush=True)
     return 1 if failed else 0
 
 

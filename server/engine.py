@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
 from .features import mel_power
-from .payloads import prediction_payload, spectrogram_payload
+from .model.content import CONTENT_LABELS, NOT_MUSIC
+from .payloads import content_probs_of, prediction_payload, spectrogram_payload
 from .pipeline import Pipeline, Window
 from .source_specs import SourceSpecError, make_source, source_id_for
 
@@ -364,6 +365,8 @@ class Engine:
             "model": {
                 "name": model.name if model else self.model_name,
                 "labels": list(model.labels) if model else [],
+                "content_labels": list(CONTENT_LABELS),
+                "no_genre": list(NOT_MUSIC),
                 "ready": model is not None,
                 "error": self.model_error,
             },
@@ -414,13 +417,13 @@ class Engine:
 
     def _classify(self, due: list[tuple[Pipeline, Window]], model) -> None:
         try:
-            probs, tags = model.predict(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
+            a = model.analyse(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
         except Exception as exc:
             log.exception("model failed")
             self.notice(f"the model failed on a batch: {exc}")
             return
         for i, (p, w) in enumerate(due):
-            payload = prediction_payload(p, w, model, probs[i], tags[i])
+            payload = prediction_payload(p, w, model, a.probs[i], a.tags[i], a.content[i], content_probs_of(a, i))
             events = self._monitor(payload)
             self._emit("on_prediction", payload)
             self._emit_events(events)

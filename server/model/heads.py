@@ -13,10 +13,12 @@ import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..features import fill_silence
+from .content import SILENCE_BELOW_DB as CONTENT_SILENCE_DB
 from .stream_memory import StreamMemory
 
 FORMAT = "genre-monitor-model"
@@ -155,8 +157,25 @@ def check_mel(mel) -> np.ndarray:
     return mel
 
 
+@dataclass
+class Analysis:
+    """One batch's results: genre ``probs`` (B,L), ``tags`` (B,T), and per window its ``content``
+    (``content.CONTENT_LABELS``), ``content_probs`` (B, len(content_labels)) over the content
+    head's labels (zeros without a head) and ``level_db`` (the window's level, ≈ dBFS)."""
+
+    probs: np.ndarray
+    tags: np.ndarray
+    content: list[str]
+    content_probs: np.ndarray
+    content_labels: list[str]
+    level_db: np.ndarray
+
+
 class GenreModel:
     """Base class: ``predict(mel, streams=None) -> (probs (B,L), tags (B,T))``; one caller at a time.
+
+    ``analyse(mel, streams=None) -> Analysis`` adds each window's content (music, speech,
+    silence, noise), decided by ``content.ContentHead`` on the same backbone outputs.
 
     ``streams`` (live use) gives per window ``(key, first_frame)``: the stream it
     belongs to and where it starts on that stream's frame grid, or None. Models
@@ -171,18 +190,53 @@ class GenreModel:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._content_levels = StreamLevels()  # for a content head that needs backbones this model lacks
+
+    content_head = None  # set on first use: ``content.default_head()`` (None: only silence is told apart)
 
     def predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
         """Silent frames are filled with the window's own sound first (``features.fill_silence``)."""
-        mel = fill_silence(check_mel(mel))
-        if mel.shape[0] == 0:
-            return (np.zeros((0, len(self.labels)), np.float32), np.zeros((0, len(self.tag_names)), np.float32))
+        a = self.analyse(mel, streams)
+        return a.probs, a.tags
+
+    def analyse(self, mel: np.ndarray, streams=None) -> Analysis:
+        """Genre probabilities, tags and each window's content, from one pass of the backbones."""
+        from .content import CONTENT_LABELS, MUSIC, SILENCE, default_head, window_level_db
+
+        mel = check_mel(mel)
+        level = window_level_db(mel)
+        mel = fill_silence(mel)
         if streams is not None and len(streams) != mel.shape[0]:
             raise ModelError(f"{len(streams)} stream keys for {mel.shape[0]} windows")
+        if self.content_head is None:
+            self.content_head = default_head() or False
+        head = self.content_head or None
+        head_labels = list(head.head_labels) if head else []
+        if mel.shape[0] == 0:
+            return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, len(self.tag_names)), np.float32),
+                            [], np.zeros((0, len(head_labels)), np.float32), head_labels, level)
         with self._lock:
-            return self._predict(mel, streams)
+            result = self._predict(mel, streams)
+            probs, tags = result[0], result[1]
+            if head is None:
+                cprobs = np.zeros((len(mel), 0), np.float32)
+                content = [SILENCE if lv < CONTENT_SILENCE_DB else MUSIC for lv in level]
+            else:
+                outputs = dict(result[2]) if len(result) > 2 else {}
+                missing = [b for b in head.backbones if f"{b}/tags" not in outputs]
+                if missing:  # a model without these backbones: run them for the content head
+                    outputs.update(backbone_features(self._levels_for_content(mel, streams), missing,
+                                                     level_norm=False, streams=streams))
+                cprobs = head.probabilities(outputs)
+                content = head.decide(cprobs, level)
+        assert all(c in CONTENT_LABELS for c in content)
+        return Analysis(probs, tags, content, cprobs, head_labels, level)
 
-    def _predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
+    def _levels_for_content(self, mel: np.ndarray, streams=None) -> np.ndarray:
+        return self._content_levels(mel, streams)
+
+    def _predict(self, mel: np.ndarray, streams=None) -> tuple:
+        """``(probs, tags)`` or ``(probs, tags, backbone outputs)`` (the content head reuses them)."""
         raise NotImplementedError
 
     def is_uncertain(self, probs_row) -> bool:
@@ -432,7 +486,7 @@ class HeadModel(GenreModel):
         outputs = backbone_features(mel, self.backbones, level_norm=False, streams=streams)
         probs = apply_prior(ensemble_forward(outputs, self.members), outputs, self.labels, self.prior)
         tags = self.tagset.scores([outputs[f"{b}/tags"] for b in self.backbones])
-        return probs, tags
+        return probs, tags, outputs
 
 
 class KerasCnnModel(GenreModel):

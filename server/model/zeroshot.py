@@ -83,4 +83,4 @@ class ZeroShotModel(GenreModel):
     def _predict(self, mel, streams=None):
         outputs = backbone_features(mel, BACKBONES, level_norm=True)
         return (genre_scores(outputs, self.labels),
-                self.tagset.scores([outputs[f"{b}/tags"] for b in BACKBONES]))
+                self.tagset.scores([outputs[f"{b}/tags"] for b in BACKBONES]), outputs)

@@ -8,6 +8,13 @@ Rules (JSON-friendly dicts):
 - ``{"type": "silence", "for": 10, "threshold_db": -50}``: fires when the window level
   (dBFS RMS) has stayed below ``threshold_db`` for ``for`` seconds; resolves when
   sound returns.
+- ``{"type": "talk", "for": 120}``: fires when the content has been speech for ``for``
+  seconds without a break ("talk longer than N s"); resolves when anything else returns.
+- ``{"type": "no_music", "for": 60}``: fires when no window has been music for ``for``
+  seconds (talk, silence or noise instead); resolves when music returns.
+
+Genre rules look at music only: a window of talk, silence or noise neither counts
+towards an ``unexpected_genre`` episode nor ends it (its time is left out).
 
 An alert fires once per episode and resolves once; nothing repeats every window.
 """
@@ -16,15 +23,21 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from ..model.content import MUSIC, SPEECH
+
 MAX_GAP_S = 30.0
-RULE_TYPES = ("unexpected_genre", "silence")
+RULE_TYPES = ("unexpected_genre", "silence", "talk", "no_music")
 DEFAULTS = {
     "unexpected_genre": {"for": 60.0},
     "silence": {"for": 10.0, "threshold_db": -50.0},
+    "talk": {"for": 120.0},
+    "no_music": {"for": 60.0},
 }
 _KEYS = {
     "unexpected_genre": {"type", "expected", "for", "name"},
     "silence": {"type", "for", "threshold_db", "name"},
+    "talk": {"type", "for", "name"},
+    "no_music": {"type", "for", "name"},
 }
 
 
@@ -80,7 +93,7 @@ def validate_rules(rules, labels=None) -> list[dict]:
                     raise RuleError(f"{where}: unknown genre(s) {', '.join(map(repr, unknown))} in 'expected';"
                                     f" the model knows: {', '.join(known)}")
             norm["expected"] = list(dict.fromkeys(expected))
-        else:
+        elif kind == "silence":
             value = rule.get("threshold_db", DEFAULTS["silence"]["threshold_db"])
             try:
                 db = float(value)
@@ -115,29 +128,41 @@ class AlertEvaluator:
         return [i for i, e in enumerate(self._episodes) if e is not None and e.firing]
 
     def update(self, t: float, wall: float, top: str | None, probs=None, level_db: float | None = None,
-               labels=None) -> list[dict]:
+               labels=None, content: str = MUSIC) -> list[dict]:
         """One window: ``top`` is the label on top of the smoothed probabilities, ``level_db``
-        the window's RMS level in dBFS (None when unknown: silence rules skip the window).
-        ``probs``/``labels`` are accepted for future rules and ignored by these two."""
+        the window's RMS level in dBFS (None when unknown: silence rules skip the window),
+        ``content`` the window's content (``model.content``). ``probs``/``labels`` are
+        accepted for future rules and ignored by these."""
         t, wall = float(t), float(wall)
         # a restarted stream or a long break: conditions that held before it do not continue it
-        restart = self._last_t is not None and (t < self._last_t or t - self._last_t > MAX_GAP_S)
-        self._last_t = t
+        last, self._last_t = self._last_t, t
+        restart = last is not None and (t < last or t - last > MAX_GAP_S)
         alerts = []
         for i, rule in enumerate(self.rules):
-            if rule["type"] == "unexpected_genre":
+            kind = rule["type"]
+            ep = self._episodes[i]
+            if kind == "unexpected_genre":
+                if content != MUSIC:  # talk is no genre: its time is left out of the episode
+                    if ep is not None and not restart:
+                        ep.since += t - last
+                    continue
                 active = None if top is None else top not in rule["expected"]
-            else:
+            elif kind == "silence":
                 active = None if level_db is None else float(level_db) < rule["threshold_db"]
+            elif kind == "talk":
+                active = content == SPEECH
+            else:
+                active = content != MUSIC
             if active is None:
                 continue
-            ep = self._episodes[i]
             if ep is not None and restart and not ep.firing:
                 ep = self._episodes[i] = None
             if active:
                 if ep is None:
                     ep = self._episodes[i] = _Episode(t, wall)
-                if top is not None:
+                if kind == "no_music":
+                    ep.genres[content] += 1
+                elif top is not None:
                     ep.genres[top] += 1
                 if not ep.firing and t - ep.since >= rule["for"]:
                     ep.firing = True
@@ -164,9 +189,17 @@ class AlertEvaluator:
                 alert["message"] = f"{genre} has dominated for {duration:.0f} s (expected {expected})"
             else:
                 alert["message"] = f"back to expected genres ({expected}) after {duration:.0f} s of {genre}"
-        else:
+        elif rule["type"] == "silence":
             if state == "firing":
                 alert["message"] = f"silence for {duration:.0f} s (level below {rule['threshold_db']:g} dBFS)"
             else:
                 alert["message"] = f"sound is back after {duration:.0f} s of silence"
+        elif rule["type"] == "talk":
+            alert["message"] = (f"talk for {duration:.0f} s" if state == "firing"
+                                else f"talk ended after {duration:.0f} s")
+        else:
+            what = ", ".join(c for c, _ in ep.genres.most_common()) or "no music"
+            alert["content"] = ep.genres.most_common(1)[0][0] if ep.genres else None
+            alert["message"] = (f"no music for {duration:.0f} s ({what})" if state == "firing"
+                                else f"music is back after {duration:.0f} s without")
         return alert

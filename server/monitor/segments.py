@@ -7,7 +7,10 @@ spot for ``min_duration`` seconds and the challenger leads it by at least
 lost the top spot, so the boundary lands near the real change, not
 ``min_duration`` later. Shorter blips stay inside the current segment.
 With ``uncertain_threshold``, windows whose top probability is below it count
-as the pseudo-genre ``"uncertain"``, which forms segments like any genre.
+as the pseudo-genre ``"uncertain"``, which forms segments like any genre; so do
+windows whose content is not music (``"speech"``, ``"silence"``, ``"noise"``,
+``model.content``): talk makes ``speech`` segments, and its windows never count
+for a genre.
 """
 from __future__ import annotations
 
@@ -16,12 +19,17 @@ from collections import deque
 
 import numpy as np
 
+from ..model.content import MUSIC, NOT_MUSIC
+
 UNCERTAIN = "uncertain"
 DEFAULT_MIN_DURATION_S = 15.0
 DEFAULT_HYSTERESIS = 0.1
 MAX_GAP_S = 30.0
 MAX_BACKDATE_S = 20.0
 _UNC = -1  # index of the "uncertain" pseudo-genre
+# Pseudo-genres below 0: "uncertain", then the contents that are not music.
+_PSEUDO = {_UNC: UNCERTAIN, **{-2 - i: c for i, c in enumerate(NOT_MUSIC)}}
+_CONTENT_INDEX = {c: i for i, c in _PSEUDO.items()}
 
 
 class SegmentError(ValueError):
@@ -29,13 +37,17 @@ class SegmentError(ValueError):
 
 
 class _Win:
-    __slots__ = ("t", "wall", "probs", "raw", "top")
+    __slots__ = ("t", "wall", "probs", "raw", "top", "content_conf")
 
-    def __init__(self, t, wall, probs, raw, top):
+    def __init__(self, t, wall, probs, raw, top, content_conf=1.0):
         self.t, self.wall, self.probs, self.raw, self.top = t, wall, probs, raw, top
+        self.content_conf = content_conf
 
     def conf(self, genre: int) -> float:
-        """Probability of ``genre`` (for "uncertain": of whatever was top)."""
+        """Probability of ``genre`` (for "uncertain": of whatever was top; for a content: the
+        window's confidence in it, 0 when the window is something else)."""
+        if genre < _UNC:
+            return float(self.content_conf) if self.top == genre else 0.0
         return float(self.probs.max() if genre == _UNC else self.probs[genre])
 
 
@@ -50,20 +62,30 @@ class _Seg:
 class _Run:
     """Windows since the current genre lost the top spot (a pending challenge)."""
 
-    __slots__ = ("start", "start_wall", "sum", "max_sum", "n", "n_unc")
+    __slots__ = ("start", "start_wall", "sum", "music_sum", "max_sum", "n", "n_music", "n_pseudo", "content_sum")
 
     def __init__(self, w: _Win):
         self.start, self.start_wall = w.t, w.wall
         self.sum = np.zeros_like(w.probs)
-        self.max_sum, self.n, self.n_unc = 0.0, 0, 0
+        self.music_sum = np.zeros_like(w.probs)  # of the music windows only: who challenges
+        self.max_sum, self.n, self.n_music = 0.0, 0, 0
+        self.n_pseudo = {i: 0 for i in _PSEUDO}
+        self.content_sum = {i: 0.0 for i in _PSEUDO}
 
     def add(self, w: _Win) -> None:
         self.sum += w.probs
         self.max_sum += float(w.probs.max())
         self.n += 1
-        self.n_unc += w.top == _UNC
+        if w.top < 0:
+            self.n_pseudo[w.top] += 1
+            self.content_sum[w.top] += w.conf(w.top) if w.top < _UNC else 0.0
+        if w.top >= _UNC:
+            self.music_sum += w.probs
+            self.n_music += 1
 
     def conf_sum(self, genre: int) -> float:
+        if genre < _UNC:
+            return self.content_sum[genre]
         return self.max_sum if genre == _UNC else float(self.sum[genre])
 
 
@@ -93,8 +115,9 @@ class SegmentTracker:
         labels = [str(x) for x in (labels or [])]
         if not labels:
             raise SegmentError("labels must be a non-empty list of genre names")
-        if len(set(labels)) != len(labels) or UNCERTAIN in labels:
-            raise SegmentError(f"labels must be unique and must not include {UNCERTAIN!r}: {labels}")
+        if len(set(labels)) != len(labels) or set(labels) & set(_PSEUDO.values()):
+            raise SegmentError(f"labels must be unique and must not include "
+                               f"{', '.join(map(repr, _PSEUDO.values()))}: {labels}")
         self.labels = labels
         self.min_duration = _number(min_duration, "min_duration (seconds)", 0.0)
         self.hysteresis = _number(hysteresis, "hysteresis", 0.0, 1.0)
@@ -126,14 +149,21 @@ class SegmentTracker:
             return _UNC
         return i
 
-    def update(self, t: float, wall: float, probs, raw=None) -> list[dict]:
+    def update(self, t: float, wall: float, probs, raw=None, content: str = MUSIC,
+               content_confidence: float = 1.0) -> list[dict]:
+        """``content`` other than music (``speech``, ``silence``, ``noise``) makes the window
+        count for that pseudo-genre, with ``content_confidence``; its ``probs`` are ignored
+        beyond their shape (pass the last smoothed ones)."""
         t, wall = float(t), float(wall)
         p = self._probs(probs, "probs")
-        r = None if raw is None else self._probs(raw, "raw probs")
+        r = None if raw is None or content != MUSIC else self._probs(raw, "raw probs")
+        if content != MUSIC and content not in _CONTENT_INDEX:
+            raise SegmentError(f"unknown content {content!r}; use one of: {MUSIC}, {', '.join(NOT_MUSIC)}")
         events: list[dict] = []
         if self._last is not None and (t < self._last.t or t - self._last.t > self.max_gap):
             events += self.finish()  # a break in the stream ends the segment
-        w = _Win(t, wall, p, r, self._top(p))
+        top = self._top(p) if content == MUSIC else _CONTENT_INDEX[content]
+        w = _Win(t, wall, p, r, top, float(content_confidence))
         self._last = w
         self._recent.append(w)
         keep = self.min_duration + self.max_backdate + 5.0
@@ -155,13 +185,15 @@ class SegmentTracker:
 
     # --- decisions -------------------------------------------------------------------------------
     def _challenger(self) -> int:
-        """The genre that dominated the pending run: "uncertain" if most of it was, else the
-        best mean probability (other than the current genre)."""
+        """The genre that dominated the pending run: a pseudo-genre ("uncertain", "speech", …)
+        if most of it was, else the best mean probability of its music windows (other than
+        the current genre)."""
         run = self._run
-        if run.n_unc * 2 > run.n:
-            return _UNC
-        scores = run.sum.copy()
-        if self._seg is not None and self._seg.genre != _UNC:
+        pseudo = max(run.n_pseudo, key=lambda i: run.n_pseudo[i])
+        if run.n_pseudo[pseudo] * 2 > run.n or run.n_music == 0:
+            return pseudo
+        scores = run.music_sum.copy()
+        if self._seg is not None and self._seg.genre >= 0:
             scores[self._seg.genre] = -np.inf
         return int(np.argmax(scores))
 
@@ -169,7 +201,7 @@ class SegmentTracker:
         if w.t - self._run.start < self.min_duration or w.top != x:
             return False
         g = None if self._seg is None else self._seg.genre
-        if g is None or g == _UNC or x == _UNC:
+        if g is None or g < 0 or x < 0:
             return True  # no margin to beat: the duration decides
         return w.probs[x] - w.probs[g] >= self.hysteresis
 
@@ -184,7 +216,7 @@ class SegmentTracker:
         run, old = self._run, self._seg
         new = _Seg(x, run.start, run.start_wall)
         new.conf_sum, new.n = run.conf_sum(x), run.n
-        if old is not None and old.genre != _UNC and x != _UNC:
+        if old is not None and old.genre >= 0 and x >= 0:
             self._backdate(old, new)
         events = []
         if old is not None:
@@ -213,7 +245,7 @@ class SegmentTracker:
                extra: tuple[float, int] = (0.0, 0)) -> dict:
         conf_sum, n = seg.conf_sum + extra[0], seg.n + extra[1]
         segment = {
-            "genre": UNCERTAIN if seg.genre == _UNC else self.labels[seg.genre],
+            "genre": _PSEUDO[seg.genre] if seg.genre < 0 else self.labels[seg.genre],
             "start": round(seg.start, 3),
             "end": round(end, 3),
             "start_wall": round(seg.start_wall, 3),

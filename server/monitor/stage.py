@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.content import MUSIC
 from .alerts import AlertEvaluator
 from .segments import SegmentError, SegmentTracker
 from .smoothing import make_smoother
@@ -37,22 +38,36 @@ class SourceMonitor:
         self.smoother = make_smoother(smoothing)
         self.tracker = SegmentTracker(self.labels, uncertain_threshold=uncertain_threshold, **segments)
         self.alerts = AlertEvaluator(rules or [], self.labels)
+        self._smoothed: np.ndarray | None = None  # the last music window's smoothed probabilities
 
     def process(self, pred: dict) -> tuple[dict, list[tuple[str, dict]]]:
-        """One prediction (keys ``t, wall, probs, level_db, source``) →
-        (extra payload fields, [("segment", {...}), ("alert", {...}), ...])."""
+        """One prediction (keys ``t, wall, probs, level_db, source``, optional ``content``) →
+        (extra payload fields, [("segment", {...}), ("alert", {...}), ...]).
+
+        A window that is not music (speech, silence, noise) leaves the smoothed genre where
+        it was (``smoothed`` repeats it, ``smoothed_top`` is None) and counts for its
+        content's segment and rules."""
         source = pred.get("source")
         t, wall = float(pred["t"]), float(pred["wall"])
+        content = pred.get("content") or MUSIC
         raw = np.asarray(pred["probs"], dtype=np.float64)
-        smoothed = self.smoother.update(t, raw)
-        top = self.labels[int(np.argmax(smoothed))]
-        seg_events = self.tracker.update(t, wall, smoothed, raw=raw)
         level = pred.get("level_db")
-        alerts = self.alerts.update(t, wall, top, smoothed, level, self.labels)
+        if content == MUSIC:
+            smoothed = self.smoother.update(t, raw)
+            self._smoothed = smoothed
+            top = self.labels[int(np.argmax(smoothed))]
+            seg_events = self.tracker.update(t, wall, smoothed, raw=raw)
+        else:
+            smoothed = self._smoothed if self._smoothed is not None else raw
+            top = None
+            conf = (pred.get("content_probs") or {}).get(content, 1.0)
+            seg_events = self.tracker.update(t, wall, smoothed, content=content, content_confidence=conf)
+        alerts = self.alerts.update(t, wall, top, smoothed, level, self.labels, content=content)
         extra = {
             "smoothed": [round(float(x), 5) for x in smoothed],
             "smoothed_top": top,
-            "uncertain": bool(self.uncertain_threshold is not None and smoothed.max() < self.uncertain_threshold),
+            "uncertain": bool(top is not None and self.uncertain_threshold is not None
+                              and smoothed.max() < self.uncertain_threshold),
             "segment": self.tracker.current(),
         }
         events = [("segment", {"source": source, **e["segment"], "event": e["event"]}) for e in seg_events]
@@ -62,6 +77,7 @@ class SourceMonitor:
     def finish(self, source: str | None = None) -> list[tuple[str, dict]]:
         """The source stopped: close its open segment; the smoother starts afresh."""
         self.smoother.reset()
+        self._smoothed = None
         return [("segment", {"source": source, **e["segment"], "event": e["event"]})
                 for e in self.tracker.finish()]
 
