@@ -30,6 +30,7 @@ import time
 from typing import Iterator
 
 from .config import MAX_HOP_SECONDS
+from .model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC
 from .store_sql import SCHEMA, SCHEMA_VERSION, StoreError, _first_line, dialect_for
 
 __all__ = ["HistoryStore", "StoreError", "open_store", "SCHEMA", "SCHEMA_VERSION"]
@@ -330,7 +331,7 @@ class HistoryStore:
         return [("window", (
             _text(p["source"]), wall, _num(p.get("t")), _text(p.get("model")), _text(p.get("top")),
             _num(p.get("confidence")), int(bool(p.get("uncertain"))), json.dumps([_text(x) for x in labels]),
-            json.dumps(probs), smoothed, _num(p.get("level_db"))))]
+            json.dumps(probs), smoothed, _num(p.get("level_db")), _text(p.get("content") or MUSIC)))]
 
     def _rows_segment(self, p: dict) -> list:
         seg = p["segment"] if isinstance(p.get("segment"), dict) else p
@@ -403,15 +404,15 @@ class HistoryStore:
         with self._db.reader() as conn:
             labelsets = self._labels_by_id(conn)
             where, args = self._range("wall", t_from, t_to)
-            sql = ("SELECT wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db "
+            sql = ("SELECT wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db, content "
                    f"FROM windows WHERE source=?{where} ORDER BY wall")
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
-            for wall, t, model, top, conf, unc, lid, probs, smoothed, level in self._db.stream(
+            for wall, t, model, top, conf, unc, lid, probs, smoothed, level, content in self._db.stream(
                     conn, sql, [source] + args):
                 labels = labelsets.get(lid, [])
                 yield {
-                    "wall": wall, "t": t, "model": model, "top": top, "confidence": conf,
+                    "wall": wall, "t": t, "model": model, "content": content or MUSIC, "top": top, "confidence": conf,
                     "uncertain": bool(unc), "probs": dict(zip(labels, json.loads(probs))),
                     "smoothed": dict(zip(labels, json.loads(smoothed))) if smoothed else None,
                     "level_db": level,
@@ -457,17 +458,23 @@ class HistoryStore:
     def summary(self, source: str, t_from=None, t_to=None) -> dict:
         """Seconds per genre from the windows: each window counts until the next one (the hop),
         capped at ``SUMMARY_MAX_GAP_S`` so gaps in capture count for nothing; the last window
-        counts like the one before it. Uncertain windows count as ``"uncertain"``."""
+        counts like the one before it. Uncertain windows count as ``"uncertain"``. Windows that
+        are not music (speech, silence, noise) count in ``content``, not in ``genres``;
+        ``content["music"]`` is the sum of ``genres``."""
         where, args = self._range("wall", t_from, t_to)
         sql = f"""
             WITH w AS (
-                SELECT CASE WHEN uncertain<>0 THEN 'uncertain' ELSE top END AS genre,
+                SELECT CASE WHEN content IS NOT NULL AND content<>'music' THEN content
+                            WHEN uncertain<>0 THEN 'uncertain' ELSE top END AS genre,
                        COALESCE(LEAD(wall) OVER win - wall, wall - LAG(wall) OVER win, ?) AS gap
                 FROM windows WHERE source=?{where} WINDOW win AS (ORDER BY wall))
             SELECT genre, SUM(LEAST(gap, ?)), COUNT(*) FROM w GROUP BY genre ORDER BY 2 DESC"""
         rows = self._query(sql, [SUMMARY_DEFAULT_HOP_S, source] + args + [SUMMARY_MAX_GAP_S])
-        genres = {g: round(s, 3) for g, s, _ in rows}
-        return {"total_seconds": round(sum(s for _, s, _ in rows), 3), "genres": genres,
+        genres = {g: round(s, 3) for g, s, _ in rows if g not in NOT_MUSIC}
+        content = {c: 0.0 for c in CONTENT_LABELS}
+        content.update({g: round(s, 3) for g, s, _ in rows if g in NOT_MUSIC})
+        content[MUSIC] = round(sum(genres.values()), 3)
+        return {"total_seconds": round(sum(s for _, s, _ in rows), 3), "genres": genres, "content": content,
                 "windows": sum(n for _, _, n in rows)}
 
     def sources(self) -> list[dict]:
@@ -482,7 +489,7 @@ class HistoryStore:
 # Neutral SQL (see store_sql): "?" placeholders, GREATEST/LEAST, ON CONFLICT upserts.
 _SQL = {
     "window": "INSERT INTO windows(source, wall, t, model, top, confidence, uncertain, labelset, probs, "
-              "smoothed, level_db) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              "smoothed, level_db, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     # A source seen only through its predictions still gets a row (so it can be queried and pruned).
     "seen": "INSERT INTO sources(id, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
     "touch": "UPDATE sources SET last_seen=GREATEST(COALESCE(last_seen, ?), ?), "

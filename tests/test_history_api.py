@@ -38,7 +38,8 @@ def test_history_lists_windows(client):
     assert r.status_code == 200
     rows = r.get_json()
     assert len(rows) == 30 and rows[0]["wall"] == T0 and rows[-1]["top"] == "rock"
-    assert set(rows[0]) == {"wall", "t", "model", "top", "confidence", "uncertain", "probs", "smoothed", "level_db"}
+    assert set(rows[0]) == {"wall", "t", "model", "top", "confidence", "uncertain", "probs", "smoothed", "level_db",
+                            "content"}
     assert list(rows[0]["probs"]) == LABELS and rows[0]["smoothed"]["jazz"] == 0.7
     assert len(client.get(f"/api/history?{RANGE}&limit=5").get_json()) == 5
     assert client.get(f"/api/history?source=radio-1&from={T0 + 10}&to={T0 + 12}").get_json()[0]["wall"] == T0 + 10
@@ -57,6 +58,7 @@ def test_segments_alerts_summary(client):
                        "t": 25.0, "wall": T0 + 25, "state": "firing"}]
     summary = client.get(f"/api/summary?{RANGE}").get_json()
     assert summary["genres"] == {"jazz": 20.0, "rock": 10.0} and summary["total_seconds"] == 30.0
+    assert summary["content"] == {"music": 30.0, "speech": 0.0, "silence": 0.0, "noise": 0.0}
     assert summary["source"] == "radio-1" and summary["from"] == T0 and summary["windows"] == 30
 
 
@@ -76,7 +78,7 @@ def test_export_windows_csv(client):
     assert len(rows) == 30
     assert [k for k in rows[0] if k.startswith("prob_")] == [f"prob_{lab}" for lab in LABELS]
     first = rows[0]
-    assert float(first["wall"]) == T0 and first["top"] == "jazz" and first["uncertain"] == "0"
+    assert float(first["wall"]) == T0 and first["top"] == "jazz" and first["uncertain"] == "0" and first["content"] == "music"
     assert first["time_utc"].startswith("2023-11-14T22:13:20")
     assert abs(sum(float(first[f"prob_{lab}"]) for lab in LABELS) - 1) < 1e-4
     assert float(first["smoothed_jazz"]) == 0.7 and float(first["level_db"]) == -20.0
@@ -99,7 +101,7 @@ def test_export_segments(client):
 
 def test_empty_range_exports_header_only(client):
     r = client.get(f"/api/export/windows.csv?source=radio-1&from={T0 + 1000}&to={T0 + 2000}")
-    assert r.get_data(as_text=True).strip() == "wall,time_utc,t,model,top,confidence,uncertain,level_db"
+    assert r.get_data(as_text=True).strip() == "wall,time_utc,t,model,content,top,confidence,uncertain,level_db"
     assert json.loads(client.get(f"/api/export/windows.json?source=radio-1&from={T0 + 1000}&to={T0 + 2000}")
                       .get_data(as_text=True)) == []
 

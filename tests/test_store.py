@@ -101,8 +101,53 @@ def test_summary_adds_up(store):
     # each window lasts until the next (capped at 3 s across the gap); the last like the one before
     assert s["genres"] == {"jazz": 15.0, "rock": 7.0, "uncertain": 1.0}
     assert s["total_seconds"] == sum(s["genres"].values()) == 23.0 and s["windows"] == 21
-    assert store.summary("a", 1115.0, 1119.0) == {"total_seconds": 5.0, "genres": {"jazz": 5.0}, "windows": 5}
-    assert store.summary("a", 5000, 6000) == {"total_seconds": 0, "genres": {}, "windows": 0}
+    assert s["content"] == {"music": 23.0, "speech": 0.0, "silence": 0.0, "noise": 0.0}
+    assert store.summary("a", 1115.0, 1119.0) == {"total_seconds": 5.0, "genres": {"jazz": 5.0}, "windows": 5,
+                                                  "content": {"music": 5.0, "speech": 0.0, "silence": 0.0,
+                                                              "noise": 0.0}}
+    assert store.summary("a", 5000, 6000) == {"total_seconds": 0, "genres": {}, "windows": 0, "content": {
+        "music": 0, "speech": 0.0, "silence": 0.0, "noise": 0.0}}
+
+
+def test_talk_is_counted_apart_from_genres(store):
+    for i in range(20):
+        content = "speech" if 5 <= i < 12 else "silence" if i == 12 else "music"
+        music = content == "music"
+        p = prediction("a", 1000.0 + i, top="jazz", content=content)
+        if not music:  # talk and silence have no genre
+            p.update(top=None, confidence=None)
+        store.on_prediction(p)
+    store.on_prediction(prediction("a", 1020.0, top="rock"))  # from an older engine: no content, i.e. music
+    store.flush()
+    s = store.summary("a")
+    assert s["genres"] == {"jazz": 12.0, "rock": 1.0}
+    assert s["content"] == {"music": 13.0, "speech": 7.0, "silence": 1.0, "noise": 0.0}
+    assert s["total_seconds"] == 21.0
+    rows = store.windows("a")
+    assert [r["content"] for r in rows[4:7]] == ["music", "speech", "speech"] and rows[5]["top"] is None
+    assert rows[-1]["content"] == "music"
+
+
+def test_history_from_before_content_is_upgraded(tmp_path):
+    from server.store_sql import SCHEMA
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA.replace(", content TEXT", "") + "PRAGMA user_version=1;")
+    conn.execute("INSERT INTO labelsets(id, labels) VALUES (1, ?)", ('["jazz", "rock"]',))
+    conn.execute("INSERT INTO windows(source, wall, t, model, top, confidence, uncertain, labelset, probs) "
+                 "VALUES ('a', 1000.0, 1.0, 'm', 'jazz', 0.8, 0, 1, '[0.8, 0.2]')")
+    conn.commit()
+    conn.close()
+    s = HistoryStore(path, retention_days=KEEP)
+    try:
+        s.on_prediction(prediction("a", 1001.0, content="speech") | {"top": None, "confidence": None})
+        s.flush()
+        assert [(r["content"], r["top"]) for r in s.windows("a")] == [("music", "jazz"), ("speech", None)]
+        assert s.summary("a")["content"]["speech"] == 1.0
+    finally:
+        s.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_segments_upsert_and_close(store):

@@ -225,7 +225,8 @@ def test_two_writer_processes_and_a_reader(postgres_url):
         assert rows[2]["probs"] == {f"{src}-genre": 0.9, "other": 0.1}
         assert reader.window_labels(src) == LABELS + ["ambient", "techno", f"{src}-genre", "other"]
         assert reader.summary(src) == {"total_seconds": float(n), "windows": n,
-                                       "genres": {"jazz": 100.0, "techno": 100.0, f"{src}-genre": 100.0}}
+                                       "genres": {"jazz": 100.0, "techno": 100.0, f"{src}-genre": 100.0},
+                                       "content": {"music": float(n), "speech": 0.0, "silence": 0.0, "noise": 0.0}}
         assert reader.segments(src) == [{"genre": "jazz", "start": 0.0, "end": float(n - 1), "start_wall": 1000.0,
                                          "end_wall": 1000.0 + n - 1, "mean_confidence": 0.7, "windows": n,
                                          "open": False}]

@@ -160,13 +160,13 @@ def export_windows(ext):
     if ext == "json":
         return _download(_json_list(windows), "windows", source, t_from, t_to, ext)
     labels = store.window_labels(source, t_from, t_to)
-    header = (["wall", "time_utc", "t", "model", "top", "confidence", "uncertain", "level_db"]
+    header = (["wall", "time_utc", "t", "model", "content", "top", "confidence", "uncertain", "level_db"]
               + [f"prob_{lab}" for lab in labels] + [f"smoothed_{lab}" for lab in labels])
 
     def rows():
         for w in windows:
             sm = w["smoothed"] or {}
-            yield ([w["wall"], _iso(w["wall"]), _fmt(w["t"]), _fmt(w["model"]), _fmt(w["top"]),
+            yield ([w["wall"], _iso(w["wall"]), _fmt(w["t"]), _fmt(w["model"]), w["content"], _fmt(w["top"]),
                     _fmt(w["confidence"]), int(w["uncertain"]), _fmt(w["level_db"])]
                    + [_fmt(w["probs"].get(lab)) for lab in labels] + [_fmt(sm.get(lab)) for lab in labels])
 
