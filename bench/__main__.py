@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .common import ROOT, BenchError  # noqa: E402
 
-SECTIONS = ("flops", "window", "throughput", "live", "max_sources", "server", "soak")
+SECTIONS = ("flops", "window", "content", "throughput", "live", "max_sources", "server", "soak")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
             server_seconds=30.0, soak_minutes=20.0)
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
@@ -48,7 +48,7 @@ def run(args) -> dict:
     from server.model.fast import backend_name, default_threads
     from server.model.registry import load_model
 
-    from . import flops, live, server, soak, throughput, window_cost
+    from . import content_cost, flops, live, server, soak, throughput, window_cost
     from .common import write_files
 
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "config": cfg,
@@ -76,6 +76,7 @@ def run(args) -> dict:
     section("flops", lambda: {**flops.model_flops(backbones), "peak": flops.peak_flops()})
     section("window", lambda: window_cost.measure(model, repeats=cfg["repeats"], rounds=cfg["rounds"],
                                                   original=not args.no_original))
+    section("content", lambda: content_cost.measure(model, repeats=cfg["repeats"] * 10))
     section("throughput", lambda: throughput.measure(model, files))
     counts = [int(n) for n in args.live_sources.split(",") if n.strip()]
     section("live", lambda: [live.run_sources(model, files, n, cfg["live_seconds"]) for n in counts])
@@ -148,6 +149,11 @@ def table(r: dict) -> str:
             a = w["agreement"]
             add("max |ours - original| tags / embedding", f"{a['max_abs_diff_tags']:.1e} / "
                 f"{a['max_abs_diff_embedding']:.1e}", "", "", "")
+    c = r.get("content")
+    if c and c.get("installed"):
+        add("content decision added per window (median / p95 ms)",
+            f"{c['added_ms']['median_ms']:.3f} / {c['added_ms']['p95_ms']:.3f}", "",
+            f"{100 * c['share_of_window']:.2f}% of a window", "")
     t = r.get("throughput")
     if t:
         add(f"classify throughput ({t['files']} x 30 s files)", f"{t['x_realtime']}x real time", "", "", "")

@@ -108,8 +108,8 @@ def run_evaluate(args) -> int:
     except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:
         return _err(str(err))
     clean = res["conditions"]["clean"]
-    report = {"model": res["model"], **clean, "skipped_folders": res["skipped_folders"],
-              "failed_tracks": res["failed_tracks"]}
+    report = {"model": res["model"], **clean, "content_folders": res["content_folders"],
+              "skipped_folders": res["skipped_folders"], "failed_tracks": res["failed_tracks"]}
     if args.live_sim:
         report["live_sim"] = {c: {k: m[k] for k in ("window_accuracy", "track_accuracy", "macro_f1",
                                                      "uncertain_rate")}
@@ -118,7 +118,24 @@ def run_evaluate(args) -> int:
         print(json.dumps(report))
     else:
         _print_report(report)
-    return 0 if clean["n_tracks"] else 1
+    return 0 if clean["n_tracks"] or sum(clean["content"]["windows"].values()) else 1
+
+
+def _print_content(c: dict) -> None:
+    """The content confusion (windows; rows true, columns decided) and the rates that matter on air."""
+    labels = c["labels"]
+    w = max(len(s) for s in labels)
+    print("  content (windows; rows true, columns decided):")
+    print("  " + " " * w + " " + " ".join(f"{s:>8}" for s in labels))
+    for lab, row in zip(labels, c["confusion"]):
+        if sum(row):
+            print(f"  {lab:>{w}} " + " ".join(f"{v:>8}" for v in row))
+    if c["speech_recall"] is not None:
+        print(f"  speech windows reported as speech  {c['speech_recall']:.3f}")
+    if c["music_as_speech"] is not None:
+        print(f"  music windows reported as speech   {c['music_as_speech']:.4f} "
+              f"(not music: {c['music_not_music']:.4f})")
+        print("  per genre, as speech: " + ", ".join(f"{g} {v['as_speech']:.3f}" for g, v in c["per_genre"].items()))
 
 
 def _print_report(r: dict) -> None:
@@ -127,6 +144,12 @@ def _print_report(r: dict) -> None:
     for track, msg in r["failed_tracks"].items():
         print(f"skipped {track}: {msg}")
     print(f"model {r['model']}: {r['n_tracks']} tracks, {r['n_windows']} windows")
+    if r["content_folders"]:
+        _print_content(r["content"])
+        print(f"  window accuracy counting windows not taken for music as wrong "
+              f"{r['window_accuracy_with_content']:.3f}")
+    if not r["n_tracks"]:
+        return
     print(f"  track accuracy  {r['track_accuracy']:.3f} (genre-balanced {r['balanced_track_accuracy']:.3f})")
     print(f"  window accuracy {r['window_accuracy']:.3f}")
     print(f"  macro F1        {r['macro_f1']:.3f}")

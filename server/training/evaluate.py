@@ -2,13 +2,17 @@
 
 ``evaluate_collection`` runs a loaded ``GenreModel`` on a folder-per-genre collection
 through the live path (16-kHz resampling, each window's mel on its own); it never fits
-anything. Tracks whose folder is not one of the model's labels are reported and left out.
+anything. Tracks whose folder is not one of the model's labels are reported and left out,
+except folders named after a content that is not music (``speech/``, ``silence/``,
+``noise/``): their windows score the content decision (``content_metrics``) beside the
+genre folders' windows, which should all be music.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC, SPEECH
 from . import augment
 from .dataset import Track, file_hash, filter_split, list_tracks, live_path_windows, load_audio, window_mels
 
@@ -67,6 +71,35 @@ def metrics(probs: np.ndarray, y: np.ndarray, groups: np.ndarray, labels: list[s
     }
 
 
+def content_metrics(truth, pred, genres) -> dict:
+    """How the content decision did: a confusion over ``CONTENT_LABELS`` (rows true, columns
+    decided), recall per true content, and how often music windows lost their genre, over all
+    and per genre (``genres``: each window's genre folder, None for non-music windows)."""
+    idx = {c: i for i, c in enumerate(CONTENT_LABELS)}
+    conf = np.zeros((len(CONTENT_LABELS),) * 2, int)
+    for t, p in zip(truth, pred):
+        conf[idx[t], idx[p]] += 1
+    truth, pred, genres = np.asarray(truth), np.asarray(pred), np.asarray(genres, dtype=object)
+    music = truth == MUSIC
+
+    def rate(mask, what) -> float | None:
+        return float(np.mean(pred[mask] == what)) if mask.any() else None
+
+    per_genre = {g: {"windows": int((genres == g).sum()), "as_speech": rate(genres == g, SPEECH),
+                     "not_music": float(np.mean(pred[genres == g] != MUSIC))}
+                 for g in sorted({g for g in genres[music] if g is not None})}
+    return {
+        "labels": list(CONTENT_LABELS),
+        "confusion": conf.tolist(),
+        "windows": {c: int(conf[i].sum()) for c, i in idx.items()},
+        "recall": {c: float(conf[i, i] / conf[i].sum()) for c, i in idx.items() if conf[i].sum()},
+        "speech_recall": rate(truth == SPEECH, SPEECH),
+        "music_as_speech": rate(music, SPEECH),
+        "music_not_music": float(np.mean(pred[music] != MUSIC)) if music.any() else None,
+        "per_genre": per_genre,
+    }
+
+
 def split_known(tracks: list[Track], labels: list[str]) -> tuple[list[Track], dict[str, int]]:
     """Tracks whose folder is a model label, and ``{folder: count}`` of the others."""
     known = [t for t in tracks if t.label in labels]
@@ -85,11 +118,14 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
     from ..audio.decode import DecodeError
 
     unreadable: dict[str, str] = {}
-    tracks, skipped = split_known(filter_split(list_tracks(data_dir, unreadable), split_files), model.labels)
+    listed = list_tracks(data_dir, unreadable)
+    non_music = [t for t in listed if t.label in NOT_MUSIC and t.label not in model.labels]
+    tracks, skipped = split_known(filter_split([t for t in listed if t not in non_music], split_files), model.labels)
     failed: dict[str, str] = {path: why for path, why in unreadable.items()}
-    per_cond: dict[str, dict] = {c: {"probs": [], "y": [], "groups": []} for c in conditions}
+    per_cond: dict[str, dict] = {c: {"probs": [], "y": [], "groups": [], "content": [], "truth": [], "genre": [],
+                                     "end_to_end": []} for c in conditions}
     with tqdm(total=len(tracks) * len(conditions), desc="evaluate", unit="track", disable=not progress) as bar:
-        for i, track in enumerate(tracks):
+        for i, track in enumerate(tracks + non_music):
             try:
                 y, sr = load_audio(track.path)
                 digest = file_hash(track.path)
@@ -103,21 +139,35 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
                 else:
                     y16, offset = augment.apply(y, sr, c, digest, hop_s)
                     mels, streams = window_mels(y16, hop_s, offset), None
-                probs = np.concatenate([model.predict(mels[s:s + batch], streams and streams[s:s + batch])[0]
-                                        for s in range(0, len(mels), batch)])
+                results = [model.analyse(mels[s:s + batch], streams and streams[s:s + batch])
+                           for s in range(0, len(mels), batch)]
+                probs = np.concatenate([r.probs for r in results])
+                content = [x for r in results for x in r.content]
                 acc = per_cond[c]
+                music = track.label not in NOT_MUSIC or track.label in model.labels
+                acc["content"] += content
+                acc["truth"] += [MUSIC if music else track.label] * len(content)
+                acc["genre"] += [track.label if music else None] * len(content)
+                bar.update()
+                if not music:
+                    continue
+                # the genre a listener gets: none for a window taken for talk, silence or noise
+                acc["end_to_end"].append((probs.argmax(axis=1) == model.labels.index(track.label))
+                                         & (np.array(content) == MUSIC))
                 acc["probs"].append(probs)
                 acc["y"].append(np.full(len(probs), model.labels.index(track.label)))
                 acc["groups"].append(np.full(len(probs), i))
-                bar.update()
-    out = {"model": model.name, "data_dir": data_dir, "hop_s": hop_s,
-           "skipped_folders": skipped, "failed_tracks": failed, "conditions": {}}
+    out = {"model": model.name, "data_dir": data_dir, "hop_s": hop_s, "content_folders": sorted(
+           {t.label for t in non_music}), "skipped_folders": skipped, "failed_tracks": failed, "conditions": {}}
     for c, acc in per_cond.items():
         if acc["probs"]:
             probs, y, g = (np.concatenate(acc[k]) for k in ("probs", "y", "groups"))
         else:
             probs, y, g = np.zeros((0, len(model.labels))), np.zeros(0, int), np.zeros(0, int)
         out["conditions"][c] = metrics(probs, y, g, model.labels, model.uncertain_threshold)
+        out["conditions"][c]["content"] = content_metrics(acc["truth"], acc["content"], acc["genre"])
+        e2e = np.concatenate(acc["end_to_end"]) if acc["end_to_end"] else np.zeros(0, bool)
+        out["conditions"][c]["window_accuracy_with_content"] = float(e2e.mean()) if len(e2e) else 0.0
     return out
 
 
