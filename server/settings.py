@@ -21,6 +21,7 @@ DEFAULTS: dict = {
     "retention_days": 30.0,
     "webhook": None,                     # URL that receives alerts as JSON
     "token": None,                       # access token for the dashboard when exposed beyond loopback
+    "max_sessions_per_client": None,     # Socket.IO sessions per client address (None: 32; 0: no limit)
 }
 
 

@@ -123,6 +123,12 @@ def put_monitoring():
     return jsonify(ok=True, **settings)
 
 
+@bp.get("/sessions")
+def sessions():
+    """Socket.IO sessions: how many, per client address, queued bytes, dropped events, closures."""
+    return jsonify(current_app.extensions["genre_sessions"].status())
+
+
 @bp.get("/models")
 def models():
     payload = _engine().sources_payload().get("model") or {}

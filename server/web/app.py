@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from server.web import api, history_api, socket_events
 from server.web.auth import Guard, resolve_token, token_from_env
 from server.web.media import normalise_dirs
+from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
 from server.web.uploads import UploadStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +62,18 @@ class SocketIOSink:
         self.socketio.emit("alert", payload)
 
 
+def _setting(engine, key: str, default):
+    settings = getattr(engine, "settings", None)
+    try:
+        value = settings[key] if settings is not None else None
+    except (KeyError, TypeError):
+        value = None
+    return default if value is None else value
+
+
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
-               require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None):
+               require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
+               limits: dict | None = None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
@@ -72,7 +83,11 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     server paths at all). ``allowed_origins``: extra browser origins (a reverse proxy's
     public address) allowed besides the app's own. See docs/security.md.
     ``message_queue`` (``redis://…``): deliver emits from any process sharing it (docs/scaling.md).
+    ``limits`` overrides the Socket.IO session limits (``per_client``, ``max_queued_bytes``,
+    ``connect_timeout``: ``server.web.sessions``; ``ping_interval``), else the engine's
+    settings (``max_sessions_per_client``) or the defaults apply.
     """
+    limits = dict(limits or {})
     app = Flask(
         __name__,
         template_folder=str(ROOT / "templates"),
@@ -92,8 +107,17 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     app.extensions["genre_media_dirs"] = dirs
 
     # Browsers may connect from the app's own origin only (or the listed ones); never '*'.
-    queue = {"message_queue": message_queue} if message_queue else {}
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=guard.cors_origin, **queue)
+    options = {"message_queue": message_queue} if message_queue else {}
+    if "ping_interval" in limits:
+        options["ping_interval"] = limits.pop("ping_interval")
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=guard.cors_origin, **options)
+    # Sessions per client address, refused sessions closed, a byte budget per client's queue.
+    if "per_client" not in limits:
+        limits["per_client"] = _setting(engine, "max_sessions_per_client", MAX_SESSIONS_PER_CLIENT)
+    sessions = SessionLimiter(**limits)
+    sessions.install(socketio.server)
+    app.wsgi_app = sessions.wsgi(app.wsgi_app)
+    app.extensions["genre_sessions"] = sessions
     watchers = socket_events.Watchers()
     socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"], media_dirs=dirs,
                            guard=guard)
@@ -151,7 +175,8 @@ def _sigterm_as_ctrl_c() -> None:
 
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
-          require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None) -> None:
+          require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
+          limits: dict | None = None) -> None:
     """Run the dashboard; the engine loads its model in the background meanwhile.
 
     Listening on a non-loopback address always requires a token: ``token``, else
@@ -160,7 +185,7 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     token = resolve_token(host, token if token is not None else token_from_env(), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
-                               message_queue=message_queue)
+                               message_queue=message_queue, limits=limits)
     if token is not None:
         shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
         shown = f"[{shown}]" if ":" in shown else shown

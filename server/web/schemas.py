@@ -277,6 +277,7 @@ SETTINGS = {
     "retention_days": number(0.001, 100000, " days"),
     "webhook": string(4096),
     "token": string(500),
+    "max_sessions_per_client": number(0, 100000, integer=True),
 }
 
 

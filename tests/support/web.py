@@ -118,8 +118,10 @@ def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     """``server.web.app.serve(Engine(), host, port, **serve_kwargs)`` in a subprocess.
 
     The engine is real but never loads a model (security tests exercise the web tier).
-    The server is reached on 127.0.0.1 whatever ``host`` it binds; ``srv.token`` is the
-    token the server printed, if any.
+    ``sources=[spec, ...]`` are started before it serves, and ``worker=True`` runs the
+    engine's worker (without a model: live sources still send spectrograms). The server is
+    reached on 127.0.0.1 whatever ``host`` it binds; ``srv.token`` is the token the server
+    printed, if any.
     """
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="gm-app-"))
@@ -145,8 +147,17 @@ def _run_app_server(config: dict) -> None:
     from server.web.app import serve
 
     engine = Engine()
-    # No model, no worker: this process serves the page, REST and Socket.IO only.
-    engine.start = lambda start_task=None: None
+    worker = config.pop("worker", False)
+
+    def start(start_task=None):
+        # No model: this process serves the page, REST and Socket.IO, and runs the worker if asked.
+        if worker:
+            engine._running = True
+            start_task(engine._run_worker)
+
+    engine.start = start
+    for spec in config.pop("sources", []):
+        engine.start_source(spec)
     host, port, upload_dir = config.pop("host"), config.pop("port"), config.pop("upload_dir")
     serve(engine, host=host, port=port, upload_dir=upload_dir, **config)
 
