@@ -30,14 +30,10 @@ from ..model.zeroshot import GTZAN_TAGS, shrink_toward_tags
 _GENRE_TAGS = ("genre-tags", {"kind": "logreg", "C": 0.01, "balanced": True})
 _TAGS = ("tags", {"kind": "logreg", "C": 0.003, "balanced": True})
 _EMB = ("emb", {"kind": "logreg", "C": 0.003, "balanced": True})
-_POOLS = ("emb+pools", {"kind": "logreg", "C": 0.1, "balanced": True})
 DEFAULT_GRID = [
-    _POOLS,
     _EMB,
     ("tags", {"kind": "logreg", "C": 0.001, "balanced": True}),
     _TAGS,
-    ("tags", {"kind": "logreg", "C": 0.01, "balanced": True}),
-    ("genre-tags", {"kind": "logreg", "C": 0.003, "balanced": True}),
     _GENRE_TAGS,
     ("ensemble", {"kind": "ensemble", "members": [_GENRE_TAGS, _TAGS]}),
     ("ensemble", {"kind": "ensemble", "members": [_GENRE_TAGS, _TAGS, _EMB]}),
