@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages Genre Monitor needs, if missing.
 #   install_system_deps.sh run    PortAudio and ffmpeg (to run the app)
-#   install_system_deps.sh test   plus PulseAudio and Chromium (to run the tests)
+#   install_system_deps.sh test   plus PulseAudio, Chromium, PostgreSQL, Redis and espeak-ng (to run the tests;
+#                                 espeak-ng speaks the talk the content tests classify)
 # Without root (and without passwordless sudo) it only says what is missing.
 set -euo pipefail
 
 want=(libportaudio2 ffmpeg libsndfile1)
 if [[ "${1:-run}" == "test" ]]; then
-  want+=(pulseaudio pulseaudio-utils libasound2-plugins chromium postgresql redis-server)
+  want+=(pulseaudio pulseaudio-utils libasound2-plugins chromium postgresql redis-server espeak-ng)
 fi
 
 missing=()

@@ -1,5 +1,5 @@
 // Alerts of every source (live `alert` events + /api/alerts for the viewed source) and the
-// rules editor of the viewed source (expected genres + duration; silence on/off + duration).
+// rules editor of the viewed source (expected genres + duration; silence, talk, missing music on/off + duration).
 
 import * as api from './api.js';
 import { fmtClock } from './theme.js';
@@ -61,6 +61,10 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
   const genreFor = dialog.querySelector('#rule-genre-for');
   const silenceOn = dialog.querySelector('#rule-silence-on');
   const silenceFor = dialog.querySelector('#rule-silence-for');
+  const talkOn = dialog.querySelector('#rule-talk-on');
+  const talkFor = dialog.querySelector('#rule-talk-for');
+  const noMusicOn = dialog.querySelector('#rule-nomusic-on');
+  const noMusicFor = dialog.querySelector('#rule-nomusic-for');
   const title = dialog.querySelector('#rules-source');
 
   async function openEditor() {
@@ -73,6 +77,8 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     }
     const g = rules.find((r) => r.type === 'unexpected_genre');
     const s = rules.find((r) => r.type === 'silence');
+    const talk = rules.find((r) => r.type === 'talk');
+    const noMusic = rules.find((r) => r.type === 'no_music');
     title.textContent = source;
     genres.replaceChildren(...labels.map((label) => {
       const lab = document.createElement('label');
@@ -89,6 +95,10 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     silenceOn.checked = !!s;
     silenceFor.value = s ? s.for : 10;
     dialog.dataset.threshold = s ? s.threshold_db : -50;
+    talkOn.checked = !!talk;
+    talkFor.value = talk ? talk.for : 120;
+    noMusicOn.checked = !!noMusic;
+    noMusicFor.value = noMusic ? noMusic.for : 60;
     dialog.showModal();
   }
 
@@ -104,6 +114,8 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     if (silenceOn.checked) {
       rules.push({ type: 'silence', for: Number(silenceFor.value), threshold_db: Number(dialog.dataset.threshold) });
     }
+    if (talkOn.checked) rules.push({ type: 'talk', for: Number(talkFor.value) });
+    if (noMusicOn.checked) rules.push({ type: 'no_music', for: Number(noMusicFor.value) });
     if (await onSave(source, rules)) dialog.close();
   });
   dialog.querySelector('[data-cancel]').addEventListener('click', () => dialog.close());

@@ -1,6 +1,6 @@
 // "Side by side": one compact card per source (state, top genre, confidence, mini bars, segment).
 
-import { colorOf, fmtClock, genreColor } from './theme.js';
+import { capitalise, colorOf, contentColor, fmtClock, genreColor } from './theme.js';
 import { stateText } from './sourceList.js';
 
 export function createGrid({ root, onOpen }) {
@@ -24,9 +24,15 @@ export function createGrid({ root, onOpen }) {
     const top = p.smoothed_top || p.top;
     const probs = p.smoothed || p.probs;
     const i = p.labels.indexOf(top);
-    el.style.setProperty('--genre', genreColor(Math.max(i, 0)));
-    el.querySelector('.mini-genre').textContent = top;
-    el.querySelector('.mini-conf').textContent = `${Math.round(probs[i] * 100)}%${p.uncertain ? ' · uncertain' : ''}`;
+    if (top == null && p.content) { // talk, silence, noise: no genre
+      el.style.setProperty('--genre', contentColor(p.content));
+      el.querySelector('.mini-genre').textContent = capitalise(p.content);
+      el.querySelector('.mini-conf').textContent = 'no genre';
+    } else {
+      el.style.setProperty('--genre', genreColor(Math.max(i, 0)));
+      el.querySelector('.mini-genre').textContent = top;
+      el.querySelector('.mini-conf').textContent = `${Math.round(probs[i] * 100)}%${p.uncertain ? ' · uncertain' : ''}`;
+    }
     const order = probs.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0]).slice(0, 5);
     el.querySelector('.mini-bars').replaceChildren(...order.map(([v, k]) => {
       const row = document.createElement('div');

@@ -16,6 +16,7 @@ import { createSegments } from './segments.js';
 import { createSummary } from './summary.js';
 import { createAlerts } from './alerts.js';
 import { createGrid } from './grid.js';
+import { setContentLabels } from './theme.js';
 
 const ACK_TIMEOUT_MS = 15000;
 const $ = (id) => document.getElementById(id);
@@ -199,6 +200,7 @@ socket.on('sources', (payload) => {
   }
   store.sources = payload.sources || [];
   store.model = payload.model || null;
+  setContentLabels(store.model && store.model.no_genre);
   models.model(store.model);
   if (store.mode === 'grid') grid.render(store.sources, (id) => store.buffer(id));
   const known = store.viewing && store.source(store.viewing);

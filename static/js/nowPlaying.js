@@ -1,6 +1,6 @@
-// The big "current top genre" card.
+// The big "current top genre" card (or "Speech", "Silence", "Noise" when a window has no genre).
 
-import { fmtTime, genreColor } from './theme.js';
+import { capitalise, contentColor, fmtTime, genreColor } from './theme.js';
 
 export function createNowPlaying() {
   const card = document.getElementById('now-card');
@@ -29,7 +29,26 @@ export function createNowPlaying() {
     return p.t - since;
   }
 
+  // Talk, silence or noise: the window has no genre (`top` null); say what it is instead.
+  function showContent(p, source, preds) {
+    let since = p.t;
+    for (let i = preds.length - 1; i >= 0 && preds[i].content === p.content; i -= 1) since = preds[i].t;
+    const share = (p.content_probs || {})[p.content];
+    card.style.setProperty('--genre', contentColor(p.content));
+    card.dataset.state = 'content';
+    card.dataset.content = p.content;
+    genre.textContent = capitalise(p.content);
+    genre.title = `${capitalise(p.content)}: no genre for this window`;
+    meter.style.width = share == null ? '100%' : `${(share * 100).toFixed(1)}%`;
+    conf.textContent = share == null ? 'no genre' : `${(share * 100).toFixed(0)}% · no genre`;
+    badge.hidden = true;
+    runner.textContent = p.t - since >= 1 ? `${p.content} for ${fmtTime(p.t - since)}` : 'just started';
+    if (source) sourceLabel.textContent = `· ${source.label}`;
+  }
+
   function update(p, source, preds = []) {
+    if (p.top == null && p.content) { showContent(p, source, preds); return; }
+    delete card.dataset.content;
     const idx = p.labels.indexOf(p.top);
     card.style.setProperty('--genre', genreColor(Math.max(idx, 0)));
     card.dataset.state = p.uncertain ? 'uncertain' : 'confident';

@@ -11,6 +11,7 @@ export function windowToPrediction(w, source) {
   return {
     source, t: w.t, wall: w.wall, model: w.model, labels, probs: labels.map((l) => w.probs[l]),
     top: w.top, confidence: w.confidence, uncertain: !!w.uncertain, smoothed, tags: [], level_db: w.level_db,
+    content: w.content, content_probs: {},
     fromHistory: true,
   };
 }

@@ -1,8 +1,8 @@
-// Share of each genre for the viewed source over a range (session / 1 h / 24 h), from /api/summary,
+// Share of each genre (and of talk, silence, noise) for the viewed source over a range (session / 1 h / 24 h), from /api/summary,
 // plus export links for the same range. Refreshed on segment events, at most every 10 s, else each minute.
 
 import * as api from './api.js';
-import { PLOT_CONFIG, baseLayout, colorOf, fmtDuration } from './theme.js';
+import { PLOT_CONFIG, baseLayout, colorOf, fmtDuration, isContent } from './theme.js';
 
 const MIN_GAP_MS = 10_000;
 const PERIOD_MS = 60_000;
@@ -21,8 +21,13 @@ export function createSummary({ div, rangeSelect, total, exports, getContext }) 
   }
 
   function draw(summary, labels) {
-    const entries = Object.entries((summary && summary.genres) || {}).filter(([, s]) => s > 0)
+    // Genres, then the time that was talk, silence or noise (the server's `content`, less music).
+    const genres = Object.entries((summary && summary.genres) || {}).filter(([, s]) => s > 0)
       .sort((a, b) => b[1] - a[1]);
+    const other = Object.entries((summary && summary.content) || {})
+      .filter(([c, s]) => s > 0 && isContent(c))
+      .sort((a, b) => b[1] - a[1]);
+    const entries = [...genres, ...other];
     const sum = entries.reduce((acc, [, s]) => acc + s, 0);
     total.textContent = sum ? fmtDuration(sum) : 'no data yet';
     const trace = {

@@ -37,9 +37,23 @@ export function fmtTime(s) {
 
 export const UNCERTAIN_COLOR = '#5b6478';
 
-// Colour of a genre by its place in the model's labels ("uncertain" and unknown: grey).
+// What a window holds when it is not music (speech, silence, noise): the names come from the
+// server (`model.no_genre` in the `sources` event); colours go by their place there.
+const CONTENT_PALETTE = ['#e9edf5', '#2b3347', '#a1887f'];
+let contentLabels = [];
+export function setContentLabels(list) { contentLabels = Array.isArray(list) ? list : []; }
+export function isContent(name) { return contentLabels.includes(name); }
+export function contentColor(name) {
+  const i = contentLabels.indexOf(name);
+  return i < 0 ? UNCERTAIN_COLOR : CONTENT_PALETTE[i % CONTENT_PALETTE.length];
+}
+export const capitalise = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
+
+// Colour of a genre by its place in the model's labels; a content (speech, silence, noise) by
+// its own colour; "uncertain" and unknown: grey.
 export function colorOf(genre, labels) {
   const i = (labels || []).indexOf(genre);
+  if (i < 0 && isContent(genre)) return contentColor(genre);
   return i < 0 ? UNCERTAIN_COLOR : genreColor(i);
 }
 

@@ -1,7 +1,8 @@
 // Rolling probability timeline (wall clock, last 3 min): smoothed solid, raw faint,
-// and a band of the server's genre segments underneath.
+// a shaded band where the windows were talk, silence or noise, and a band of the server's
+// segments (genres, speech, silence) underneath.
 
-import { AXIS, PLOT_CONFIG, baseLayout, colorOf, genreColor } from './theme.js';
+import { AXIS, PLOT_CONFIG, baseLayout, capitalise, colorOf, contentColor, genreColor } from './theme.js';
 import { TIMELINE_SECONDS } from './store.js';
 
 const BAND = [0.02, 0.15]; // paper y of the segment band, between the plot and the time axis
@@ -40,6 +41,33 @@ export function createTimeline(div) {
     return { shapes, annotations };
   }
 
+  // Shaded stretches of the plot where the windows were talk, silence or noise (no genre).
+  function contentBand(preds, [x0, x1]) {
+    const shapes = [];
+    const annotations = [];
+    let run = null;
+    const close = (end) => {
+      const a = Math.max(ms(run.start), x0);
+      const b = Math.min(ms(end), x1);
+      if (b > a) {
+        shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0: a, x1: b, y0: BAND[1] + 0.06, y1: 1,
+          fillcolor: contentColor(run.content), opacity: 0.16, line: { width: 0 }, layer: 'below' });
+        if (b - a > (x1 - x0) * 0.05) {
+          annotations.push({ x: (a + b) / 2, y: 0.97, xref: 'x', yref: 'paper', yanchor: 'top', showarrow: false,
+            text: capitalise(run.content), font: { size: 11, color: '#e6ebf5' } });
+        }
+      }
+      run = null;
+    };
+    for (const p of preds) {
+      const content = p.top == null && p.content ? p.content : null;
+      if (run && content !== run.content) close(p.wall - 0.5);
+      if (content && !run) run = { content, start: p.wall - 0.5 };
+    }
+    if (run) close(preds.at(-1).wall);
+    return { shapes, annotations };
+  }
+
   function render() {
     scheduled = false;
     const { preds, segments } = last;
@@ -50,7 +78,7 @@ export function createTimeline(div) {
       const smoothedAvailable = preds.some((p) => p.smoothed);
       if (showRaw || !smoothedAvailable) {
         traces.push({ type: 'scatter', mode: 'lines', name: label, legendgroup: label, x: xs,
-          y: preds.map((p) => p.probs[i]), showlegend: !smoothedAvailable,
+          y: preds.map((p) => (p.top == null && p.content ? null : p.probs[i])), showlegend: !smoothedAvailable,
           line: { color: genreColor(i), width: smoothedAvailable ? 1 : 2 }, opacity: smoothedAvailable ? 0.35 : 1,
           hovertemplate: `${label} raw %{y:.0%}<extra></extra>` });
       }
@@ -61,7 +89,10 @@ export function createTimeline(div) {
       }
     });
     const r = range(preds);
-    const { shapes, annotations } = band(segments, labels, r);
+    const segBand = band(segments, labels, r);
+    const talk = contentBand(preds, r);
+    const shapes = [...talk.shapes, ...segBand.shapes];
+    const annotations = [...talk.annotations, ...segBand.annotations];
     const layout = baseLayout({
       margin: { l: 40, r: 8, t: 26, b: 24 },
       showlegend: true,
