@@ -22,6 +22,8 @@ DEFAULTS: dict = {
     "webhook": None,                     # URL that receives alerts as JSON
     "token": None,                       # access token for the dashboard when exposed beyond loopback
     "max_sessions_per_client": None,     # Socket.IO sessions per client address (None: 32; 0: no limit)
+    "upload_quota_mb": None,             # all uploads together (None: 2048 MB)
+    "upload_retention_days": None,       # unused uploads older than this are removed at start (None: 30)
 }
 
 

@@ -6,11 +6,12 @@ Errors are JSON ``{"error": "..."}`` with a 4xx status, never tracebacks.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.web import schemas
 from server.web.socket_events import (RequestError, checked, merge_monitoring, parse_monitoring_request,
                                       parse_rules_request, parse_source_spec)
-from server.web.uploads import UploadError
+from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -47,6 +48,11 @@ def _no_query_parameters():
 @bp.errorhandler(UploadError)
 def _bad_request(exc):
     return _error(str(exc), 400)
+
+
+@bp.errorhandler(UploadQuotaError)
+def _insufficient_storage(exc):
+    return _error(str(exc), 507)
 
 
 def _engine_error(exc):
@@ -145,8 +151,29 @@ def select_model():
 
 @bp.post("/upload")
 def upload():
-    storage = request.files.get("file")
-    if storage is None:
-        raise RequestError("Send the audio as multipart/form-data in a field named 'file'.")
-    item = _uploads().save(storage)
+    uploads, limit = _uploads(), current_app.config["MAX_CONTENT_LENGTH"]
+    if (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    # The quota is checked before the body is stored anywhere (the whole body counts, unknown: the limit).
+    nbytes = request.content_length or limit
+    try:
+        uploads.reserve(nbytes)
+    except UploadQuotaError:
+        _discard_body()  # read, not stored: the client then gets the answer, not a reset connection
+        raise
+    try:
+        storage = request.files.get("file")
+        if storage is None:
+            raise RequestError("Send the audio as multipart/form-data in a field named 'file'.")
+        item = uploads.save(storage)
+    finally:
+        uploads.release(nbytes)
     return jsonify(ok=True, **item)
+
+
+def _discard_body() -> None:
+    try:
+        while request.stream.read(1 << 16):
+            pass
+    except Exception:  # the client went away
+        pass

@@ -20,7 +20,7 @@ from server.web import api, history_api, socket_events
 from server.web.auth import Guard, resolve_token, token_from_env
 from server.web.media import normalise_dirs
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
-from server.web.uploads import UploadStore
+from server.web.uploads import UPLOAD_QUOTA_MB, UPLOAD_RETENTION_DAYS, UploadStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,9 +71,19 @@ def _setting(engine, key: str, default):
     return default if value is None else value
 
 
+def _source_paths(engine) -> list[str]:
+    """The files the engine's sources (running, or saved to start again) read."""
+    paths = []
+    for spec in _setting(engine, "sources", []):
+        if isinstance(spec, dict):
+            paths += [spec.get("path")] + list(spec.get("paths") or [])
+    return [p for p in paths if isinstance(p, str)]
+
+
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
                require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
-               limits: dict | None = None):
+               limits: dict | None = None, upload_quota_mb: float | None = None,
+               upload_retention_days: float | None = None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
@@ -85,7 +95,9 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     ``message_queue`` (``redis://…``): deliver emits from any process sharing it (docs/scaling.md).
     ``limits`` overrides the Socket.IO session limits (``per_client``, ``max_queued_bytes``,
     ``connect_timeout``: ``server.web.sessions``; ``ping_interval``), else the engine's
-    settings (``max_sessions_per_client``) or the defaults apply.
+    settings (``max_sessions_per_client``) or the defaults apply. ``upload_quota_mb`` and
+    ``upload_retention_days`` likewise (settings of the same names, else ``server.web.uploads``'):
+    uploads no source uses, older than the retention, are removed here, at start.
     """
     limits = dict(limits or {})
     app = Flask(
@@ -102,7 +114,13 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     guard.install(app)
     dirs = normalise_dirs(media_dirs)
     app.extensions["genre_engine"] = engine
-    app.extensions["genre_uploads"] = UploadStore(upload_dir)
+    uploads = UploadStore(upload_dir, quota_mb=upload_quota_mb if upload_quota_mb is not None else
+                          _setting(engine, "upload_quota_mb", UPLOAD_QUOTA_MB))
+    app.extensions["genre_uploads"] = uploads
+    if getattr(engine, "settings", None) is not None:  # else (a cluster's web tier) who uses what is unknown
+        days = upload_retention_days if upload_retention_days is not None else \
+            _setting(engine, "upload_retention_days", UPLOAD_RETENTION_DAYS)
+        uploads.prune(_source_paths(engine), days)
     app.extensions["genre_store"] = store
     app.extensions["genre_media_dirs"] = dirs
 
@@ -176,7 +194,8 @@ def _sigterm_as_ctrl_c() -> None:
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
           require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
-          limits: dict | None = None) -> None:
+          limits: dict | None = None, upload_quota_mb: float | None = None,
+          upload_retention_days: float | None = None) -> None:
     """Run the dashboard; the engine loads its model in the background meanwhile.
 
     Listening on a non-loopback address always requires a token: ``token``, else
@@ -185,7 +204,8 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     token = resolve_token(host, token if token is not None else token_from_env(), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
-                               message_queue=message_queue, limits=limits)
+                               message_queue=message_queue, limits=limits, upload_quota_mb=upload_quota_mb,
+                               upload_retention_days=upload_retention_days)
     if token is not None:
         shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
         shown = f"[{shown}]" if ":" in shown else shown

@@ -278,6 +278,8 @@ SETTINGS = {
     "webhook": string(4096),
     "token": string(500),
     "max_sessions_per_client": number(0, 100000, integer=True),
+    "upload_quota_mb": number(1, 1e9, " MB"),
+    "upload_retention_days": number(0.001, 100000, " days"),
 }
 
 

@@ -1,11 +1,19 @@
-"""Uploaded audio files: stored under a random name, accepted only if they decode."""
+"""Uploaded audio files: stored under a random name, accepted only if they decode.
+
+The upload folder has a quota (``UPLOAD_QUOTA_MB``, settings ``upload_quota_mb``): an upload
+that would take the folder beyond it is refused (``UploadQuotaError``, HTTP 507). At start,
+uploads no source uses that are older than ``UPLOAD_RETENTION_DAYS`` (settings
+``upload_retention_days``) are removed (``UploadStore.prune``).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
 import threading
+import time
 from pathlib import Path
 
 from werkzeug.utils import secure_filename
@@ -20,10 +28,23 @@ AUDIO_EXTENSIONS = {
 
 
 _ID_RE = re.compile(r"[0-9a-f]{16}")
+MB = 1024 * 1024
+UPLOAD_QUOTA_MB = 2048         # all files in the upload folder together
+UPLOAD_RETENTION_DAYS = 30.0   # unused uploads older than this are removed at start
+
+log = logging.getLogger(__name__)
 
 
 class UploadError(Exception):
     """An upload was rejected; the message is shown to the user."""
+
+
+class UploadQuotaError(UploadError):
+    """The upload would take the upload folder beyond its quota (HTTP 507)."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / MB:.1f} MB" if n < 10 * 1024 * MB else f"{n / (1024 * MB):.1f} GB"
 
 
 def display_name(name: str, ext: str = "") -> str:
@@ -35,11 +56,67 @@ def display_name(name: str, ext: str = "") -> str:
 class UploadStore:
     """Saves uploads into ``upload_dir`` and remembers them by id."""
 
-    def __init__(self, upload_dir: str | os.PathLike):
+    def __init__(self, upload_dir: str | os.PathLike, quota_mb: float = UPLOAD_QUOTA_MB):
         self.dir = Path(os.path.realpath(upload_dir))
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.quota_bytes = int(quota_mb * MB)
         self._items: dict[str, dict] = {}
         self._lock = threading.Lock()
+        self._reserved = 0  # bytes promised to uploads being received
+
+    # --- quota ----------------------------------------------------------------------------------------
+    def usage(self) -> int:
+        """Bytes of the regular files in the upload folder (whatever put them there)."""
+        total = 0
+        with os.scandir(self.dir) as entries:
+            for e in entries:
+                try:
+                    if e.is_file(follow_symlinks=False):
+                        total += e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    pass
+        return total
+
+    def reserve(self, nbytes: int) -> None:
+        """Hold ``nbytes`` of the quota for an upload about to be received; ``UploadQuotaError``
+        when the folder (with the uploads under way) has no room for it. ``release`` after."""
+        with self._lock:
+            used = self.usage() + self._reserved
+            if used + nbytes > self.quota_bytes:
+                raise UploadQuotaError(
+                    f"Upload refused: the upload folder is full ({_mb(used)} of its {_mb(self.quota_bytes)} quota "
+                    f"used; this upload needs up to {_mb(nbytes)}). Uploads no source uses are removed at start "
+                    f"once older than the retention period; or raise 'upload_quota_mb' in settings.json.")
+            self._reserved += nbytes
+
+    def release(self, nbytes: int) -> None:
+        with self._lock:
+            self._reserved = max(0, self._reserved - nbytes)
+
+    def prune(self, keep_paths, older_than_days: float = UPLOAD_RETENTION_DAYS, now: float | None = None) -> list[str]:
+        """Remove uploads (``<16 hex>.<audio ext>`` files) older than ``older_than_days`` whose
+        path is not in ``keep_paths`` (the files sources use); returns the names removed."""
+        keep = {os.path.realpath(p) for p in keep_paths if isinstance(p, str)}
+        cutoff = (time.time() if now is None else now) - older_than_days * 86400.0
+        removed, freed = [], 0
+        for path in sorted(self.dir.iterdir()):
+            if not (_ID_RE.fullmatch(path.stem) and path.suffix.lower() in AUDIO_EXTENSIONS):
+                continue  # not an upload: never touched
+            try:
+                st = path.stat(follow_symlinks=False)
+                if not path.is_file() or path.is_symlink() or st.st_mtime >= cutoff or str(path) in keep \
+                        or os.path.realpath(path) in keep:
+                    continue
+                path.unlink()
+            except OSError as exc:
+                log.warning("could not remove old upload %s: %s", path.name, exc)
+                continue
+            removed.append(path.name)
+            freed += st.st_size
+        if removed:
+            log.warning("removed %d upload(s) unused for over %g days (%s): %s", len(removed), older_than_days,
+                     _mb(freed), ", ".join(removed[:20]) + (" …" if len(removed) > 20 else ""))
+        return removed
 
     def save(self, storage) -> dict:
         """Save a werkzeug ``FileStorage``; returns ``{upload_id, path, name, duration}``."""
@@ -56,6 +133,7 @@ class UploadStore:
         path = self.dir / f"{upload_id}{ext}"
         try:
             storage.save(path)
+            self._check_quota(path)
             duration = probe_duration(path, name)
         except BaseException:
             # Nothing of a rejected (or interrupted) upload stays on disk.
@@ -65,6 +143,17 @@ class UploadStore:
         with self._lock:
             self._items[upload_id] = item
         return item
+
+    def _check_quota(self, path: Path) -> None:
+        """After saving: the folder (other uploads under way counted) still within the quota."""
+        with self._lock:
+            used = self.usage()
+        if used > self.quota_bytes:
+            size = path.stat().st_size
+            raise UploadQuotaError(
+                f"Upload refused: the upload folder is full ({_mb(used - size)} of its {_mb(self.quota_bytes)} quota "
+                f"used; this file is {_mb(size)}). Uploads no source uses are removed at start once older than "
+                f"the retention period; or raise 'upload_quota_mb' in settings.json.")
 
     def get(self, upload_id: str) -> dict:
         """The upload ``upload_id`` (this run's, or a file a previous run accepted), always inside the folder."""
