@@ -7,6 +7,10 @@ within a minute, lets live data arrive, and saves a 1280×900 PNG taken with the
 system's headless Chromium (Playwright never downloads a browser here).
 
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--seconds 45] [--mode grid]
+    .venv/bin/python scripts/screenshot.py --talk --out docs/screenshot-talk.png   # a DJ link between records
+
+``--talk`` plays one file source instead: music, then talk read by espeak-ng (installed by
+``scripts/install_system_deps.sh test``), then music again, to show how talk is reported.
 """
 
 from __future__ import annotations
@@ -57,6 +61,35 @@ def put_json(url: str, body: dict) -> None:
     urllib.request.urlopen(req, timeout=10).close()
 
 
+TALK = ("That was City Blues, and you are listening to the afternoon show. Before the next record, a quick "
+        "reminder that the street festival starts this Friday in the park, with free entry for everyone under "
+        "sixteen. The weather stays dry until the weekend. Now here is something faster.")
+
+
+def talk_file(directory: str) -> str:
+    """music (20 s) → talk (espeak-ng) → music, written as one WAV in ``directory``."""
+    import numpy as np
+    import soundfile as sf
+
+    from server.audio.decode import decode
+    from server.audio.resample import resample
+
+    sr = 44100
+    speech_wav = os.path.join(directory, "talk-voice.wav")
+    subprocess.run(["espeak-ng", "-v", "en-gb+m3", "-s", "150", "-w", speech_wav, TALK], check=True)
+    voice, vsr = sf.read(speech_wav, dtype="float32")
+    parts = []
+    for name in ("03-city-blues.ogg", "05-spunky-race.ogg"):
+        y, ysr = decode(str(ROOT / "media" / "demo" / name))
+        parts.append(resample(y, ysr, sr)[: 20 * sr])
+    voice = resample(voice, vsr, sr)
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-9  # noqa: E731
+    voice *= rms(parts[0]) / rms(voice)
+    out = os.path.join(directory, "dj-link.wav")
+    sf.write(out, np.concatenate([parts[0], voice, parts[1]]), sr)
+    return out
+
+
 def capture(url: str, out: Path, seconds: float, width: int, height: int, mode: str = "detail") -> None:
     from playwright.sync_api import sync_playwright
 
@@ -88,6 +121,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--url", help="use an already running server instead of starting one")
+    parser.add_argument("--talk", action="store_true", help="one source: music, talk, music (needs espeak-ng)")
     args = parser.parse_args()
 
     proc = None
@@ -99,8 +133,10 @@ def main() -> int:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         demo = ROOT / "media" / "demo"
         second = ",".join(str(demo / n) for n in ("03-city-blues.ogg", "05-spunky-race.ogg"))
+        sources = (["--source", f"file:{talk_file(workdir)}"] if args.talk
+                   else ["--source", f"file:{second}", "--source", "demo"])
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "serve", "--source", f"file:{second}", "--source", "demo",
+            [sys.executable, str(ROOT / "run.py"), "serve", *sources,
              "--host", "127.0.0.1", "--port", str(port), "--data-dir", workdir], cwd=ROOT, env=env)
     try:
         wait_until_up(url, proc)

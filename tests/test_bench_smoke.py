@@ -86,3 +86,13 @@ def test_table_and_cli_output(tmp_path, monkeypatch):
     assert "GFLOP" in text and "real time" in text
     assert bench_main.main(["--only", "nonsense", "--out", str(out)]) == 2
     assert np.isfinite(results["flops"]["peak"]["gflops_best"])
+
+
+def test_content_decision_cost(model):
+    from bench import content_cost
+
+    r = content_cost.measure(model, repeats=5)
+    assert r["installed"] is True
+    assert 0 < r["added_ms"]["median_ms"] < r["window_ms"]["median_ms"]
+    assert 0 < r["share_of_window"] < 1
+    assert "content decision added per window" in bench_main.table({"content": r})

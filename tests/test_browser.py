@@ -172,3 +172,33 @@ def test_upload_from_the_page_starts_a_source(server, page, tmp_path):
         timeout=60_000)
     assert "Upload Test.wav" in page.inner_text("#upload-hint")
     assert not page.errors, page.errors
+
+
+def test_talk_shows_as_speech_not_a_genre(server, page):
+    """A window the server calls speech: "Speech" in the now-playing card, a talk band in the timeline."""
+    page.goto(server.url)
+    page.wait_for_function("() => window.genreMonitor.store.model && window.genreMonitor.store.viewing"
+                           " && document.querySelector('#top-genre').textContent.trim() !== '—'", timeout=WAIT_MS)
+    state = page.evaluate(
+        """() => new Promise((done) => {
+            const gm = window.genreMonitor;
+            const last = gm.store.buffer(gm.store.viewing).last;
+            const talk = (k) => ({ ...last, wall: last.wall + 0.2 * k, t: last.t + 0.2 * k, content: 'speech',
+              content_probs: { music: 0.02, speech: 0.97, noise: 0.01 }, top: null, confidence: null,
+              smoothed_top: null, uncertain: false });
+            const handlers = gm.socket.listeners('prediction');
+            for (let k = 1; k <= 3; k += 1) handlers.forEach((h) => h(talk(k)));
+            const card = { genre: document.querySelector('#top-genre').textContent.trim(),
+              state: document.getElementById('now-card').dataset.state,
+              conf: document.getElementById('top-confidence').textContent };
+            requestAnimationFrame(() => requestAnimationFrame(() => {
+              const plot = document.getElementById('timeline-plot');
+              done({ ...card, noGenre: gm.store.model.no_genre,
+                talkBands: (plot.layout.shapes || []).filter((sh) => sh.layer === 'below' && sh.y1 === 1).length });
+            }));
+        })"""
+    )
+    assert state["genre"] == "Speech" and state["state"] == "content" and "no genre" in state["conf"]
+    assert state["noGenre"] == ["speech", "silence", "noise"]
+    assert state["talkBands"] == 1
+    assert not page.errors, page.errors

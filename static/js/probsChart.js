@@ -1,6 +1,6 @@
 // Bar chart of every genre probability of the latest window.
 
-import { AXIS, PLOT_CONFIG, baseLayout, genreColor } from './theme.js';
+import { AXIS, PLOT_CONFIG, UNCERTAIN_COLOR, baseLayout, genreColor } from './theme.js';
 
 export function createProbsChart(div) {
   let labelsKey = null;
@@ -16,7 +16,7 @@ export function createProbsChart(div) {
   }
 
   function draw(labels, probs, top) {
-    const colors = labels.map((l, i) => (l === top ? genreColor(i) : `${genreColor(i)}99`));
+    const colors = labels.map((l, i) => (top == null ? UNCERTAIN_COLOR : l === top ? genreColor(i) : `${genreColor(i)}99`));
     const trace = {
       type: 'bar', orientation: 'h', x: probs, y: labels,
       marker: { color: colors, line: { width: 0 } },
@@ -38,6 +38,14 @@ export function createProbsChart(div) {
       labelsKey = null;
       draw(labels, labels.map(() => 0), null);
     },
-    update(p) { draw(p.labels, p.probs, p.top); },
+    // A window that is not music (talk, silence, noise) has no genre: its bars are shown greyed.
+    update(p) {
+      const none = p.top == null && p.content;
+      const card = div.closest('.card');
+      if (card) card.dataset.nogenre = none ? p.content : '';
+      const note = card && card.querySelector('.probs-note');
+      if (note) note.textContent = none ? `· not used: ${p.content}` : '';
+      draw(p.labels, p.probs, p.top);
+    },
   };
 }
