@@ -192,7 +192,7 @@ class GenreModel:
         self._lock = threading.Lock()
         self._content_levels = StreamLevels()  # for a content head that needs backbones this model lacks
 
-    content_head = None  # set on first use: ``content.default_head()`` (None: only silence is told apart)
+    content_head = None  # ``content.default_head()`` unless set (no head installed: only silence is told apart)
 
     def predict(self, mel: np.ndarray, streams=None) -> tuple[np.ndarray, np.ndarray]:
         """Silent frames are filled with the window's own sound first (``features.fill_silence``)."""
@@ -201,16 +201,14 @@ class GenreModel:
 
     def analyse(self, mel: np.ndarray, streams=None) -> Analysis:
         """Genre probabilities, tags and each window's content, from one pass of the backbones."""
-        from .content import CONTENT_LABELS, MUSIC, SILENCE, default_head, window_level_db
+        from .content import MUSIC, SILENCE, default_head, window_level_db
 
         mel = check_mel(mel)
         level = window_level_db(mel)
         mel = fill_silence(mel)
         if streams is not None and len(streams) != mel.shape[0]:
             raise ModelError(f"{len(streams)} stream keys for {mel.shape[0]} windows")
-        if self.content_head is None:
-            self.content_head = default_head() or False
-        head = self.content_head or None
+        head = self.content_head if self.content_head is not None else default_head()
         head_labels = list(head.head_labels) if head else []
         if mel.shape[0] == 0:
             return Analysis(np.zeros((0, len(self.labels)), np.float32), np.zeros((0, len(self.tag_names)), np.float32),
@@ -229,7 +227,6 @@ class GenreModel:
                                                      level_norm=False, streams=streams))
                 cprobs = head.probabilities(outputs)
                 content = head.decide(cprobs, level)
-        assert all(c in CONTENT_LABELS for c in content)
         return Analysis(probs, tags, content, cprobs, head_labels, level)
 
     def _levels_for_content(self, mel: np.ndarray, streams=None) -> np.ndarray:
