@@ -17,6 +17,10 @@ DEFAULT_HOP_SECONDS = 1.0
 MIN_HOP_SECONDS = 0.25
 MAX_HOP_SECONDS = 3.0
 RING_SECONDS = 12.0  # ring capacity: room for one window plus a few late hops
+# A stream's first window is classified once this much audio has arrived, not after a full
+# window: the rest is silence, which the model fills with the sound so far (``fill_silence``),
+# so predictions start after a second and clips shorter than a window are classified too.
+FIRST_WINDOW_SECONDS = 1.0
 MAX_LABEL_CHARS = 200  # a source's display name: labels, upload names, names derived from paths or URLs
 
 GTZAN_GENRES = (

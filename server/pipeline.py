@@ -18,7 +18,8 @@ import numpy as np
 
 from .audio.ringbuffer import RingBuffer
 from .audio.source import Source
-from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, RING_SECONDS, WINDOW_FRAMES, WINDOW_SAMPLES
+from .config import (FIRST_WINDOW_SECONDS, HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, RING_SECONDS, WINDOW_FRAMES,
+                     WINDOW_SAMPLES)
 from .features import log_compress, mel_to_db
 from .frames import FrameStream
 from .scheduler import WindowScheduler
@@ -132,7 +133,8 @@ class Pipeline:
         self._native_margin = math.ceil(_RESAMPLE_MARGIN_S * sr) + FrameStream.grid(sr)
         hop = max(1, round(self.hop_s * sr))
         capacity = max(int(RING_SECONDS * sr), self._native_window + self._native_margin + 2 * hop)
-        self.scheduler = WindowScheduler(window=self._native_window, hop=hop, lossless=self.lossless)
+        self.scheduler = WindowScheduler(window=self._native_window, hop=hop, lossless=self.lossless,
+                                         first=math.ceil(FIRST_WINDOW_SECONDS * sr))
         self.ring = RingBuffer(capacity)
 
     # --- worker side -----------------------------------------------------------------------------

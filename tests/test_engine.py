@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from server.config import FIRST_WINDOW_SECONDS
 from server.engine import Engine, EngineError
 from tests.support.audio import make_music
 from tests.support.sinks import Collector
@@ -59,7 +60,9 @@ def test_live_predictions_and_spectrogram(song, model):
     assert all(abs(b - a - 0.5 * k) < 1e-3 and k >= 1 for (a, b), k in zip(zip(ts, ts[1:]), steps)), ts
     skipped = [p["counters"]["skipped"] for p in preds]
     assert [b - a for a, b in zip(skipped, skipped[1:])] == [k - 1 for k in steps]
-    assert (ts[0] - 3.008) / 0.5 == pytest.approx(round((ts[0] - 3.008) / 0.5), abs=0.01)
+    # The grid starts at the stream's first window (FIRST_WINDOW_SECONDS of audio).
+    first = FIRST_WINDOW_SECONDS
+    assert (ts[0] - first) / 0.5 == pytest.approx(round((ts[0] - first) / 0.5), abs=0.01)
     cols = [c for s in sink.spectrograms for c in s["columns"]]
     times = [t for s in sink.spectrograms for t in s["times"]]
     assert all(len(c) == 96 for c in cols)
@@ -96,14 +99,14 @@ def test_fast_mode_classifies_every_window_of_a_file(song, model):
     engine.model = model  # the source waited for the model instead of skipping
     try:
         assert _wait(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
-                     and len(sink.predictions) >= 18, 60)
+                     and len(sink.predictions) >= 23, 60)
         time.sleep(0.3)
     finally:
         engine.shutdown()
     ts = [p["t"] for p in sink.predictions]
-    # 12 s of audio: windows ending at 3.008 s, 3.508 s, ... up to 12 s, each exactly once.
-    assert len(ts) == 18, ts
-    assert ts[0] == pytest.approx(3.008, abs=0.01)
+    # 12 s of audio: windows ending at 1 s (the first window), 1.5 s, ... up to 12 s, each exactly once.
+    assert len(ts) == 23, ts
+    assert ts[0] == pytest.approx(FIRST_WINDOW_SECONDS, abs=0.01)
     assert all(abs(b - a - 0.5) < 1e-3 for a, b in zip(ts, ts[1:]))
     assert sink.predictions[-1]["counters"]["skipped"] == 0
 

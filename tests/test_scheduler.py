@@ -26,3 +26,13 @@ def test_restart_does_not_count_skips():
     s.restart_at(1000)
     assert s.poll(1000) == 1000
     assert s.skipped == 0
+
+
+def test_a_stream_starts_with_a_short_first_window():
+    s = WindowScheduler(window=100, hop=25, first=40)
+    assert s.poll(39) is None
+    assert s.poll(40) == 40  # the first window: 40 samples of sound, the rest silence
+    assert s.poll(65) == 65
+    assert WindowScheduler(window=100, hop=25, first=500).first == 100  # never later than a window
+    s.restart_at(30)
+    assert s.next_end == 40

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import MODEL_SR, WINDOW_SAMPLES
+from ..config import MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
 from ..features import window_mel
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".m4a", ".aiff", ".aif")
@@ -159,6 +159,9 @@ def window_mels(y16k: np.ndarray, hop_s: float = 3.0, offset_s: float = 0.0) -> 
 # The live path itself: audio captured at 44.1 kHz arriving a second at a time through
 # the ring buffer and frame stream, hop 1 s, with per-stream level normalisation.
 LIVE_CAPTURE_SR = 44100
+# Part of the cache key of the live condition's outputs: the live path is code, not an
+# audio transform, so a change to it must miss the cache (2: first window after one second).
+LIVE_PATH_VERSION = 2
 
 
 def live_path_windows(y: np.ndarray, sr: int, source_id: str) -> tuple[np.ndarray, list]:
@@ -167,4 +170,6 @@ def live_path_windows(y: np.ndarray, sr: int, source_id: str) -> tuple[np.ndarra
     from ..pipeline import live_windows
 
     windows = list(live_windows(resample(y, sr, LIVE_CAPTURE_SR), LIVE_CAPTURE_SR, 1.0, source_id))
+    if not windows:  # shorter than the first window: the live path classifies nothing
+        return np.zeros((0, WINDOW_FRAMES, N_MELS), np.float32), []
     return np.stack([w.mel for w in windows]), [w.stream for w in windows]

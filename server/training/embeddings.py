@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 
 from . import augment
-from .dataset import Track, file_hash, live_path_windows, load_audio, window_mels
+from .dataset import LIVE_PATH_VERSION, Track, file_hash, live_path_windows, load_audio, window_mels
 
 FEATURE_VERSION = 2  # 2: silent frames filled (features.fill_silence)
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")
@@ -30,6 +30,8 @@ def default_cache_dir() -> str:
 def cache_path(cache_dir: str, content_hash: str, condition: str, hop_s: float, level_norm: bool,
                backbones=BACKBONES) -> str:
     nets = "+".join(b.split("_")[0] for b in backbones)
+    if condition == augment.LIVE_CONDITION:
+        condition = f"{condition}{LIVE_PATH_VERSION}"
     name = f"{content_hash}-{condition}-h{hop_s:g}-{'norm' if level_norm else 'raw'}-{nets}-v{FEATURE_VERSION}.npz"
     return os.path.join(cache_dir, content_hash[:2], name)
 
