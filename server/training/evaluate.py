@@ -139,6 +139,9 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
                 else:
                     y16, offset = augment.apply(y, sr, c, digest, hop_s)
                     mels, streams = window_mels(y16, hop_s, offset), None
+                if not len(mels):  # under a second: the live path classifies nothing
+                    bar.update()
+                    continue
                 results = [model.analyse(mels[s:s + batch], streams and streams[s:s + batch])
                            for s in range(0, len(mels), batch)]
                 probs = np.concatenate([r.probs for r in results])
