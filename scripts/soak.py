@@ -10,6 +10,9 @@ worker, so nothing may be skipped) share the audio; a live stream runs beside th
   crash    its feature stage raises once      windows before the crash, then the whole
                                               file again after ``restart_source``
   stream   the test radio is cut every ~20 s  windows away from a reconnect must be classified
+  race     meanwhile, ``--race`` times: a looping file source gets two REST restarts and a
+           DELETE at the same moment; afterwards it must be gone, with no pipeline of it
+           still reading (the engine's per-source lifecycle lock)
 
 It compares the expected window grid with the predictions received, prints a
 table and exits 1 when anything was lost beyond the windows that overlapped a
@@ -97,11 +100,58 @@ def overlaps(t_end: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     return hit
 
 
+def _together(*calls):
+    """Run the calls at the same moment, each on its own thread; their results (or exceptions), in order."""
+    barrier, out = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            out[i] = fn()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, fn), daemon=True) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
+    """``rounds`` times: start a looping file source, then POST .../restart twice and DELETE it
+    together (the DELETE a millisecond later); it must end up gone, with no reader thread left.
+    Fills ``result``: rounds done, hidden pipelines found, unexpected HTTP answers."""
+    result.update(rounds=0, hidden=0, bad_answers=[])
+    for k in range(rounds):
+        sid = label = f"race-{k}"
+        engine.start_source({"kind": "file", "path": str(path), "loop": True, "label": label, "id": sid})
+        answers = _together(
+            lambda: app.test_client().post(f"/api/sources/{sid}/restart").status_code,
+            lambda: app.test_client().post(f"/api/sources/{sid}/restart").status_code,
+            lambda: (time.sleep(0.001), app.test_client().delete(f"/api/sources/{sid}").status_code)[1])
+        # A restart before the DELETE answers 200, one after it 400/404; the DELETE always wins.
+        if answers[2] != 200 or any(a not in (200, 400, 404) for a in answers[:2]):
+            result["bad_answers"].append((sid, answers))
+        listed = sid in {s["id"] for s in engine.sources_payload()["sources"]}
+        deadline = time.monotonic() + 5.0
+        while (alive := [t for t in threading.enumerate() if t.name == f"file-source-{label}" and t.is_alive()]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if listed or alive:
+            result["hidden"] += 1
+            print(f"soak: {sid} left behind: listed={listed}, {len(alive)} reader thread(s)", file=sys.stderr)
+        result["rounds"] = k + 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="minutes of file audio in total (default 20)")
     ap.add_argument("--hop", type=float, default=3.0, help="seconds between windows (default 3: every sample once)")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--race", type=int, default=20, metavar="N",
+                    help="rounds of two concurrent restarts and a DELETE of one source (default 20; 0: none)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -163,6 +213,19 @@ def main(argv=None) -> int:
     engine.start_source({"kind": "stream", "url": radio.url, "id": "stream"})
     worker.start()
 
+    # The restart race runs beside the soak, through the REST API of a real app on this engine.
+    race: dict = {}
+    race_thread = None
+    if args.race > 0:
+        from server.web.app import create_app
+
+        race_path = tmp / "race.wav"
+        sf.write(race_path, audio[: 20 * SR], SR, subtype="PCM_16")
+        app, _ = create_app(engine, upload_dir=tmp / "uploads")
+        race_thread = threading.Thread(target=restart_race, args=(engine, app, race_path, args.race, race),
+                                       name="soak-race", daemon=True)
+        race_thread.start()
+
     cuts, reconnect_at, restarted = 0, [], False
     last_cut = time.monotonic()
     stream = engine.pipeline("stream").source
@@ -184,7 +247,8 @@ def main(argv=None) -> int:
             prev_state = stream.state
             files_done = all(states[n] in ("ended", "error") for n in ("clean", "corrupt")) and \
                 restarted and states["crash"] in ("ended", "error")
-            if files_done and cuts >= 2 and now - last_cut > CUT_S + 15:
+            race_done = race_thread is None or not race_thread.is_alive()
+            if files_done and race_done and cuts >= 2 and now - last_cut > CUT_S + 15:
                 break
             if now - t_start > 3600:
                 print("soak: gave up after an hour", file=sys.stderr)
@@ -230,6 +294,11 @@ def main(argv=None) -> int:
     else:
         rows.append(("stream", f"{cuts} cuts", 0, 0, 0, 1))
 
+    if args.race > 0:
+        # expected rounds, rounds run, -, rounds that left the source listed or a reader running
+        rows.append(("race", f"2 restarts + DELETE x{args.race}", args.race, race.get("rounds", 0), 0,
+                     race.get("hidden", 0) + (args.race - race.get("rounds", 0)) + len(race.get("bad_answers", []))))
+
     audio_s = 3 * per_source + (max(st) if st else 0)
     print(f"\nsoak: {audio_s / 60:.1f} min of audio in {wall / 60:.1f} min wall "
           f"({audio_s / wall:.1f}x real time), hop {args.hop:g} s")
@@ -239,6 +308,9 @@ def main(argv=None) -> int:
     print(f"non-finite/invalid probabilities: {sink.bad_probs}; worker alive: {worker_alive}; "
           f"repaired blocks: {engine.pipeline('corrupt').repaired_blocks if engine.pipeline('corrupt') else '?'}; "
           f"stream state at end: {stream_state}")
+    if args.race > 0:
+        print(f"restart race: {race.get('rounds', 0)}/{args.race} rounds, {race.get('hidden', 0)} hidden pipelines, "
+              f"unexpected answers: {race.get('bad_answers') or 'none'}")
     errors = [n for n in sink.notices if n["level"] == "error"]
     print(f"error notices: {len(errors)}" + "".join(f"\n  [{n['source']}] {n['message']}" for n in errors))
     failed = any(r[5] for r in rows) or sink.bad_probs or not worker_alive
