@@ -110,7 +110,8 @@ def main() -> int:
     if td.get("split_files"):
         w(f"- Limited to the fault-filtered artist-conditional split lists (Kereliuk, Sturm & Larsen 2015: "
           f"{', '.join(os.path.basename(p) for p in td['split_files'])}), which also give the artist blocks; "
-          f"{len(td.get('skipped', {}))} file(s) left out.")
+          f"{td.get('not_in_split_files', 0)} clip(s) in no list (GTZAN's faulty clips) and "
+          f"{len(td.get('skipped', {}))} unreadable file(s) left out.")
     w("- The audio is not in this repository. Genres: " + ", ".join(labels) + ".")
     w(f"- Each clip is cut into 3-s windows every {cv['hop_s']:g} s (48128 samples at 16 kHz, each window's "
       "log-mel computed on its own: the same 187 frames the live path cuts from its frame stream). Silent gaps "

@@ -211,7 +211,8 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
 
     data_dirs = [data_dirs] if isinstance(data_dirs, str) else list(data_dirs)
     skipped: dict[str, str] = {}
-    tracks = filter_split(list_collections(data_dirs, skipped), split_files)
+    listed = list_collections(data_dirs, skipped)
+    tracks = filter_split(listed, split_files)
     train_conditions = (("clean",) + tuple(f"rand{k}" for k in range(n_augment))
                         + tuple(f"mic{k}" for k in range(n_mic)))
     eval_conditions = augment.EVAL_CONDITIONS + (augment.LIVE_CONDITION,) if live_sim else ("clean",)
@@ -303,7 +304,7 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
         "zeroshot_baseline": zeroshot_baseline(outputs, labels, track_labels, eval_conditions),
         "training_data": {"folders": [os.path.abspath(d) for d in data_dirs], "n_tracks": len(tracks),
                           "tracks_per_label": counts, "split_files": list(split_files or []),
-                          "skipped": skipped,
+                          "skipped": skipped, "not_in_split_files": len(listed) - len(tracks),
                           "n_windows": sum(len(next(iter(o.values()))) for c in train_conditions for o in outputs[c])},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
