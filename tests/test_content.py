@@ -199,3 +199,53 @@ def test_evaluate_reports_the_content_confusion(tmp_path):
     assert c["windows"]["speech"] > 0 and c["windows"]["music"] > 0
     assert c["speech_recall"] >= 0.8 and set(c["per_genre"]) == {"rock"}
     assert res["conditions"]["clean"]["n_tracks"] == 1  # the genre scores see the music only
+
+
+@needs_head
+def test_engine_reports_a_dj_link_as_talk(tmp_path):
+    """Music, talk, music through the live engine: talk windows have no genre, make a speech
+    segment, fire the talk rule, and leave the smoothed genre where the music put it."""
+    import threading
+    import time
+
+    from server.audio.resample import resample
+    from server.engine import Engine
+    from server.model.registry import load_model
+    from tests.support.sinks import Collector
+
+    sr = 44100
+    voice, vsr = speech_audio(tmp_path)
+    voice = resample(voice, vsr, sr)
+    music = make_music(sr, 12.0, seed=2)
+    voice *= np.sqrt(np.mean(music ** 2) / np.mean(voice ** 2))
+    path = tmp_path / "dj-link.wav"
+    sf.write(path, np.concatenate([music, voice, make_music(sr, 12.0, seed=4)]), sr)
+    talk_from, talk_to = 12.0, 12.0 + len(voice) / sr
+
+    engine = Engine(hop=1.0, fast=True)
+    engine.model = load_model(None)
+    engine.set_monitoring(segments={"min_duration": 4})
+    sink = Collector()
+    engine.add_sink(sink)
+    sid = engine.start_source({"kind": "file", "path": str(path)})
+    engine.set_rules(sid, [{"type": "talk", "for": 6}, {"type": "unexpected_genre", "expected": ["jazz"], "for": 200}])
+    engine._running = True
+    threading.Thread(target=engine._run_worker, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and engine.sources_payload()["sources"][0]["state"] != "ended":
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        engine.shutdown()
+    preds = sink.predictions
+    inside = [p for p in preds if talk_from + 3.2 <= p["t"] <= talk_to - 0.2]  # windows wholly within the talk
+    assert inside and np.mean([p["content"] == SPEECH for p in inside]) >= 0.8
+    for p in preds:
+        assert (p["top"] is None) == (p["content"] != MUSIC)
+        if p["content"] != MUSIC:
+            assert p["smoothed_top"] is None
+    assert any(s["genre"] == "speech" for s in sink.segments)
+    fired = [a for a in sink.alerts if a["state"] == "firing"]
+    assert [a["type"] for a in fired] == ["talk"]
+    assert engine.sources_payload()["model"]["no_genre"] == ["speech", "silence", "noise"]

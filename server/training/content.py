@@ -3,9 +3,10 @@
 Speech: utterances of one validation fold joined into continuous talk (short pauses
 between speakers), as radio talk reaches the monitor, then each stretch under one
 condition: clean, through a speaker and a room, with real background noise, over a
-music bed 10–20 dB below the voice, or band-limited like a telephone line. Music: the
-GTZAN clips, clean and through the same random capture chains (so a degraded sound is
-no sign of speech). Noise: the background-noise recordings.
+music bed 10–20 dB below the voice, band-limited like a telephone line, or in a large
+reverberant hall (sometimes with an audience's noise). Music: the GTZAN clips, clean,
+through the same random capture chains and in a hall (so neither a degraded sound nor
+reverberation is a sign of talk). Noise: the background-noise recordings.
 
 Everything is grouped into folds before it is mixed (a speaker, a GTZAN artist block, a
 noise recording on one side only), so held-out figures are speaker- and artist-disjoint.
@@ -29,7 +30,9 @@ from .embeddings import compute_outputs, default_cache_dir
 
 SPEECH_DIRS = ("speech/librispeech", "speech/pyaudioanalysis", "speech/speechbrain")
 NOISE_DIRS = ("noise/speech-commands-background", "noise/speechbrain")
-SPEECH_CONDITIONS = ("clean", "room", "noise", "bed", "phone")
+SPEECH_CONDITIONS = ("clean", "room", "noise", "bed", "phone", "hall")
+# Conditions made here rather than by ``augment`` (for music too, so reverb is no sign of talk).
+LOCAL_MUSIC_CONDITIONS = ("hall",)
 STRETCH_S = 45.0  # talk is cut into stretches of about this length, each under one condition
 
 
@@ -99,6 +102,20 @@ def mix_under(voice: np.ndarray, bed: np.ndarray, below_db: float) -> np.ndarray
     return (voice + bed * (rms(voice) / rms(bed)) * 10.0 ** (-below_db / 20.0)).astype(np.float32)
 
 
+def hall(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A large reverberant room (a speech in a hall, a PA): RT60 1–2.2 s, the direct sound up to 8 dB
+    below the reverberation, at the original's level."""
+    rt60 = rng.uniform(1.0, 2.2)
+    n = int(MODEL_SR * min(2.5, 1.2 * rt60))
+    t = np.arange(n) / MODEL_SR
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail[: int(0.005 * MODEL_SR)] = 0.0
+    tail *= 10.0 ** (-rng.uniform(-8.0, 3.0) / 20.0) / (np.sqrt(np.sum(tail ** 2)) + 1e-12)
+    tail[0] = 1.0
+    out = signal.fftconvolve(y.astype(np.float64), tail)[: len(y)]
+    return (out * rms(y) / rms(out)).astype(np.float32)
+
+
 def telephone(y: np.ndarray) -> np.ndarray:
     sos = signal.butter(4, [300.0, 3400.0], btype="bandpass", fs=MODEL_SR, output="sos")
     return signal.sosfilt(sos, y.astype(np.float64)).astype(np.float32)
@@ -116,6 +133,10 @@ def speech_condition(y: np.ndarray, condition: str, rng: np.random.Generator, be
         y = mix_under(y, beds[rng.integers(len(beds))], rng.uniform(10.0, 20.0))
     elif condition == "phone":
         y = augment.add_noise(telephone(y), rng.uniform(20, 40), rng)
+    elif condition == "hall":
+        y = hall(y, rng)
+        if rng.random() < 0.5:  # an audience
+            y = mix_under(y, noises[rng.integers(len(noises))], rng.uniform(10.0, 25.0))
     elif condition != "clean":
         raise ValueError(f"unknown speech condition {condition!r}")
     return y
@@ -187,10 +208,16 @@ def build_dataset(data_root: str, k: int = 5, music_conditions=("clean", "rand0"
 
     music, groups = music_tracks(data_root)
     music_fold = [fold_of(g, k) for g in groups]
-    per_condition = collection_outputs(music, tuple(music_conditions), hop_s=hop_s, progress=progress)
+    per_condition = collection_outputs(music, tuple(c for c in music_conditions if c not in LOCAL_MUSIC_CONDITIONS),
+                                       hop_s=hop_s, progress=progress)
     for cond, outs in per_condition.items():
         for t, f, out in zip(music, music_fold, outs):
             add(out, "music", f, t.label, cond)
+    for cond in (c for c in music_conditions if c in LOCAL_MUSIC_CONDITIONS):
+        for i, (t, f) in enumerate(tqdm(list(zip(music, music_fold)), desc=f"music {cond}", unit="track",
+                                        disable=not progress)):
+            y = hall(load16(t.path), np.random.default_rng([seed, i, 7]))
+            add(cached_outputs(y, hop_s), "music", f, t.label, cond)
     rng = np.random.default_rng(seed)
     beds = {f: [load16(music[i].path) for i in rng.choice(np.flatnonzero(np.array(music_fold) == f),
                                                          size=12, replace=False)] for f in range(k)}
