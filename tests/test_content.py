@@ -202,6 +202,21 @@ def test_evaluate_reports_the_content_confusion(tmp_path):
 
 
 @needs_head
+def test_evaluate_command_prints_the_content_confusion(tmp_path, capsys):
+    from server.cli import main
+
+    (tmp_path / "speech").mkdir()
+    talk, sr = speech_audio(tmp_path)
+    sf.write(tmp_path / "speech" / "news.wav", talk, sr)
+    assert main(["evaluate", str(tmp_path), "--quiet", "--hop", "3"]) == 0  # talk alone is something to score
+    out = capsys.readouterr().out
+    assert "content (windows; rows true, columns decided)" in out and "speech windows reported as speech" in out
+    assert main(["evaluate", str(tmp_path), "--json", "--hop", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["content_folders"] == ["speech"] and report["content"]["speech_recall"] >= 0.8
+
+
+@needs_head
 def test_engine_reports_a_dj_link_as_talk(tmp_path):
     """Music, talk, music through the live engine: talk windows have no genre, make a speech
     segment, fire the talk rule, and leave the smoothed genre where the music put it."""
