@@ -35,7 +35,38 @@ def test_stats_and_flops():
     assert 2e9 < f["per_backbone"]["MSD_musicnn"] < 4e9 and f["per_window"] == 2 * f["per_backbone"]["MSD_musicnn"]
     assert 0.7 < f["timbral_per_window"] / f["per_window"] < 0.9
     peak = flops.peak_flops(n=256, repeats=2)
-    assert peak["gflops_best"] > 0
+    assert peak["gflops_best"] > 0 and not peak["errors"]
+    # The peak is the best of every kernel measured, numpy's without the OpenBLAS overrides among them.
+    assert set(peak["rates"]) == {"numpy matmul", "numpy_clean matmul", "onnxruntime conv", "onnxruntime matmul"}
+    assert peak["gflops_best"] == max(peak["rates"].values()) and peak["source"] in peak["rates"]
+    assert isinstance(peak["isa"]["summary"], str)
+
+
+def test_cpu_isa_and_clean_numpy(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni "
+                    "avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    isa = flops.cpu_isa(str(info))
+    assert isa["model"] == "AMD EPYC" and isa["flags"] == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+    assert isa["summary"] == "AVX2, FMA, AVX-512F, AVX-512 VNNI, AVX-512 BF16"
+    assert flops.cpu_isa(str(tmp_path / "missing"))["summary"] == "unknown"
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    clean = flops.numpy_peak_clean(n=128, repeats=1)
+    assert clean["removed_env"] == ["OPENBLAS_CORETYPE"] and clean["gflops_best"] > 0
+
+
+def test_table_never_prints_more_than_the_peak():
+    fpw = 5.6e9
+    r = {"flops": {"per_window": fpw, "timbral_per_window": 0.8 * fpw,
+                   "peak": {"gflops_best": 100.0, "source": "numpy matmul", "rates": {"numpy matmul": 100.0},
+                            "isa": {"summary": "AVX2"}}},
+         "window": {"ours": {"b1": {p: {"median_ms": 28.0, "p95_ms": 30.0} for p in ("total", "model", "features")}},
+                    "original": {}, "ratio": {}}}
+    text = bench_main.table(r)  # 5.6 GFLOP in 28 ms = 200 GFLOP/s, twice the "peak"
+    assert "measured peak" in text and "peak measurement too low" in text and "200% of peak" not in text
+    assert "AVX2" in text
+    r["window"]["ours"]["b1"] = {p: {"median_ms": 112.0, "p95_ms": 120.0} for p in ("total", "model", "features")}
+    assert "50% of peak" in bench_main.table(r)
 
 
 def test_window_cost_side_by_side(model):
