@@ -9,6 +9,7 @@ columns not shown yet.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -151,25 +152,29 @@ class Pipeline:
         ring, scheduler = self.ring, self.scheduler
         if ring is None:
             return None
-        written, wall = ring.total_written, self._last_wall
-        end = scheduler.poll(written)
-        if end is None:
-            return None
-        if self.lossless:
-            with self._consumed:
-                self._consumed.notify_all()
-        sr = self._ring_sr
-        n = min(self._native_window, end)
-        try:
-            native = ring.read(end, n)
-            hook = self.fault_hook
-            if hook is not None:
-                hook("window", native)
-            settled, provisional = self._advance(end)
-        except IndexError:  # overwritten meanwhile: the writer lapped us
-            scheduler.skipped += 1
-            self._frames = None
-            return None
+        # Lossless: the window is cut holding the writer's condition. ``poll`` moves ``next_end``
+        # past this window, which frees the room the writer waits for; a writer re-checking
+        # before the audio is read (on a notify or its 0.1-s timeout) would overwrite it.
+        with self._consumed if self.lossless else contextlib.nullcontext():
+            written, wall = ring.total_written, self._last_wall
+            end = scheduler.poll(written)
+            if end is None:
+                return None
+            sr = self._ring_sr
+            n = min(self._native_window, end)
+            try:
+                native = ring.read(end, n)
+                hook = self.fault_hook
+                if hook is not None:
+                    hook("window", native)
+                settled, provisional = self._advance(end)
+            except IndexError:  # overwritten meanwhile: the writer lapped us
+                scheduler.skipped += 1
+                self._frames = None
+                return None
+            finally:
+                if self.lossless:
+                    self._consumed.notify_all()
         self._power = np.concatenate([self._power, settled])[-WINDOW_FRAMES:]
         power = np.concatenate([self._power, provisional])[-WINDOW_FRAMES:]
         frames = self._frames
