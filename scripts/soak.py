@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from server.audio.decode import decode  # noqa: E402
 from server.audio.resample import resample  # noqa: E402
-from server.config import MODEL_SR, WINDOW_SAMPLES  # noqa: E402
+from server.config import FIRST_WINDOW_SECONDS, MODEL_SR, WINDOW_SAMPLES  # noqa: E402
 from server.engine import Engine  # noqa: E402
 from tests.support.http_audio import RadioServer, encode_mp3  # noqa: E402
 
@@ -46,6 +46,7 @@ SR = 22050
 BURST_EVERY_S, BURST_S = 45.0, 0.5      # corrupt source: a 0.5-s burst of garbage every 45 s
 CUT_EVERY_S, CUT_S = 20.0, 3.0          # stream: cut for 3 s every 20 s
 STREAM_FAULT_SPAN_S = 8.0               # stream seconds after a reconnect counted as faulted (burst + window)
+RACE_PAUSE_S = 1.0                      # between restart-race rounds: the live stream must keep up meanwhile
 
 
 class Collector:
@@ -78,7 +79,8 @@ def build_audio(seconds: float) -> np.ndarray:
 def grid(n_samples: int, sr: int, hop_s: float) -> np.ndarray:
     """Stream times of every window a lossless pipeline must classify (same arithmetic as Pipeline)."""
     window, hop = math.ceil(WINDOW_SAMPLES * sr / MODEL_SR), max(1, round(hop_s * sr))
-    ends = np.arange(window, n_samples + 1, hop)
+    first = min(math.ceil(FIRST_WINDOW_SECONDS * sr), window)  # a stream's first window comes early
+    ends = np.arange(first, n_samples + 1, hop)
     return ends / sr
 
 
@@ -143,6 +145,7 @@ def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
             result["hidden"] += 1
             print(f"soak: {sid} left behind: listed={listed}, {len(alive)} reader thread(s)", file=sys.stderr)
         result["rounds"] = k + 1
+        time.sleep(RACE_PAUSE_S)
 
 
 def main(argv=None) -> int:
