@@ -24,7 +24,7 @@ from tests.test_history_api import (T0, test_bad_queries_get_json_errors,  # noq
 from tests.test_store import (test_alerts_stored,  # noqa: F401 (run again here)
                               test_bad_payloads_are_counted_not_raised, test_batched_writes_visible_after_flush,
                               test_segments_upsert_and_close, test_smoothed_and_level_stored,
-                              test_sources_event_upserts, test_summary_adds_up)
+                              test_sources_event_upserts, test_summary_adds_up, test_talk_is_counted_apart_from_genres)
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = 1e6
@@ -141,6 +141,27 @@ def test_unusable_urls_raise_store_error(postgres_server, postgres_url):
         conn.execute("INSERT INTO meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION + 1),))
     with pytest.raises(StoreError, match="newer"):
         open_store(postgres_url)
+
+
+def test_history_from_before_content_is_upgraded(postgres_url):
+    from server.store_sql import PG_META, PG_SCHEMA
+
+    with _connect(postgres_url) as conn:
+        conn.execute(PG_META)
+        conn.execute(PG_SCHEMA.replace(", content TEXT", ""))
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO labelsets(labels) VALUES ('[\"jazz\", \"rock\"]')")
+        conn.execute("INSERT INTO windows(source, wall, t, model, top, confidence, uncertain, labelset, probs) "
+                     "SELECT 'a', 1000.0, 1.0, 'm', 'jazz', 0.8, 0, id, '[0.8, 0.2]' FROM labelsets")
+    s = open_store(postgres_url, retention_days=KEEP)
+    try:
+        s.on_prediction(prediction("a", 1001.0, content="speech") | {"top": None, "confidence": None})
+        s.flush()
+        assert [(r["content"], r["top"]) for r in s.windows("a")] == [("music", "jazz"), ("speech", None)]
+    finally:
+        s.close()
+    with _connect(postgres_url) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
 def test_password_is_not_shown(postgres_server):
