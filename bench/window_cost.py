@@ -5,7 +5,8 @@ normalisation, every backbone the model uses, the head). Ours, live: the live
 path itself — a ``Pipeline`` fed 44.1-kHz audio one second at a time (ring
 buffer, resampling and framing of the new second) and ``predict`` with the
 window's stream key, so frames shared with the previous window are not
-recomputed; the first window of each run (nothing to share yet) is left out.
+recomputed; each run's start-up windows and first full window (nothing to share
+yet) are left out.
 The original: librosa's mel + log10 and ``session.run`` of the same networks in
 the golden venv (``bench/original.py``), fed the very patches our backbones
 see. Rounds alternate between the two so that both sides share the machine's load.
@@ -73,22 +74,33 @@ class Original:
             self.proc.kill()
 
 
+# Seconds of audio a live run needs beyond its measured windows: the stream's start-up windows
+# (classified before a full window of audio, the rest filled with its sound) and one cold window.
+LIVE_WARMUP_S = 8.0
+
+
 def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[str, list[float]]:
-    """Seconds per window for ``n`` consecutive live windows at hop 1 s (after one cold window)."""
+    """Seconds per window for ``n`` consecutive live windows at hop 1 s, in the steady state: the
+    stream's start-up windows (they start before its audio does) and the first full window (nothing
+    to share yet) are left out."""
     from server.model.fast import frame_counts
     from server.pipeline import live_windows as windows_of
 
     times = {"total": [], "features": [], "model": []}
     stream = windows_of(audio, sr, 1.0, name)
     counts0 = None
-    for k in range(n + 1):
+    while len(times["total"]) < n:
         t0 = time.perf_counter()
-        w = next(stream)  # pushes the next second into the pipeline and frames it
+        try:
+            w = next(stream)  # pushes the next second into the pipeline and frames it
+        except StopIteration:
+            raise BenchError(f"live audio too short for {n} steady-state windows") from None
         t1 = time.perf_counter()
         model.predict(w.mel[None], streams=[w.stream])
         t2 = time.perf_counter()
-        if counts0 is None:  # the cold window: count what the steady state computes
-            counts0 = frame_counts()
+        if counts0 is None:
+            if w.stream is None or w.stream[1] >= 0:  # the cold window: count what the steady state computes
+                counts0 = frame_counts()
             continue
         times["features"].append(t1 - t0)
         times["model"].append(t2 - t1)
@@ -119,7 +131,7 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
     theirs = {b: {"total": [], "features": [], "model": []} for b in batches}
     live = {"total": [], "features": [], "model": [], "frames_computed": [], "frames_reused": []}
     per_round = max(1, repeats // rounds)
-    live_audio = music_clips(1, per_round + 5.0, sr=44100)[0]
+    live_audio = music_clips(1, per_round + LIVE_WARMUP_S, sr=44100)[0]
     try:
         for r in range(rounds):
             for key, values in live_windows(model, live_audio, 44100, per_round, f"bench-live-{r}").items():
