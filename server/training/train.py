@@ -23,10 +23,11 @@ from .evaluate import metrics
 from .groups import describe, track_groups
 from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
 from ..model.heads import FORMAT, format_version
+from ..model.zeroshot import BACKBONES as ZEROSHOT_BACKBONES
 from ..model.zeroshot import GTZAN_TAGS, shrink_toward_tags
 
 # Every head is class-balanced: collections are rarely balanced (ours: 63 classical tracks,
-# 6 blues), and an unbalanced head learns the share of the data, not the genre.
+# 19 rock), and an unbalanced head learns the share of the data, not the genre.
 _GENRE_TAGS = ("genre-tags", {"kind": "logreg", "C": 0.01, "balanced": True})
 _TAGS = ("tags", {"kind": "logreg", "C": 0.003, "balanced": True})
 _EMB = ("emb", {"kind": "logreg", "C": 0.003, "balanced": True})
@@ -42,7 +43,7 @@ DEFAULT_GRID = [
 QUICK_GRID = [_TAGS]
 # Weights of the zero-shot tag map a candidate's probabilities may be shrunk toward.
 PRIOR_WEIGHTS = (0.35, 0.5)
-TAG_KEYS = ("MSD_musicnn/tags", "MTT_musicnn/tags")
+TAG_KEYS = tuple(f"{b}/tags" for b in ZEROSHOT_BACKBONES)  # what the prior reads
 
 
 def spec_name(features: str, spec: dict, prior: dict | None = None) -> str:
@@ -77,12 +78,12 @@ def label_index(tracks: list[Track]) -> tuple[list[str], np.ndarray]:
     return labels, np.array([labels.index(t.label) for t in tracks])
 
 
-def cv_metrics(held_out: dict[str, dict], labels: list[str], n_tracks: int, threshold: float | None) -> dict:
+def cv_metrics(held_out: dict[str, dict], labels: list[str], threshold: float | None) -> dict:
     """Scores of held-out predictions per condition; under ``clean`` also ``single_window``: the
     tracks that make one window (clips of 3–6 s, excerpts shorter than a window)."""
     out = {}
     for c, res in held_out.items():
-        groups = res["repeat"] * n_tracks + res["groups"]  # a track in two repeats counts twice
+        groups = held_units(res)
         out[c] = metrics(res["probs"], res["y"], groups, labels, threshold)
         out[c]["per_genre_recall_ci95"] = recall_intervals(out[c], labels, res["repeat"].max() + 1)
         if c == "clean":
@@ -93,6 +94,11 @@ def cv_metrics(held_out: dict[str, dict], labels: list[str], n_tracks: int, thre
                 out[c]["single_window"] = {k: m[k] for k in ("n_tracks", "track_accuracy",
                                                              "balanced_track_accuracy", "per_genre_recall")}
     return out
+
+
+def held_units(res: dict) -> np.ndarray:
+    """Per held-out row, its (repeat, track): a track held out in two repeats counts twice."""
+    return res["repeat"] * (res["groups"].max() + 1) + res["groups"]
 
 
 def recall_intervals(m: dict, labels: list[str], repeats: int) -> dict[str, list[float]]:
@@ -116,7 +122,7 @@ def held_zeroshot(outputs: dict[str, list[dict]], held: dict[str, dict], labels:
     """The backbone tags of every held-out window, in ``held``'s row order (for the zero-shot prior)."""
     out = {}
     for c, res in held.items():
-        key = res["repeat"] * (res["groups"].max() + 1) + res["groups"]
+        key = held_units(res)
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         tracks = res["groups"][starts]
         out[c] = {k: np.concatenate([outputs[c][i][k] for i in tracks]) for k in TAG_KEYS}
@@ -148,8 +154,7 @@ def selection_score(held: dict[str, dict], conditions, n_labels: int) -> float:
     for c in conditions:
         res = held[c]
         right = (res["probs"].argmax(1) == res["y"]).astype(float)
-        unit = res["repeat"] * (res["groups"].max() + 1) + res["groups"]
-        _, inv, counts = np.unique(unit, return_inverse=True, return_counts=True)
+        _, inv, counts = np.unique(held_units(res), return_inverse=True, return_counts=True)
         weight = 1.0 / counts[inv]
         per_genre = [np.sum(right[m] * weight[m]) / np.sum(weight[m])
                      for m in (res["y"] == lab for lab in range(n_labels)) if m.any()]
@@ -252,7 +257,7 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
     pooled_probs = np.concatenate([best["held"][c]["probs"] for c in eval_conditions])
     pooled_y = np.concatenate([best["held"][c]["y"] for c in eval_conditions])
     threshold = round(calibrate_threshold(pooled_probs, pooled_y), 3)
-    cv = cv_metrics(best["held"], labels, len(tracks), threshold)
+    cv = cv_metrics(best["held"], labels, threshold)
     members = candidate_members(best["features"], best["spec"])
     same_artist = None
     if grouping != "track":  # the figure a user of the training artists would see, for comparison
@@ -260,7 +265,7 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
                               n_splits=n_splits, repeats=repeats, seed=seed)
         if best["prior"]:
             held = with_prior(held, held_zeroshot(outputs, held, labels), labels, best["prior"])
-        same_artist = cv_metrics(held, labels, len(tracks), threshold)["clean"]
+        same_artist = cv_metrics(held, labels, threshold)["clean"]
     log(f"chosen {best['name']}: {grouping}-grouped CV track accuracy {cv['clean']['track_accuracy']:.3f} "
         f"(genre-balanced {cv['clean']['balanced_track_accuracy']:.3f}), window accuracy "
         f"{cv['clean']['window_accuracy']:.3f}, uncertain threshold {threshold}")
