@@ -16,6 +16,9 @@ WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * HOP_LENGTH + N_FFT
 DEFAULT_HOP_SECONDS = 1.0
 MIN_HOP_SECONDS = 0.25
 MAX_HOP_SECONDS = 3.0
+# A source silent (no window) for longer than this starts afresh: smoothing, the open
+# segment and alert timers do not bridge the gap.
+MAX_GAP_SECONDS = 30.0
 RING_SECONDS = 12.0  # ring capacity: room for one window plus a few late hops
 # A stream's first window is classified once this much audio has arrived, not after a full
 # window: the rest is silence, which the model fills with the sound so far (``fill_silence``),

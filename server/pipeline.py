@@ -13,7 +13,7 @@ import contextlib
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class Window:
     spec_db: np.ndarray       # (n, 96) dB of the new display columns
     level_db: float = -120.0  # RMS level of the window, dBFS
     stream: tuple | None = None  # (stream key, index of the first frame on its frame grid)
-    extra: dict = field(default_factory=dict)
 
 
 class Pipeline:

@@ -105,11 +105,6 @@ def list_input_devices() -> list[dict]:
     return _list("input") + list_loopback_sources()
 
 
-def list_output_devices() -> list[dict]:
-    """``[{index, name, hostapi, max_output_channels, default_samplerate, is_default}]``."""
-    return _list("output")
-
-
 def _resolve(spec, kind: str) -> int:
     devices = _list(kind)
     if spec is None or spec == "" or spec == "default":

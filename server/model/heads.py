@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import N_MELS, WINDOW_FRAMES
 from ..features import fill_silence
 from .content import SILENCE_BELOW_DB as CONTENT_SILENCE_DB
 from .stream_memory import StreamMemory
@@ -152,8 +153,8 @@ class TagSet:
 
 def check_mel(mel) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float32)
-    if mel.ndim != 3 or mel.shape[1:] != (187, 96):
-        raise ValueError(f"Expected log-mel windows of shape (B, 187, 96); got {mel.shape}.")
+    if mel.ndim != 3 or mel.shape[1:] != (WINDOW_FRAMES, N_MELS):
+        raise ValueError(f"Expected log-mel windows of shape (B, {WINDOW_FRAMES}, {N_MELS}); got {mel.shape}.")
     return mel
 
 
@@ -241,9 +242,6 @@ class GenreModel:
         if self.uncertain_threshold is None:
             return False
         return float(np.max(probs_row)) < self.uncertain_threshold
-
-    def info(self) -> dict:
-        return {"name": self.name, "labels": list(self.labels), "description": self.description}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {len(self.labels)} labels)"

@@ -16,9 +16,10 @@ import threading
 
 import numpy as np
 
+from ..config import N_MELS
+from ..config import WINDOW_FRAMES as N_FRAMES
+
 VARIANTS = ("MSD_musicnn", "MTT_musicnn")
-N_FRAMES = 187
-N_MELS = 96
 N_TAGS = 50
 EMBEDDING_DIM = 200
 POOL_DIM = 561 + 3 * 64  # front-end channels + three mid-end layers, densely concatenated
@@ -94,19 +95,6 @@ def build_musicnn(variant: str):
     return keras.Model(x_in, _forward(layers, x_in), name=variant)
 
 
-def build_after_timbral(model):
-    """The rest of a built ``model`` (weights shared): inputs ``[mel, timbral (B,187,408)]``.
-
-    For backends that compute the timbral front-end themselves (``server.model.frontend``).
-    """
-    import keras
-
-    layers = {layer.name: layer for layer in model.layers}
-    mel = keras.Input(shape=(N_FRAMES, N_MELS), dtype="float32", name="mel")
-    timbral = keras.Input(shape=(N_FRAMES, TIMBRAL_DIM), dtype="float32", name="timbral")
-    return keras.Model([mel, timbral], _forward(layers, mel, timbral), name=f"{model.name}_after_timbral")
-
-
 def _musicnn_layers() -> dict:
     """Every layer of the network by name (the checkpoint's scope names where it has weights)."""
     from keras import layers as L
@@ -159,18 +147,16 @@ def _musicnn_layers() -> dict:
     return out
 
 
-def _forward(L: dict, mel, timbral=None) -> dict:
-    """Wire the layers ``L``; with ``timbral`` given, it replaces the timbral branch's output."""
+def _forward(L: dict, mel) -> dict:
+    """Wire the layers ``L``."""
     x = L["batch_normalization"](L["expand_input"](mel))
-    if timbral is None:
-        x_pad = L["input_pad_7"](x)
-        maps = []
-        for i, (conv, norm) in enumerate([("conv2d", "batch_normalization_1"),
-                                          ("conv2d_1", "batch_normalization_2")]):
-            h = L[f"timbral_pool_{i}"](L[norm](L[conv](x_pad)))
-            maps.append(L[f"timbral_squeeze_{i}"](h))
-        timbral = L["timbral"](maps)
-    front = [timbral]
+    x_pad = L["input_pad_7"](x)
+    maps = []
+    for i, (conv, norm) in enumerate([("conv2d", "batch_normalization_1"),
+                                      ("conv2d_1", "batch_normalization_2")]):
+        h = L[f"timbral_pool_{i}"](L[norm](L[conv](x_pad)))
+        maps.append(L[f"timbral_squeeze_{i}"](h))
+    front = [L["timbral"](maps)]
     for i, (conv, norm) in enumerate([("conv2d_2", "batch_normalization_3"), ("conv2d_3", "batch_normalization_4"),
                                       ("conv2d_4", "batch_normalization_5")]):
         h = L[f"temporal_pool_{i}"](L[norm](L[conv](x)))

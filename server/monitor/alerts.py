@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from ..config import MAX_GAP_SECONDS
 from ..model.content import MUSIC, SPEECH
 
-MAX_GAP_S = 30.0
 RULE_TYPES = ("unexpected_genre", "silence", "talk", "no_music")
 DEFAULTS = {
     "unexpected_genre": {"for": 60.0},
@@ -136,7 +136,7 @@ class AlertEvaluator:
         t, wall = float(t), float(wall)
         # a restarted stream or a long break: conditions that held before it do not continue it
         last, self._last_t = self._last_t, t
-        restart = last is not None and (t < last or t - last > MAX_GAP_S)
+        restart = last is not None and (t < last or t - last > MAX_GAP_SECONDS)
         alerts = []
         for i, rule in enumerate(self.rules):
             kind = rule["type"]

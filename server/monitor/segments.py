@@ -19,12 +19,12 @@ from collections import deque
 
 import numpy as np
 
+from ..config import MAX_GAP_SECONDS
 from ..model.content import MUSIC, NOT_MUSIC
 
 UNCERTAIN = "uncertain"
 DEFAULT_MIN_DURATION_S = 15.0
 DEFAULT_HYSTERESIS = 0.1
-MAX_GAP_S = 30.0
 MAX_BACKDATE_S = 20.0
 _UNC = -1  # index of the "uncertain" pseudo-genre
 # Pseudo-genres below 0: "uncertain", then the contents that are not music.
@@ -111,7 +111,7 @@ class SegmentTracker:
 
     def __init__(self, labels, min_duration: float = DEFAULT_MIN_DURATION_S,
                  hysteresis: float = DEFAULT_HYSTERESIS, uncertain_threshold: float | None = None,
-                 max_gap: float = MAX_GAP_S, max_backdate: float = MAX_BACKDATE_S):
+                 max_gap: float = MAX_GAP_SECONDS, max_backdate: float = MAX_BACKDATE_S):
         labels = [str(x) for x in (labels or [])]
         if not labels:
             raise SegmentError("labels must be a non-empty list of genre names")

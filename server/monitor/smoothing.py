@@ -13,9 +13,10 @@ from collections import deque
 
 import numpy as np
 
+from ..config import MAX_GAP_SECONDS
+
 DEFAULT_TAU_S = 5.0
 DEFAULT_MEDIAN_N = 5
-MAX_GAP_S = 30.0
 DEFAULT_SMOOTHING = {"kind": "ema", "tau": DEFAULT_TAU_S}
 KINDS = ("ema", "median", "none")
 
@@ -50,7 +51,7 @@ def _positive(value, name: str) -> float:
 class _Smoother:
     kind = "none"
 
-    def __init__(self, max_gap: float = MAX_GAP_S):
+    def __init__(self, max_gap: float = MAX_GAP_SECONDS):
         self.max_gap = _positive(max_gap, "max_gap")
         self._last_t: float | None = None
 
@@ -83,7 +84,7 @@ class EmaSmoother(_Smoother):
 
     kind = "ema"
 
-    def __init__(self, tau_seconds: float = DEFAULT_TAU_S, max_gap: float = MAX_GAP_S):
+    def __init__(self, tau_seconds: float = DEFAULT_TAU_S, max_gap: float = MAX_GAP_SECONDS):
         super().__init__(max_gap)
         self.tau = _positive(tau_seconds, "tau (seconds)")
         self._state: np.ndarray | None = None
@@ -114,7 +115,7 @@ class MedianSmoother(_Smoother):
 
     kind = "median"
 
-    def __init__(self, n: int = DEFAULT_MEDIAN_N, max_gap: float = MAX_GAP_S):
+    def __init__(self, n: int = DEFAULT_MEDIAN_N, max_gap: float = MAX_GAP_SECONDS):
         super().__init__(max_gap)
         if isinstance(n, bool) or not isinstance(n, (int, float, np.integer)) or not float(n).is_integer():
             raise SmoothingError(f"n (windows) must be a whole number, got {n!r}")
@@ -142,7 +143,7 @@ class MedianSmoother(_Smoother):
         return {"kind": "median", "n": self.n}
 
 
-def make_smoother(spec: dict | None = None, max_gap: float = MAX_GAP_S) -> _Smoother:
+def make_smoother(spec: dict | None = None, max_gap: float = MAX_GAP_SECONDS) -> _Smoother:
     """Smoother from a settings dict: ``{"kind": "ema", "tau": 5}``, ``{"kind": "median", "n": 5}``
     or ``{"kind": "none"}``; ``None`` gives the default (EMA, tau 5 s)."""
     if spec is None:

@@ -172,9 +172,3 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
         e2e = np.concatenate(acc["end_to_end"]) if acc["end_to_end"] else np.zeros(0, bool)
         out["conditions"][c]["window_accuracy_with_content"] = float(e2e.mean()) if len(e2e) else 0.0
     return out
-
-
-def live_sim_table(results: dict[str, dict]) -> list[dict]:
-    """Rows ``{condition, window_accuracy, track_accuracy, macro_f1, uncertain_rate}`` for a report."""
-    return [{"condition": c, **{k: m[k] for k in ("window_accuracy", "track_accuracy", "macro_f1", "uncertain_rate")}}
-            for c, m in results.items()]

@@ -22,9 +22,6 @@ from server.web.uploads import UploadError
 
 log = logging.getLogger(__name__)
 
-SOURCE_KINDS = ("mic", "file", "demo", "upload", "stream")
-
-
 class RequestError(Exception):
     """A client request was malformed; the message goes back in the ack."""
 
