@@ -41,6 +41,7 @@ from server.audio.resample import resample  # noqa: E402
 from server.config import FIRST_WINDOW_SECONDS, MODEL_SR, WINDOW_SAMPLES  # noqa: E402
 from server.engine import Engine  # noqa: E402
 from tests.support.http_audio import RadioServer, encode_mp3  # noqa: E402
+from tests.support.threads import together  # noqa: E402
 
 SR = 22050
 BURST_EVERY_S, BURST_S = 45.0, 0.5      # corrupt source: a 0.5-s burst of garbage every 45 s
@@ -102,25 +103,6 @@ def overlaps(t_end: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     return hit
 
 
-def _together(*calls):
-    """Run the calls at the same moment, each on its own thread; their results (or exceptions), in order."""
-    barrier, out = threading.Barrier(len(calls)), [None] * len(calls)
-
-    def run(i, fn):
-        barrier.wait()
-        try:
-            out[i] = fn()
-        except Exception as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, fn), daemon=True) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return out
-
-
 def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
     """``rounds`` times: start a looping file source, then POST .../restart twice and DELETE it
     together (the DELETE a millisecond later); it must end up gone, with no reader thread left.
@@ -129,7 +111,7 @@ def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
     for k in range(rounds):
         sid = label = f"race-{k}"
         engine.start_source({"kind": "file", "path": str(path), "loop": True, "label": label, "id": sid})
-        answers = _together(
+        answers = together(
             lambda: app.test_client().post(f"/api/sources/{sid}/restart").status_code,
             lambda: app.test_client().post(f"/api/sources/{sid}/restart").status_code,
             lambda: (time.sleep(0.001), app.test_client().delete(f"/api/sources/{sid}").status_code)[1])

@@ -11,6 +11,7 @@ from server.config import FIRST_WINDOW_SECONDS
 from server.engine import Engine, EngineError
 from tests.support.audio import make_music
 from tests.support.sinks import Collector
+from tests.support.threads import together
 
 
 @pytest.fixture(scope="module")
@@ -168,37 +169,18 @@ def _source_threads(label):
     return [t for t in threading.enumerate() if t.name == f"file-source-{label}" and t.is_alive()]
 
 
-def _together(*calls):
-    """Run the calls at the same moment, each on its own thread; their results (or exceptions), in order."""
-    barrier, out = threading.Barrier(len(calls)), [None] * len(calls)
-
-    def run(i, fn):
-        barrier.wait()
-        try:
-            out[i] = fn()
-        except Exception as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return out
-
-
 def test_concurrent_restarts_and_a_stop_leave_no_hidden_pipeline(song):
     engine = Engine(hop=0.5)
     try:
         for attempt in range(8):  # a race: try it several times
             label = f"race-{attempt}"
             sid = engine.start_source({"kind": "file", "path": song, "loop": True, "label": label})
-            assert _together(lambda: engine.restart_source(sid), lambda: engine.restart_source(sid)) == [sid, sid]
+            assert together(lambda: engine.restart_source(sid), lambda: engine.restart_source(sid)) == [sid, sid]
             # Only the registered pipeline reads the file: the first restart's was stopped, not overwritten.
             running = _source_threads(label)
             assert running == [engine.pipeline(sid).source._thread], running
             # The stop arrives while the restart is under way (or, now and then, just before it).
-            restarted, stopped = _together(lambda: engine.restart_source(sid),
+            restarted, stopped = together(lambda: engine.restart_source(sid),
                                            lambda: (time.sleep(0.001), engine.stop_source(sid))[1])
             assert stopped is None and (restarted == sid or isinstance(restarted, EngineError)), restarted
             # The stop wins whichever ran first: the restart never puts the source back.
@@ -210,7 +192,7 @@ def test_concurrent_restarts_and_a_stop_leave_no_hidden_pipeline(song):
 def test_concurrent_starts_get_their_own_ids(song):
     engine = Engine(hop=0.5)
     try:
-        ids = _together(*[lambda: engine.start_source({"kind": "file", "path": song, "label": "twin"})] * 3)
+        ids = together(*[lambda: engine.start_source({"kind": "file", "path": song, "label": "twin"})] * 3)
         assert len(set(ids)) == 3 and sorted(ids) == sorted(engine.source_ids()), ids
         assert len(_source_threads("twin")) == 3
         with pytest.raises(EngineError, match="already running"):

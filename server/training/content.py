@@ -58,22 +58,21 @@ def fold_of(group: str, k: int) -> int:
     return int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) % k
 
 
-def speech_tracks(data_root: str) -> list[Track]:
+def _labelled(data_root: str, dirs, label: str, track_id) -> list[Track]:
     out = []
-    for d in SPEECH_DIRS:
+    for d in dirs:
         folder = os.path.join(data_root, d)
         if os.path.isdir(folder):
-            out += [Track(p, "speech", f"speech/{speaker_of(p)}/{os.path.basename(p)}") for p in _audio_files(folder)]
+            out += [Track(p, label, track_id(p)) for p in _audio_files(folder)]
     return out
+
+
+def speech_tracks(data_root: str) -> list[Track]:
+    return _labelled(data_root, SPEECH_DIRS, "speech", lambda p: f"speech/{speaker_of(p)}/{os.path.basename(p)}")
 
 
 def noise_tracks(data_root: str) -> list[Track]:
-    out = []
-    for d in NOISE_DIRS:
-        folder = os.path.join(data_root, d)
-        if os.path.isdir(folder):
-            out += [Track(p, "noise", f"noise/{os.path.basename(p)}") for p in _audio_files(folder)]
-    return out
+    return _labelled(data_root, NOISE_DIRS, "noise", lambda p: f"noise/{os.path.basename(p)}")
 
 
 def load16(path: str) -> np.ndarray:
