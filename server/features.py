@@ -62,6 +62,18 @@ def log_compress(mel: np.ndarray) -> np.ndarray:
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).astype(np.float32)
 
 
+def power_of(mel: np.ndarray) -> np.ndarray:
+    """Mel power (float64) back from musicnn's log-mel: the inverse of ``log_compress``."""
+    return (np.power(10.0, np.asarray(mel, dtype=np.float64)) - 1.0) / 1e4
+
+
+def mean_power_db(mel: np.ndarray) -> np.ndarray:
+    """Per log-mel window (B, frames, 96), its mean mel power in dB (floored at −200 dB)."""
+    if not len(mel):
+        return np.zeros(0)
+    return 10.0 * np.log10(np.maximum(power_of(mel).reshape(len(mel), -1).mean(axis=1), 1e-20))
+
+
 def log_mel(y: np.ndarray) -> np.ndarray:
     """musicnn input features for 16-kHz mono audio: (frames, 96) float32."""
     return log_compress(mel_power(y))
@@ -97,7 +109,7 @@ def fill_silence(mel: np.ndarray) -> np.ndarray:
     if mel.ndim != 3 or mel.shape[0] == 0:
         return mel
     loudness = mel.max(axis=2)  # log-mel rises with power: its frame maximum orders frames by loudness
-    power = (np.power(10.0, loudness.astype(np.float64)) - 1.0) / 1e4
+    power = power_of(loudness)
     silent = power < power.max(axis=1, keepdims=True) * 10.0 ** (-SILENT_BELOW_DB / 10.0)
     out = mel
     for b in np.flatnonzero(silent.any(axis=1)):

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from ..features import mean_power_db
+
 MUSIC, SPEECH, SILENCE, NOISE = "music", "speech", "silence", "noise"
 CONTENT_LABELS = (MUSIC, SPEECH, SILENCE, NOISE)
 NOT_MUSIC = (SPEECH, SILENCE, NOISE)
@@ -36,11 +38,7 @@ log = logging.getLogger(__name__)
 
 def window_level_db(mel: np.ndarray) -> np.ndarray:
     """Per log-mel window (B,187,96) its level: mean mel power in dB, shifted to read ≈ dBFS RMS."""
-    mel = np.asarray(mel, dtype=np.float64)
-    if not len(mel):
-        return np.zeros(0)
-    power = (np.power(10.0, mel) - 1.0) / 1e4
-    return 10.0 * np.log10(np.maximum(power.reshape(len(mel), -1).mean(axis=1), 1e-20)) - _MEL_DB_AT_0_DBFS
+    return mean_power_db(mel) - _MEL_DB_AT_0_DBFS
 
 
 class ContentError(Exception):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import N_MELS, WINDOW_FRAMES
-from ..features import fill_silence
+from ..features import fill_silence, mean_power_db, power_of
 from .content import SILENCE_BELOW_DB as CONTENT_SILENCE_DB
 from .stream_memory import StreamMemory
 
@@ -52,15 +52,10 @@ class ModelError(Exception):
     """A model directory is missing, damaged or from an unknown format; message for the user."""
 
 
-def _power(mel: np.ndarray) -> np.ndarray:
-    return (np.power(10.0, np.asarray(mel, dtype=np.float64)) - 1.0) / 1e4
-
-
 def level_gain_db(mel: np.ndarray, ref_db: float = LEVEL_REF_DB, max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
     """Per window, the gain (dB) that brings its mean mel power to ``ref_db``, at most ``max_gain_db``."""
     mel = np.asarray(mel, dtype=np.float32)
-    mean = _power(mel).reshape(len(mel), -1).mean(axis=1) if len(mel) else np.zeros(0)
-    return np.minimum(ref_db - 10.0 * np.log10(np.maximum(mean, 1e-20)), max_gain_db)
+    return np.minimum(ref_db - mean_power_db(mel), max_gain_db)
 
 
 def apply_gain(mel: np.ndarray, gain_db) -> np.ndarray:
@@ -69,7 +64,7 @@ def apply_gain(mel: np.ndarray, gain_db) -> np.ndarray:
     if mel.shape[0] == 0:
         return mel
     gain = 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 10.0)
-    return np.log10(1e4 * _power(mel) * gain[:, None, None] + 1.0).astype(np.float32)
+    return np.log10(1e4 * power_of(mel) * gain[:, None, None] + 1.0).astype(np.float32)
 
 
 def normalize_level(mel: np.ndarray, ref_db: float = LEVEL_REF_DB,
@@ -224,14 +219,11 @@ class GenreModel:
                 outputs = dict(result[2]) if len(result) > 2 else {}
                 missing = [b for b in head.backbones if f"{b}/tags" not in outputs]
                 if missing:  # a model without these backbones: run them for the content head
-                    outputs.update(backbone_features(self._levels_for_content(mel, streams), missing,
+                    outputs.update(backbone_features(self._content_levels(mel, streams), missing,
                                                      level_norm=False, streams=streams))
                 cprobs = head.probabilities(outputs)
                 content = head.decide(cprobs, level)
         return Analysis(probs, tags, content, cprobs, head_labels, level)
-
-    def _levels_for_content(self, mel: np.ndarray, streams=None) -> np.ndarray:
-        return self._content_levels(mel, streams)
 
     def _predict(self, mel: np.ndarray, streams=None) -> tuple:
         """``(probs, tags)`` or ``(probs, tags, backbone outputs)`` (the content head reuses them)."""
