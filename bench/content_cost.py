@@ -15,7 +15,7 @@ from .common import stats_ms
 
 
 def measure(model, repeats: int = 200) -> dict:
-    from server.features import window_mel
+    from server.stream.features import window_mel
     from server.model.content import default_head, window_level_db
     from server.model.heads import backbone_features, normalize_level
 

@@ -84,7 +84,7 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
     stream's start-up windows (they start before its audio does) and the first full window (nothing
     to share yet) are left out."""
     from server.model.fast import frame_counts
-    from server.pipeline import live_windows as windows_of
+    from server.stream.pipeline import live_windows as windows_of
 
     times = {"total": [], "features": [], "model": []}
     stream = windows_of(audio, sr, 1.0, name)
@@ -113,7 +113,7 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
 
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
-    from server.features import window_mel
+    from server.stream.features import window_mel
     from server.model.heads import backbone_features, normalize_level
 
     n = max(batches)

@@ -32,7 +32,7 @@ def demo_windows(paths, hop: float) -> np.ndarray:
     from server.audio.decode import decode
     from server.audio.resample import resample
     from server.config import MODEL_SR, WINDOW_SAMPLES
-    from server.features import window_mel
+    from server.stream.features import window_mel
 
     out = []
     for p in paths:

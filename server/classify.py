@@ -9,7 +9,7 @@ import numpy as np
 from .audio.decode import decode
 from .audio.resample import resample
 from .config import HOP_LENGTH, MODEL_SR, WINDOW_SAMPLES
-from .features import log_mel, patches
+from .stream.features import log_mel, patches
 from .model.content import CONTENT_LABELS, MUSIC
 
 BATCH = 32

@@ -143,7 +143,7 @@ def cmd_serve(args) -> int:
 
 
 def _open_store(data, settings, url=None):
-    from .store import StoreError, open_store
+    from .sinks.history import StoreError, open_store
 
     try:
         return open_store(url or data / "history.sqlite", retention_days=float(settings["retention_days"]))

@@ -16,10 +16,10 @@ from typing import Callable
 import numpy as np
 
 from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
-from .features import mel_power
+from .stream.features import mel_power
 from .model.content import CONTENT_LABELS, NOT_MUSIC
-from .payloads import content_probs_of, prediction_payload, spectrogram_payload
-from .pipeline import Pipeline, Window
+from .sinks.payloads import content_probs_of, prediction_payload, spectrogram_payload
+from .stream.pipeline import Pipeline, Window
 from .source_specs import SourceSpecError, make_source, source_id_for
 
 log = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ def _engine_checks() -> dict:
 
 def check_values(loaded: dict) -> tuple[dict, list[str]]:
     """(usable fields, a message per bad one): the API's schemas field by field, then the engine's checks."""
-    from .web.schemas import check_settings
+    from .schemas import check_settings
 
     good, problems = check_settings(loaded)
     for key, check in _engine_checks().items():

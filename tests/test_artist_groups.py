@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from server.cli import build_parser
-from server.features import MIN_ACTIVE_FRAMES, fill_silence, window_mel
+from server.stream.features import MIN_ACTIVE_FRAMES, fill_silence, window_mel
 from server.training.dataset import DatasetError, check_label_counts, list_tracks, scan_collection
 from server.training.groups import describe, split_runs, track_groups
 from server.training.head import grouped_folds

@@ -245,7 +245,7 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noq
 
             victim_source = ids[0]
             if history:  # let the victim's first windows reach the shared history before it dies
-                from server.store import open_store
+                from server.sinks.history import open_store
 
                 store = open_store(history)
                 _wait("the victim's rows in the history",

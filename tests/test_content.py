@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from server.classify import classify_file, majority
-from server.features import window_mel
+from server.stream.features import window_mel
 from server.model.content import (CONTENT_DIR, CONTENT_LABELS, MUSIC, NOISE, SILENCE, SPEECH, ContentHead,
                                   window_level_db)
 from server.monitor.alerts import AlertEvaluator, validate_rules
@@ -113,8 +113,8 @@ def test_rule_fields_are_checked():
 
 
 def test_payload_of_a_speech_window_has_no_genre():
-    from server.payloads import prediction_payload
-    from server.pipeline import PushSource, Pipeline, Window
+    from server.sinks.payloads import prediction_payload
+    from server.stream.pipeline import PushSource, Pipeline, Window
 
     class Model:
         name, labels, tag_names = "m", LABELS, ["guitar"]

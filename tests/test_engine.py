@@ -127,7 +127,7 @@ def test_bad_requests_are_refused_with_a_message():
 def test_new_settings_rules_or_model_close_the_open_segment(song, model, tmp_path):
     """Each change replaces the source's monitor: the old one's open segment is closed first,
     so no segment stays ``open`` in the history."""
-    from server.store import open_store
+    from server.sinks.history import open_store
 
     engine = Engine(hop=0.5)
     engine.model = model

@@ -81,7 +81,7 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     """An ensemble candidate (logistic regression + kernel + SVM heads) round-trips through model.json/weights.npz,
     and the loaded model's probabilities are the mean of its members' on the same backbone outputs."""
     from server.audio.resample import resample
-    from server.features import fill_silence
+    from server.stream.features import fill_silence
     from server.model.heads import backbone_features, dense_forward, load_directory, normalize_level
     from server.training.dataset import list_tracks, load_audio, window_mels
     from server.training.train import train_head

@@ -1,7 +1,7 @@
 import librosa
 import numpy as np
 
-from server import features
+from server.stream import features
 from server.config import MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
 from tests.support.tolerance import LOG_MEL_TERMS, assert_f32_close, f32_tol
 

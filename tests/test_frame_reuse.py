@@ -10,8 +10,8 @@ import pytest
 
 from server.audio.resample import resample
 from server.config import MODEL_SR
-from server.features import log_compress, mel_power
-from server.frames import FrameStream
+from server.stream.features import log_compress, mel_power
+from server.stream.frames import FrameStream
 from server.model import fast, musicnn
 from server.model.frontend import TimbralFrontEnd
 from server.model.heads import LEVEL_HOLD_DB, StreamLevels, apply_gain, level_gain_db, normalize_level
@@ -178,7 +178,7 @@ def test_consecutive_live_windows_share_their_frames_bit_for_bit(tmp_path):
     import soundfile as sf
 
     from server.audio.file_source import FileSource
-    from server.pipeline import Pipeline
+    from server.stream.pipeline import Pipeline
 
     path = tmp_path / "song.wav"
     sf.write(path, make_music(sr=44100, seconds=9.0, seed=5), 44100)

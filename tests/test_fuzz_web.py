@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.engine import Engine
-from server.store import HistoryStore
+from server.sinks.history import HistoryStore
 from server.web.app import create_app
 from tests.support.store import prediction
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from server.engine import Engine
-from server.store import HistoryStore
+from server.sinks.history import HistoryStore
 from server.web.app import create_app
 from tests.support.store import LABELS, fill_history
 

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from server.audio.file_source import FileSource
 from server.config import MODEL_SR, WINDOW_SAMPLES
-from server.pipeline import Pipeline
+from server.stream.pipeline import Pipeline
 from tests.support.audio import make_music
 
 SR = 22050

@@ -1,4 +1,4 @@
-from server.scheduler import WindowScheduler
+from server.stream.scheduler import WindowScheduler
 
 
 def test_one_window_per_hop_on_the_grid():

@@ -385,7 +385,7 @@ def test_a_server_fault_answers_internal_error_with_a_log_id_only(tmp_path, capl
     import re
     import time
 
-    from server.store import HistoryStore
+    from server.sinks.history import HistoryStore
     from tests.support.store import prediction
 
     store = HistoryStore(tmp_path / "h.db")

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from server.store import SCHEMA_VERSION, HistoryStore, StoreError
+from server.sinks.history import SCHEMA_VERSION, HistoryStore, StoreError
 from tests.support.store import (LABELS, fill_disk, fill_for_retention, flood, kill_writer_and_check, prediction,
                                  tiny_tmpfs)
 
@@ -129,7 +129,7 @@ def test_talk_is_counted_apart_from_genres(store):
 
 
 def test_history_from_before_content_is_upgraded(tmp_path):
-    from server.store_sql import SCHEMA
+    from server.sinks.history_sql import SCHEMA
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -285,7 +285,7 @@ def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog)
 
     path = tmp_path / "history.sqlite"
     damaged = _damaged_history(path)
-    with caplog.at_level("ERROR", logger="server.store_sql"):
+    with caplog.at_level("ERROR", logger="server.sinks.history_sql"):
         s = HistoryStore(path, retention_days=KEEP)
     try:
         assert s.reset and "damaged" in caplog.text and s.reset["damaged"] in caplog.text

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.engine import Engine
-from server.store import SCHEMA_VERSION, HistoryStore, StoreError, open_store
+from server.sinks.history import SCHEMA_VERSION, HistoryStore, StoreError, open_store
 from server.web.app import create_app
 from tests.support.postgres import create_database, postgres_server, postgres_url  # noqa: F401 (fixtures)
 from tests.support.store import LABELS, fill_for_retention, fill_history, flood, kill_writer_and_check, prediction
@@ -144,7 +144,7 @@ def test_unusable_urls_raise_store_error(postgres_server, postgres_url):
 
 
 def test_history_from_before_content_is_upgraded(postgres_url):
-    from server.store_sql import PG_META, PG_SCHEMA
+    from server.sinks.history_sql import PG_META, PG_SCHEMA
 
     with _connect(postgres_url) as conn:
         conn.execute(PG_META)
@@ -195,7 +195,7 @@ def test_lost_connections_come_back(store, postgres_url):
 
 WRITER = textwrap.dedent("""
     import sys, time
-    from server.store import open_store
+    from server.sinks.history import open_store
     from tests.support.store import prediction
     url, source, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = open_store(url, commit_interval=0.02, retention_days=1e6)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from server.features import window_mel
+from server.stream.features import window_mel
 from server.model.heads import dense_forward, normalize_level, pairwise_coupling, rbf_map
 from server.training import augment
 from server.training.dataset import DatasetError, filter_split, list_tracks, read_split, window_mels

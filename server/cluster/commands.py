@@ -46,7 +46,7 @@ def open_history(url: str | None):
     """The history store at ``url`` (None: no history); errors are logged, not fatal."""
     if not url:
         return None
-    from server.store import StoreError, open_store
+    from server.sinks.history import StoreError, open_store
 
     try:
         return open_store(url)

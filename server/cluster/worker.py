@@ -17,7 +17,7 @@ import threading
 import time
 
 from server.engine import Engine, EngineError
-from server.web.app import SocketIOSink
+from server.sinks.socketio_sink import SocketIOSink
 
 from . import DEFAULT_CAPACITY, LEASE_TTL, POLL_S, leases, registry, shared_settings, state
 from .redis_conn import connect

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..features import mean_power_db
+from ..stream.features import mean_power_db
 
 MUSIC, SPEECH, SILENCE, NOISE = "music", "speech", "silence", "noise"
 CONTENT_LABELS = (MUSIC, SPEECH, SILENCE, NOISE)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import N_MELS, WINDOW_FRAMES
-from ..features import fill_silence, mean_power_db, power_of
+from ..stream.features import fill_silence, mean_power_db, power_of
 from .content import SILENCE_BELOW_DB as CONTENT_SILENCE_DB
 from .stream_memory import StreamMemory
 

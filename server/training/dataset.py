@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
-from ..features import window_mel
+from ..stream.features import window_mel
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".m4a", ".aiff", ".aif")
 
@@ -167,7 +167,7 @@ LIVE_PATH_VERSION = 2
 def live_path_windows(y: np.ndarray, sr: int, source_id: str) -> tuple[np.ndarray, list]:
     """The windows (log-mel (B,187,96), stream keys) the live path makes of a track."""
     from ..audio.resample import resample
-    from ..pipeline import live_windows
+    from ..stream.pipeline import live_windows
 
     windows = list(live_windows(resample(y, sr, LIVE_CAPTURE_SR), LIVE_CAPTURE_SR, 1.0, source_id))
     if not windows:  # shorter than the first window: the live path classifies nothing

@@ -42,7 +42,7 @@ def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = Tr
 
     ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
     """
-    from ..features import fill_silence
+    from ..stream.features import fill_silence
     from ..model.heads import StreamLevels, backbone_features
 
     mels = fill_silence(mels)

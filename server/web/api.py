@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from server.web import schemas
+from server import schemas
 from server.web.socket_events import (RequestError, checked, merge_monitoring, parse_monitoring_request,
                                       parse_rules_request, parse_source_spec)
 from server.web.uploads import UploadError, UploadQuotaError

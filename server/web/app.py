@@ -1,7 +1,7 @@
 """Flask + Socket.IO application: wiring the engine to the dashboard.
 
 ``create_app`` builds the app around an ``Engine``; ``serve`` runs it. The
-engine pushes events through ``SocketIOSink``; the page, REST API and
+engine pushes events through ``sinks.socketio_sink.SocketIOSink``; the page, REST API and
 Socket.IO handlers answer at once even while the model is still loading.
 """
 
@@ -16,6 +16,7 @@ from flask import Flask, jsonify, render_template, request, send_file
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
+from server.sinks.socketio_sink import SocketIOSink
 from server.web import api, history_api, socket_events
 from server.web.auth import Guard, resolve_token, token_from_env
 from server.web.media import normalise_dirs
@@ -30,36 +31,6 @@ def plotly_js_path() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-class SocketIOSink:
-    """Engine sink: per-source events go to the source's room, the rest to everyone."""
-
-    def __init__(self, socketio: SocketIO, watchers: socket_events.Watchers | None = None):
-        self.socketio = socketio
-        self.watchers = watchers
-
-    def on_prediction(self, payload: dict) -> None:
-        self.socketio.emit("prediction", payload, to=socket_events.room(payload["source"]))
-
-    def on_spectrogram(self, payload: dict) -> None:
-        self.socketio.emit("spectrogram", payload, to=socket_events.room(payload["source"]))
-
-    def on_sources(self, payload: dict) -> None:
-        if self.watchers is not None:
-            # Clients watching "everything" follow sources started after they connected.
-            self.watchers.follow_new(self.socketio, [s["id"] for s in payload.get("sources", [])])
-        self.socketio.emit("sources", payload)
-
-    def on_notice(self, payload: dict) -> None:
-        self.socketio.emit("notice", payload)
-
-    def on_segment(self, payload: dict) -> None:
-        self.socketio.emit("segment", payload, to=socket_events.room(payload["source"]))
-
-    def on_alert(self, payload: dict) -> None:
-        # Alerts go to everyone: the dashboard lists them for every source, watched or not.
-        self.socketio.emit("alert", payload)
 
 
 def _setting(engine, key: str, default):
@@ -86,7 +57,7 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
                upload_retention_days: float | None = None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
-    ``store`` (a ``server.store.HistoryStore`` or None) answers the history API; wiring it
+    ``store`` (a ``server.sinks.history.HistoryStore`` or None) answers the history API; wiring it
     to the engine as a sink is the caller's job. ``token`` (or a generated one when
     ``require_token``) guards the page, REST and Socket.IO; ``app.extensions["genre_guard"].token``
     holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from server.web import schemas
+from server import schemas
 
 bp = Blueprint("history_api", __name__, url_prefix="/api")
 

@@ -15,19 +15,16 @@ from flask import request
 from flask_socketio import join_room, leave_room
 from socketio.exceptions import ConnectionRefusedError
 
-from server.web import schemas
+from server import schemas
 from server.web.media import MediaPathError, resolve_media_path
-from server.web.schemas import SchemaError
+from server.sinks.socketio_sink import room
+from server.schemas import SchemaError
 from server.web.uploads import UploadError
 
 log = logging.getLogger(__name__)
 
 class RequestError(Exception):
     """A client request was malformed; the message goes back in the ack."""
-
-
-def room(source_id: str) -> str:
-    return f"source:{source_id}"
 
 
 class Watchers:
@@ -93,7 +90,7 @@ class Watchers:
 
 
 def checked(event: str, fn, *args):
-    """``fn(*args)`` from ``server.web.schemas`` with its ``SchemaError`` as a ``RequestError`` naming ``event``."""
+    """``fn(*args)`` from ``server.schemas`` with its ``SchemaError`` as a ``RequestError`` naming ``event``."""
     try:
         return fn(*args)
     except SchemaError as exc:

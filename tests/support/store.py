@@ -102,7 +102,7 @@ def flood(store, n: int) -> int:
 
 KILL_CHILD = textwrap.dedent("""
     import sys, time
-    from server.store import HistoryStore
+    from server.sinks.history import HistoryStore
     from tests.support.store import prediction
     store = HistoryStore(sys.argv[1], commit_interval=0.5)
     queued = []

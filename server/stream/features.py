@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
+from ..config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
 
 DB_FLOOR = -80.0
 # A frame this far below the window's loudest is silent. Silent runs at either end of a

@@ -22,8 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from .audio.resample import resample
-from .config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS
+from ..audio.resample import resample
+from ..config import HOP_LENGTH, MODEL_SR, N_FFT, N_MELS
 from .features import mel_power
 
 # soxr HQ's filter reaches ~85 output samples to either side (measured: outputs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import MODEL_SR, N_MELS
-from .features import DB_FLOOR
-from .model.content import MUSIC
-from .pipeline import Pipeline, Window
+from ..config import MODEL_SR, N_MELS
+from ..stream.features import DB_FLOOR
+from ..model.content import MUSIC
+from ..stream.pipeline import Pipeline, Window
 
 TOP_TAGS = 8
 

@@ -29,9 +29,9 @@ import threading
 import time
 from typing import Iterator
 
-from .config import MAX_HOP_SECONDS
-from .model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC
-from .store_sql import SCHEMA, SCHEMA_VERSION, StoreError, _first_line, dialect_for
+from ..config import MAX_HOP_SECONDS
+from ..model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC
+from .history_sql import SCHEMA, SCHEMA_VERSION, StoreError, first_line, dialect_for
 
 __all__ = ["HistoryStore", "StoreError", "open_store", "SCHEMA", "SCHEMA_VERSION"]
 
@@ -238,7 +238,7 @@ class HistoryStore:
             if isinstance(exc, self._db.Retryable):
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT one_row")
-            self._count_error(f"history {key} row rejected: {_first_line(exc)}")
+            self._count_error(f"history {key} row rejected: {first_line(exc)}")
             return False
         conn.execute("RELEASE SAVEPOINT one_row")
         return True
@@ -287,7 +287,7 @@ class HistoryStore:
                 return False
             if not one_by_one:  # find the rows the database rejects; keep the rest
                 return self._commit(pending, one_by_one=True)
-            self._count_error(f"history rows rejected: {_first_line(exc)}")
+            self._count_error(f"history rows rejected: {first_line(exc)}")
             with self._count_lock:
                 self.dropped += len(pending)
             return True  # rows the database itself rejects would fail forever

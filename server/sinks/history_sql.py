@@ -240,7 +240,7 @@ class Postgres:
         try:
             conn = self.connect()
         except self._pg.Error as exc:
-            raise StoreError(f"cannot open history database {self.where}: {_first_line(exc)}") from None
+            raise StoreError(f"cannot open history database {self.where}: {first_line(exc)}") from None
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_SCHEMA_LOCK,))
@@ -259,7 +259,7 @@ class Postgres:
             raise
         except self._pg.Error as exc:
             conn.close()
-            raise StoreError(f"cannot set up history database {self.where}: {_first_line(exc)}") from None
+            raise StoreError(f"cannot set up history database {self.where}: {first_line(exc)}") from None
         return conn, None
 
     @contextlib.contextmanager
@@ -306,5 +306,5 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

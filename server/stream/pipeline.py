@@ -3,7 +3,7 @@
 The source's thread calls ``on_block`` (a copy into the ring buffer, nothing
 slow). The worker calls ``next_window`` each tick; it returns the newest due
 window's log-mel features, cut from the source's frame stream
-(``server.frames``: every window on one frame grid), with the spectrogram
+(``server.stream.frames``: every window on one frame grid), with the spectrogram
 columns not shown yet.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio.ringbuffer import RingBuffer
-from .audio.source import Source
-from .config import (FIRST_WINDOW_SECONDS, HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, RING_SECONDS, WINDOW_FRAMES,
+from ..audio.ringbuffer import RingBuffer
+from ..audio.source import Source
+from ..config import (FIRST_WINDOW_SECONDS, HOP_LENGTH, MODEL_SR, N_FFT, N_MELS, RING_SECONDS, WINDOW_FRAMES,
                      WINDOW_SAMPLES)
 from .features import log_compress, mel_to_db
 from .frames import FrameStream

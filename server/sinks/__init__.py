@@ -1,0 +1,1 @@
+"""Where results go: payloads, the Socket.IO sink and the history store."""

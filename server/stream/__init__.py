@@ -1,0 +1,1 @@
+"""The stream stages: ring buffer to frames, windows and their features."""
