@@ -8,11 +8,25 @@ callback must be cheap: it only copies into the ring buffer.
 from __future__ import annotations
 
 import threading
+from enum import StrEnum
 from typing import Callable
 
 import numpy as np
 
 BlockCallback = Callable[[np.ndarray], None]
+
+
+class SourceState(StrEnum):
+    """What a source is doing; the dashboard receives the values (``/api/contract``)."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"  # a network stream waiting to come back
+    LOST = "lost"  # a capture device vanished mid-stream
+    STOPPED = "stopped"
+    ENDED = "ended"  # a file or stream reached its end
+    ERROR = "error"
 
 
 class Source:
