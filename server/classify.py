@@ -8,9 +8,9 @@ import numpy as np
 
 from .audio.decode import decode
 from .audio.resample import resample
-from .config import HOP_LENGTH, MODEL_SR, WINDOW_SAMPLES
-from .stream.features import log_mel, patches
+from .config import MODEL_SR, WINDOW_SAMPLES
 from .model.content import CONTENT_LABELS, MUSIC
+from .stream.features import window_mels, window_starts
 
 BATCH = 32
 
@@ -31,8 +31,9 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
     y, sr = decode(path)
     y = resample(y, sr, MODEL_SR)
     padded = y.shape[0] < WINDOW_SAMPLES
-    windows = patches(log_mel(y if not padded else np.pad(y, (0, WINDOW_SAMPLES - y.shape[0]))),
-                      hop_frames=max(1, round(hop_s * MODEL_SR / HOP_LENGTH)))
+    # The windows of training and ``evaluate``: each window's log-mel on its own samples.
+    windows = window_mels(y, hop_s)
+    starts = window_starts(y.shape[0], max(1, int(round(hop_s * MODEL_SR))))
     results = [model.analyse(windows[i:i + BATCH]) for i in range(0, len(windows), BATCH)]
     probs = np.concatenate([r.probs for r in results])
     contents = [c for r in results for c in r.content]
@@ -41,7 +42,6 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
     content = majority(contents)
     labels = list(model.labels)
     top = int(np.argmax(mean))
-    hop_samples = max(1, round(hop_s * MODEL_SR / HOP_LENGTH)) * HOP_LENGTH
     return {
         "file": path,
         "content": content,
@@ -53,11 +53,11 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
         "duration": round(y.shape[0] / MODEL_SR, 3),
         "padded": padded,
         "timeline": [
-            {"t": round((i * hop_samples + WINDOW_SAMPLES) / MODEL_SR, 3),
+            {"t": round(min(start + WINDOW_SAMPLES, y.shape[0]) / MODEL_SR, 3),
              "content": c,
              "genre": labels[int(np.argmax(row))] if c == MUSIC else None,
              "confidence": round(float(row.max()), 4),
              "probabilities": [round(float(p), 4) for p in row]}
-            for i, (row, c) in enumerate(zip(probs, contents))
+            for start, row, c in zip(starts, probs, contents)
         ],
     }

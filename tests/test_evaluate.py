@@ -83,7 +83,8 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     from server.audio.resample import resample
     from server.stream.features import fill_silence
     from server.model.heads import backbone_features, dense_forward, load_directory, normalize_level
-    from server.training.dataset import list_tracks, load_audio, window_mels
+    from server.stream.features import window_mels
+    from server.training.dataset import list_tracks, load_audio
     from server.training.train import train_head
 
     _, data, cache = trained_model()

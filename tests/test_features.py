@@ -34,11 +34,15 @@ def test_window_is_exactly_one_patch_of_the_whole_track():
     assert features.window_mel(window).shape == (WINDOW_FRAMES, N_MELS)
 
 
-def test_short_input_is_padded_and_patches_cut():
+def test_short_input_is_padded_and_windows_cut():
     assert features.window_mel(np.zeros(1000, np.float32)).shape == (WINDOW_FRAMES, N_MELS)
-    p = features.patches(features.log_mel(_music_like(10.0)), hop_frames=62)
-    assert p.shape[1:] == (WINDOW_FRAMES, N_MELS) and p.shape[0] > 5
-    assert features.patches(np.zeros((10, N_MELS), np.float32)).shape == (1, WINDOW_FRAMES, N_MELS)
+    y = _music_like(10.0)
+    w = features.window_mels(y, hop_s=1.0)
+    starts = features.window_starts(y.shape[0], 16000)
+    assert w.shape == (len(starts), WINDOW_FRAMES, N_MELS) and len(starts) == 7
+    # Each window is the live path's window of its own samples.
+    assert np.array_equal(w[3], features.window_mel(y[starts[3]:starts[3] + WINDOW_SAMPLES]))
+    assert features.window_mels(np.zeros(1000, np.float32)).shape == (1, WINDOW_FRAMES, N_MELS)
 
 
 def test_no_overflow_at_full_scale():

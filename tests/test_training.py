@@ -9,7 +9,8 @@ import pytest
 from server.stream.features import window_mel
 from server.model.heads import dense_forward, normalize_level, pairwise_coupling, rbf_map
 from server.training import augment
-from server.training.dataset import DatasetError, filter_split, list_tracks, read_split, window_mels
+from server.stream.features import window_mels
+from server.training.dataset import DatasetError, filter_split, list_tracks, read_split
 from server.training.embeddings import track_outputs
 from server.training.head import calibrate_threshold, cross_validate, fit_head, grouped_folds
 from tests.support.training import make_collection

@@ -122,17 +122,20 @@ def fill_silence(mel: np.ndarray) -> np.ndarray:
     return out
 
 
-def patches(features: np.ndarray, hop_frames: int = WINDOW_FRAMES) -> np.ndarray:
-    """Cut a (frames, 96) spectrogram into (B, 187, 96) patches every ``hop_frames``.
+def window_starts(n_samples: int, hop: int, offset: int = 0) -> list[int]:
+    """Start samples of full windows every ``hop`` samples from ``offset``; at least one."""
+    last = n_samples - WINDOW_SAMPLES
+    if last < offset:
+        return [0]  # shorter than a window: window_mel left-pads, like the live path at start-up
+    return list(range(offset, last + 1, hop))
 
-    A spectrogram shorter than one patch is zero-padded at the end (the caller
-    should say so to the user).
-    """
-    if features.shape[0] < WINDOW_FRAMES:
-        pad = np.zeros((WINDOW_FRAMES - features.shape[0], features.shape[1]), dtype=np.float32)
-        features = np.concatenate([features, pad])
-    starts = range(0, features.shape[0] - WINDOW_FRAMES + 1, hop_frames)
-    return np.stack([features[s:s + WINDOW_FRAMES] for s in starts]).astype(np.float32)
+
+def window_mels(y16k: np.ndarray, hop_s: float = 3.0, offset_s: float = 0.0) -> np.ndarray:
+    """(B, 187, 96) log-mel windows of 16-kHz audio every ``hop_s`` from ``offset_s`` (``window_starts``),
+    each computed on its own samples as the live path does."""
+    hop = max(1, int(round(hop_s * MODEL_SR)))
+    starts = window_starts(len(y16k), hop, int(round(offset_s * MODEL_SR)))
+    return np.stack([window_mel(y16k[s:s + WINDOW_SAMPLES]) for s in starts])
 
 
 def mel_to_db(mel: np.ndarray, floor: float = DB_FLOOR) -> np.ndarray:

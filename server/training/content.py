@@ -24,8 +24,9 @@ import numpy as np
 from scipy import signal
 
 from ..config import MODEL_SR
+from ..stream.features import window_mels
 from . import augment
-from .dataset import Track, load_audio, window_mels
+from .dataset import Track, load_audio
 from .embeddings import compute_outputs, default_cache_dir
 
 SPEECH_DIRS = ("speech/librispeech", "speech/pyaudioanalysis", "speech/speechbrain")

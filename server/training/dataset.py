@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
-from ..stream.features import window_mel
+from ..config import N_MELS, WINDOW_FRAMES
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".m4a", ".aiff", ".aif")
 
@@ -139,21 +138,6 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
     from ..audio.decode import decode
 
     return decode(path)
-
-
-def window_starts(n_samples: int, hop: int, offset: int = 0) -> list[int]:
-    """Start samples of full windows every ``hop`` samples from ``offset``; at least one."""
-    last = n_samples - WINDOW_SAMPLES
-    if last < offset:
-        return [0]  # shorter than a window: window_mel left-pads, like the live path at start-up
-    return list(range(offset, last + 1, hop))
-
-
-def window_mels(y16k: np.ndarray, hop_s: float = 3.0, offset_s: float = 0.0) -> np.ndarray:
-    """(B, 187, 96) log-mel windows of 16-kHz audio, each computed on its own samples."""
-    hop = max(1, int(round(hop_s * MODEL_SR)))
-    starts = window_starts(len(y16k), hop, int(round(offset_s * MODEL_SR)))
-    return np.stack([window_mel(y16k[s:s + WINDOW_SAMPLES]) for s in starts])
 
 
 # The live path itself: audio captured at 44.1 kHz arriving a second at a time through

@@ -14,7 +14,8 @@ import tempfile
 import numpy as np
 
 from . import augment
-from .dataset import LIVE_PATH_VERSION, Track, file_hash, live_path_windows, load_audio, window_mels
+from ..stream.features import window_mels
+from .dataset import LIVE_PATH_VERSION, Track, file_hash, live_path_windows, load_audio
 
 FEATURE_VERSION = 2  # 2: silent frames filled (features.fill_silence)
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")

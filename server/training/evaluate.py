@@ -14,7 +14,8 @@ import numpy as np
 
 from ..model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC, SPEECH
 from . import augment
-from .dataset import Track, file_hash, filter_split, list_tracks, live_path_windows, load_audio, window_mels
+from ..stream.features import window_mels
+from .dataset import Track, file_hash, filter_split, list_tracks, live_path_windows, load_audio
 
 
 def _f1(conf: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from . import augment
-from .dataset import file_hash, filter_split, list_tracks, load_audio, window_mels
+from ..stream.features import window_mels
+from .dataset import file_hash, filter_split, list_tracks, load_audio
 from .evaluate import metrics
 from .head import calibrate_threshold, grouped_folds
 from .train import label_index, save_confusion_png
