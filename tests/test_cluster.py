@@ -1,4 +1,4 @@
-"""Scale-out through Redis (issue 7): leases, the registry, and two workers + two web processes.
+"""Scale-out through Redis: leases, the registry, and two workers + two web processes.
 
 Everything runs against a real ``redis-server`` (tests/support/redis_server.py); the end-to-end
 test adds a real PostgreSQL history when the server binaries are there.

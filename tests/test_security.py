@@ -1,4 +1,4 @@
-"""Safe exposure (issue 6): access token, own-origin Socket.IO, DNS-rebinding guard, media folders, uploads.
+"""Safe exposure: access token, own-origin Socket.IO, DNS-rebinding guard, media folders, uploads.
 
 Live tests run the real ``serve()`` in a subprocess (an Engine that loads no model) and talk
 to it over HTTP and a real Socket.IO client; the rest use Flask's and Flask-SocketIO's test clients.
