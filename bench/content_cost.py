@@ -17,7 +17,8 @@ from .common import stats_ms
 def measure(model, repeats: int = 200) -> dict:
     from server.stream.features import window_mel
     from server.model.content import default_head, window_level_db
-    from server.model.heads import backbone_features, normalize_level
+    from server.model.heads import backbone_features
+    from server.model.level import normalize_level
 
     from .window_cost import windows_16k
 

@@ -114,7 +114,8 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
     from server.stream.features import window_mel
-    from server.model.heads import backbone_features, normalize_level
+    from server.model.heads import backbone_features
+    from server.model.level import normalize_level
 
     n = max(batches)
     audio = windows_16k(n)

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from server.model.heads import LEVEL_REF_DB  # noqa: E402
+from server.model.level import LEVEL_REF_DB  # noqa: E402
 from server.training.train import spec_name  # noqa: E402
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from server.model.content import FORMAT, NOISE, SILENCE_BELOW_DB, SPEECH  # noqa: E402
-from server.model.heads import assemble  # noqa: E402
+from server.model.tag_features import assemble  # noqa: E402
 from server.training.content import SPEECH_CONDITIONS, build_dataset  # noqa: E402
 
 LABELS = ["music", "speech", "noise"]

@@ -82,7 +82,9 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     and the loaded model's probabilities are the mean of its members' on the same backbone outputs."""
     from server.audio.resample import resample
     from server.stream.features import fill_silence
-    from server.model.heads import backbone_features, dense_forward, load_directory, normalize_level
+    from server.model.head_forward import dense_forward
+    from server.model.heads import backbone_features, load_directory
+    from server.model.level import normalize_level
     from server.stream.features import window_mels
     from server.training.dataset import list_tracks, load_audio
     from server.training.train import train_head

@@ -14,7 +14,7 @@ from server.stream.features import log_compress, mel_power
 from server.stream.frames import FrameStream
 from server.model import fast, musicnn
 from server.model.frontend import TimbralFrontEnd
-from server.model.heads import LEVEL_HOLD_DB, StreamLevels, apply_gain, level_gain_db, normalize_level
+from server.model.level import LEVEL_HOLD_DB, StreamLevels, apply_gain, level_gain_db, normalize_level
 from tests.support.audio import make_music
 from tests.support.tolerance import LOG_MEL_TERMS, TIMBRAL_TERMS, assert_f32_close, assert_outputs_close, f32_tol
 

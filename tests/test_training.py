@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from server.stream.features import window_mel
-from server.model.heads import dense_forward, normalize_level, pairwise_coupling, rbf_map
+from server.model.head_forward import dense_forward, pairwise_coupling, rbf_map
+from server.model.level import normalize_level
 from server.training import augment
 from server.stream.features import window_mels
 from server.training.dataset import DatasetError, filter_split, list_tracks, read_split

@@ -75,7 +75,7 @@ class ContentHead:
             raise ContentError(f"{directory}: weights do not match {len(self.head_labels)} labels")
 
     def probabilities(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        from .heads import assemble
+        from .tag_features import assemble
 
         w = self.weights
         z = ((assemble(outputs, self.keys) - w["mean"]) / w["scale"]) @ w["W"] + w["b"]

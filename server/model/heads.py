@@ -8,7 +8,6 @@ dashboard. Heads load from ``models/<name>/`` (``model.json`` + ``weights.npz``,
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import threading
@@ -18,132 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import N_MELS, WINDOW_FRAMES
-from ..stream.features import fill_silence, mean_power_db, power_of
+from ..stream.features import fill_silence
 from .content import SILENCE_BELOW_DB as CONTENT_SILENCE_DB
-from .stream_memory import StreamMemory
+from .head_forward import ensemble_forward, head_members, member_weights, n_outputs
+from .level import StreamLevels, normalize_level
+from .tag_features import TagSet
 
 FORMAT = "genre-monitor-model"
 # The newest format read (all older ones are): 2 added kernel heads and ensembles, 3 SVM heads,
 # 4 the zero-shot prior.
 FORMAT_VERSION = 4
 
-# Per-window level normalisation, done on the mel power (a gain on the audio is a
-# gain on every mel bin), so the head sees the same thing at any input level.
-LEVEL_REF_DB = -6.0  # median window mean mel power of commercial music (GTZAN)
-LEVEL_MAX_GAIN_DB = 30.0  # silence stays quiet instead of becoming amplified noise
-# Live streams keep their gain while a window's own gain stays within this many dB
-# of it, and frames keep the gain they were first normalised with (``StreamLevels``),
-# so consecutive windows share identical frames, whose front-end the backbone
-# computes once (``frontend.TimbralFrontEnd``).
-LEVEL_HOLD_DB = 2.0
-
-# Backbone tags that name a genre or style; the rest (instruments, voice, mood,
-# decades) are the dashboard's descriptive tags.
-GENRE_TAGS = {
-    "rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
-    "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues", "hard rock", "ambient",
-    "experimental", "hip-hop", "country", "easy listening", "funk", "electro", "heavy metal",
-    "progressive rock", "rnb", "indie pop", "house", "classical", "techno", "indian", "opera", "new age",
-    "classic",
-}
-
 
 class ModelError(Exception):
     """A model directory is missing, damaged or from an unknown format; message for the user."""
-
-
-def level_gain_db(mel: np.ndarray, ref_db: float = LEVEL_REF_DB, max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
-    """Per window, the gain (dB) that brings its mean mel power to ``ref_db``, at most ``max_gain_db``."""
-    mel = np.asarray(mel, dtype=np.float32)
-    return np.minimum(ref_db - mean_power_db(mel), max_gain_db)
-
-
-def apply_gain(mel: np.ndarray, gain_db) -> np.ndarray:
-    """Log-mel windows with their mel power scaled by ``gain_db`` (one per window)."""
-    mel = np.asarray(mel, dtype=np.float32)
-    if mel.shape[0] == 0:
-        return mel
-    gain = 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 10.0)
-    return np.log10(1e4 * power_of(mel) * gain[:, None, None] + 1.0).astype(np.float32)
-
-
-def normalize_level(mel: np.ndarray, ref_db: float = LEVEL_REF_DB,
-                    max_gain_db: float = LEVEL_MAX_GAIN_DB) -> np.ndarray:
-    """Rescale each window's mel power so its mean is ``ref_db`` (log-mel in, log-mel out)."""
-    return apply_gain(mel, level_gain_db(mel, ref_db, max_gain_db))
-
-
-class StreamLevels:
-    """Level normalisation for live streams whose consecutive windows overlap.
-
-    A window's new frames get the stream's gain — its own exact gain
-    (``level_gain_db``), or the gain in use while that stays within ``hold_db`` —
-    and frames it shares with the stream's previous window keep the values they
-    had there. So every frame is normalised once, consecutive windows share
-    bit-identical frames, and the backbone computes their front-end once.
-    Windows outside a stream (``streams`` None, or a None entry) get their exact gain.
-    """
-
-    def __init__(self, hold_db: float = LEVEL_HOLD_DB):
-        self.hold_db = hold_db
-        self._memory = StreamMemory()  # per stream: the last window's raw and normalised rows, its gain
-
-    def __call__(self, mel: np.ndarray, streams=None) -> np.ndarray:
-        gains = level_gain_db(mel)
-        out = apply_gain(mel, gains) if streams is None else np.empty_like(mel)
-        for b, item in enumerate(streams or ()):
-            if item is None or item[0] is None:
-                out[b] = apply_gain(mel[b:b + 1], gains[b:b + 1])[0]
-                continue
-            key, first = item
-            prev = self._memory.get(key)
-            gain = gains[b]
-            if prev is not None and abs(gain - prev.extra) <= self.hold_db:
-                gain = prev.extra
-            new = np.ones(mel.shape[1], bool)
-            found = prev and StreamMemory.overlap(prev, first, mel[b], mel.shape[1])
-            if found and found[0] > 0:
-                d, same = found  # rows the stream already had
-                out[b, :mel.shape[1] - d][same] = prev.out[d:][same]
-                new[:mel.shape[1] - d] = ~same
-            out[b, new] = apply_gain(mel[b:b + 1, new], [gain])[0]
-            self._memory.remember(key, first, mel[b], out[b], gain)
-        return out
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-class TagSet:
-    """Descriptive (non-genre) tags of some backbones, deduplicated; a shared name scores the max."""
-
-    def __init__(self, backbones: list[str]):
-        from .musicnn import tag_names
-
-        self.backbones = list(backbones)
-        self.names: list[str] = []
-        self._sources: list[list[tuple[int, int]]] = []
-        index: dict[str, int] = {}
-        for b, backbone in enumerate(self.backbones):
-            for i, name in enumerate(tag_names(backbone)):
-                key = name.lower()
-                if key in GENRE_TAGS:
-                    continue
-                if key not in index:
-                    index[key] = len(self.names)
-                    self.names.append(name)
-                    self._sources.append([])
-                self._sources[index[key]].append((b, i))
-
-    def scores(self, tags_per_backbone: list[np.ndarray]) -> np.ndarray:
-        n = tags_per_backbone[0].shape[0] if tags_per_backbone else 0
-        out = np.zeros((n, len(self.names)), np.float32)
-        for j, sources in enumerate(self._sources):
-            out[:, j] = np.max([tags_per_backbone[b][:, i] for b, i in sources], axis=0)
-        return out
 
 
 def check_mel(mel) -> np.ndarray:
@@ -274,53 +161,6 @@ def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = 
     return {f"{name}/{key}": value for name, result in zip(backbones, results) for key, value in result.items()}
 
 
-# Tag probabilities saturate near 0 and 1, where their differences carry the evidence;
-# heads read them as log-odds, clipped where float32 sigmoids stop resolving them.
-TAG_LOGIT_CLIP = 1e-4
-DERIVED_OUTPUTS = ("tag_logits", "genre_tag_logits")
-
-
-@functools.cache
-def genre_tag_columns(backbone: str) -> tuple[int, ...]:
-    """Indices of a backbone's tags that name a genre or style (``GENRE_TAGS``)."""
-    from .musicnn import tag_names
-
-    return tuple(i for i, name in enumerate(tag_names(backbone)) if name.lower() in GENRE_TAGS)
-
-
-def feature(outputs: dict[str, np.ndarray], key: str) -> np.ndarray:
-    """One backbone output, or one derived from its tags: ``<backbone>/tag_logits`` (the log-odds
-    of every tag) or ``<backbone>/genre_tag_logits`` (those of its genre and style tags)."""
-    backbone, name = key.split("/", 1)
-    if name not in DERIVED_OUTPUTS:
-        return outputs[key]
-    p = np.clip(outputs[f"{backbone}/tags"].astype(np.float64), TAG_LOGIT_CLIP, 1.0 - TAG_LOGIT_CLIP)
-    if name == "genre_tag_logits":
-        p = p[:, list(genre_tag_columns(backbone))]
-    return np.log(p / (1.0 - p))
-
-
-def assemble(outputs: dict[str, np.ndarray], feature_keys: list[str]) -> np.ndarray:
-    """Concatenate the chosen (possibly derived, see ``feature``) outputs into one (B, d) matrix."""
-    return np.concatenate([feature(outputs, k) for k in feature_keys], axis=1).astype(np.float32)
-
-
-def rbf_map(z: np.ndarray, centers: np.ndarray, gamma: float, centers_sq: np.ndarray | None = None) -> np.ndarray:
-    """Gaussian kernel values exp(−γ‖z − c‖²) of each row of ``z`` against each centre.
-
-    ``centers_sq`` (‖c‖² per centre) may be passed precomputed: for one live window it
-    costs ten times the distances themselves.
-    """
-    if centers_sq is None:
-        centers_sq = (centers * centers).sum(1)
-    d2 = (z * z).sum(1, keepdims=True) - 2.0 * z @ centers.T + centers_sq
-    return np.exp(-gamma * np.maximum(d2, 0.0))
-
-
-def _n_layers(weights: dict[str, np.ndarray]) -> int:
-    return sum(1 for k in weights if k.startswith("W"))
-
-
 _KIND_VERSION = {"kernel": 2, "ensemble": 2, "svm": 3}
 PRIOR_VERSION = 4  # a head shrunk toward the zero-shot tag map (``head["prior"]``)
 
@@ -329,86 +169,6 @@ def format_version(head: dict) -> int:
     """The oldest model format that can read this head (``model.json``'s ``head``): older readers stay usable."""
     kinds = [head["kind"]] + [m["spec"]["kind"] for m in head.get("members", ())]
     return max([_KIND_VERSION.get(kind, 1) for kind in kinds] + ([PRIOR_VERSION] if head.get("prior") else []))
-
-
-def pairwise_coupling(r: np.ndarray, pairs: np.ndarray, n_labels: int) -> np.ndarray:
-    """Class probabilities (B, n_labels) from pairwise ones, as libsvm couples them.
-
-    ``r[:, p]`` is P(class ``pairs[p, 0]`` | the class is one of ``pairs[p]``). The result
-    minimises Σ_t Σ_{j≠t} (r_jt p_t − r_tj p_j)² with Σ p = 1 (Wu, Lin & Weng 2004, method 2),
-    solved exactly through its KKT system (Q is singular when the r are consistent).
-    Labels in no pair get probability 0.
-    """
-    classes = np.unique(pairs)
-    a, b = np.searchsorted(classes, pairs[:, 0]), np.searchsorted(classes, pairs[:, 1])
-    r = np.clip(np.asarray(r, np.float64), 1e-7, 1 - 1e-7)
-    k = len(classes)
-    R = np.zeros((len(r), k, k))  # R[:, i, j] = P(i | i or j)
-    R[:, a, b] = r
-    R[:, b, a] = 1.0 - r
-    Rt = R.transpose(0, 2, 1)
-    kkt = np.zeros((len(r), k + 1, k + 1))  # [[Q, 1], [1ᵀ, 0]] [p; λ] = [0; 1]
-    kkt[:, :k, :k] = -Rt * R
-    kkt[:, np.arange(k), np.arange(k)] = (Rt ** 2).sum(axis=2)
-    kkt[:, :k, k] = kkt[:, k, :k] = 1.0
-    rhs = np.zeros((len(r), k + 1, 1))
-    rhs[:, k] = 1.0
-    p = np.maximum(np.linalg.solve(kkt, rhs)[:, :k, 0], 0.0)
-    out = np.zeros((len(r), n_labels), np.float32)
-    out[:, classes] = p / p.sum(axis=1, keepdims=True)
-    return out
-
-
-def dense_forward(x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
-    """Standardise, map onto kernel centres (kernel and SVM heads), dense layers (ReLU between),
-    then softmax, or for an SVM's one-vs-one decisions Platt sigmoids and pairwise coupling."""
-    h = (x - weights["mean"]) / weights["scale"]
-    if "centers" in weights:
-        h = rbf_map(h, weights["centers"], float(weights["gamma"]), weights.get("centers_sq"))
-    n_layers = _n_layers(weights)
-    for i in range(n_layers):
-        h = h @ weights[f"W{i}"] + weights[f"b{i}"]
-        if i < n_layers - 1:
-            h = np.maximum(h, 0.0)
-    if "pairs" in weights:
-        r = 1.0 / (1.0 + np.exp(-(weights["platt_a"] * h + weights["platt_b"])))
-        return pairwise_coupling(r, weights["pairs"].astype(int), int(weights["n_labels"]))
-    return softmax(h)
-
-
-def n_outputs(weights: dict[str, np.ndarray]) -> int:
-    """How many labels a member head scores."""
-    if "pairs" in weights:
-        return int(weights["n_labels"])
-    return weights[f"b{_n_layers(weights) - 1}"].shape[0]
-
-
-def member_weights(weights: dict[str, np.ndarray], n_members: int) -> list[dict[str, np.ndarray]]:
-    """Split an ensemble's ``m<j>.<name>`` arrays into one weight dict per member, ready to run
-    (with the kernel centres' squared norms, which ``rbf_map`` would otherwise redo per call)."""
-    if n_members == 1 and not any(k.startswith("m0.") for k in weights):
-        members = [dict(weights)]
-    else:
-        members = [{k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(f"m{j}.")}
-                   for j in range(n_members)]
-    for w in members:
-        if "centers" in w:
-            w["centers_sq"] = (w["centers"] * w["centers"]).sum(1)
-    return members
-
-
-def head_members(meta: dict) -> list[tuple[list[str], dict]]:
-    """Each member head's ``(feature keys, spec)`` (one member unless ``head.kind`` is ``ensemble``)."""
-    head = meta.get("head", {})
-    if head.get("kind") == "ensemble":
-        return [(list(m["keys"]), m["spec"]) for m in head["members"]]
-    return [(list(meta["features"]["keys"]), head)]
-
-
-def ensemble_forward(outputs: dict[str, np.ndarray], members: list[tuple[list[str], dict]]) -> np.ndarray:
-    """Mean of the member heads' probabilities, each on its own backbone outputs."""
-    probs = [dense_forward(assemble(outputs, keys), w) for keys, w in members]
-    return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
 
 
 def apply_prior(probs: np.ndarray, outputs: dict[str, np.ndarray], labels: list[str],

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import GenreModel, TagSet, backbone_features
+from .heads import GenreModel, backbone_features
+
+from .tag_features import TagSet
 
 BACKBONES = ["MSD_musicnn", "MTT_musicnn"]
 

@@ -44,7 +44,8 @@ def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = Tr
     ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
     """
     from ..stream.features import fill_silence
-    from ..model.heads import StreamLevels, backbone_features
+    from ..model.heads import backbone_features
+    from ..model.level import StreamLevels
 
     mels = fill_silence(mels)
     if level_norm:

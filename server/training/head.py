@@ -8,7 +8,7 @@ values against ``centers`` training windows: a Nyström approximation of a kerne
 or ``{"kind": "mlp", "hidden": 256, "alpha": 1e-3}``. A candidate is a list of members,
 ``(feature keys, spec)``; more than one member is an ensemble whose probabilities are
 averaged. Fitted heads are exported as plain weight arrays and always scored through
-``heads.ensemble_forward``, the same code the live model runs.
+``head_forward.ensemble_forward``, the same code the live model runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import warnings
 
 import numpy as np
 
-from ..model.heads import assemble, ensemble_forward
+from ..model.head_forward import ensemble_forward
+
+# Feature sets compared by cross-validation: names → backbone output keys.
+
+from ..model.tag_features import assemble
 
 # Feature sets compared by cross-validation: names → backbone output keys.
 FEATURE_SETS = {
@@ -149,7 +153,7 @@ def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict) -> dict:
 
     Exported as kernel centres (the support vectors), one dense layer giving the
     one-vs-one decisions, the sigmoids' ``platt_a``/``platt_b`` and the label ``pairs``;
-    ``heads.dense_forward`` couples the pairwise probabilities into class probabilities.
+    ``head_forward.dense_forward`` couples the pairwise probabilities into class probabilities.
     The sigmoids are fitted on the training windows' own decisions: sharper than
     out-of-fold ones, which made the SVM too timid beside a logistic-regression member
     (grouped CV of mean(emb+pools/logreg, emb/svm): score 80.7 in-sample, 80.1 out-of-fold).
