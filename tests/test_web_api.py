@@ -1,12 +1,17 @@
 """REST API and Socket.IO handlers on a real Engine, through Flask's and Flask-SocketIO's test clients."""
 
 import io
+import json
 import os
+import re
 
 import pytest
 
+from server.audio.source import SourceState
 from server.engine import Engine
+from server.sinks.payloads import TOP_TAGS
 from server.web.app import create_app
+from server.web.contract import contract
 from tests.support.web import music_file, write_wav
 
 
@@ -50,6 +55,19 @@ def test_page_and_vendored_scripts(client):
     assert plotly.status_code == 200 and len(plotly.data) > 1_000_000
     assert client.get("/static/vendor/socket.io.min.js").status_code == 200
     assert client.get("/static/js/spectrogram.js").status_code == 200
+
+
+def test_page_embeds_the_contract_the_scripts_read(client):
+    html = client.get("/").get_data(as_text=True)
+    blob = re.search(r'<script id="contract" type="application/json">(.*?)</script>', html, re.S)
+    assert blob, "the page carries no contract"
+    embedded = json.loads(blob.group(1))
+    assert embedded == json.loads(json.dumps(contract()))
+    assert embedded["source_states"]["LOST"] == SourceState.LOST == "lost"
+    assert "lost" in embedded["live_states"] and embedded["top_tags"] == TOP_TAGS
+    # The picker and the rules dialog start from the same values.
+    assert re.search(r'<option value="1" selected>1 s</option>', html)
+    assert 'id="rule-silence-for" min="1" step="1" value="10"' in html
 
 
 def test_lists(client, engine):

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from server.sinks.socketio_sink import SocketIOSink
 from server.web import api, history_api, socket_events
 from server.web.auth import Guard, resolve_token, token_from_env
+from server.web.contract import contract
 from server.web.media import normalise_dirs
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
 from server.web.uploads import UPLOAD_QUOTA_MB, UPLOAD_RETENTION_DAYS, UploadStore
@@ -116,7 +117,7 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
 
     @app.get("/")
     def index():
-        return render_template("index.html", max_upload_mb=max_upload_mb, media_dirs=dirs)
+        return render_template("index.html", max_upload_mb=max_upload_mb, media_dirs=dirs, contract=contract())
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js():

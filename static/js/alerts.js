@@ -2,6 +2,7 @@
 // rules editor of the viewed source (expected genres + duration; silence, talk, missing music on/off + duration).
 
 import * as api from './api.js';
+import { RULE_DEFAULTS } from './contract.js';
 import { fmtClock } from './theme.js';
 
 const SHOWN = 30;
@@ -91,14 +92,14 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
       return lab;
     }));
     genreOn.checked = !!g;
-    genreFor.value = g ? g.for : 60;
+    genreFor.value = g ? g.for : RULE_DEFAULTS.unexpected_genre.for;
     silenceOn.checked = !!s;
-    silenceFor.value = s ? s.for : 10;
-    dialog.dataset.threshold = s ? s.threshold_db : -50;
+    silenceFor.value = s ? s.for : RULE_DEFAULTS.silence.for;
+    dialog.dataset.threshold = s ? s.threshold_db : RULE_DEFAULTS.silence.threshold_db;
     talkOn.checked = !!talk;
-    talkFor.value = talk ? talk.for : 120;
+    talkFor.value = talk ? talk.for : RULE_DEFAULTS.talk.for;
     noMusicOn.checked = !!noMusic;
-    noMusicFor.value = noMusic ? noMusic.for : 60;
+    noMusicFor.value = noMusic ? noMusic.for : RULE_DEFAULTS.no_music.for;
     dialog.showModal();
   }
 

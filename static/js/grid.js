@@ -1,7 +1,7 @@
 // "Side by side": one compact card per source (state, top genre, confidence, mini bars, segment).
 
 import { capitalise, colorOf, contentColor, fmtClock, genreColor } from './theme.js';
-import { stateText } from './sourceList.js';
+import { badgeClass, stateText } from './sourceList.js';
 
 export function createGrid({ root, onOpen }) {
   const cards = new Map();
@@ -20,9 +20,17 @@ export function createGrid({ root, onOpen }) {
     return el;
   }
 
+  // The smoothed genre with its own flag when the window carries one (live), else the raw window's
+  // (a history row): a genre never shows with the other view's probabilities or uncertain flag.
+  function shown(p) {
+    if (p.smoothed_top !== undefined && p.smoothed) {
+      return { top: p.smoothed_top, probs: p.smoothed, uncertain: !!p.smoothed_uncertain };
+    }
+    return { top: p.top, probs: p.probs, uncertain: !!p.uncertain };
+  }
+
   function renderPrediction(el, p) {
-    const top = p.smoothed_top || p.top;
-    const probs = p.smoothed || p.probs;
+    const { top, probs, uncertain } = shown(p);
     const i = p.labels.indexOf(top);
     if (top == null && p.content) { // talk, silence, noise: no genre
       el.style.setProperty('--genre', contentColor(p.content));
@@ -31,7 +39,7 @@ export function createGrid({ root, onOpen }) {
     } else {
       el.style.setProperty('--genre', genreColor(Math.max(i, 0)));
       el.querySelector('.mini-genre').textContent = top;
-      el.querySelector('.mini-conf').textContent = `${Math.round(probs[i] * 100)}%${p.uncertain ? ' · uncertain' : ''}`;
+      el.querySelector('.mini-conf').textContent = `${Math.round(probs[i] * 100)}%${uncertain ? ' · uncertain' : ''}`;
     }
     const order = probs.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0]).slice(0, 5);
     el.querySelector('.mini-bars').replaceChildren(...order.map(([v, k]) => {
@@ -57,7 +65,7 @@ export function createGrid({ root, onOpen }) {
         const el = card(s.id);
         el.querySelector('.label').textContent = s.label;
         const badge = el.querySelector('.badge');
-        badge.className = `badge ${s.state}`;
+        badge.className = badgeClass(s);
         badge.textContent = stateText(s);
         el.querySelector('.mini-msg').textContent = s.error || s.notice || '';
         const buf = buffers(s.id);

@@ -1,15 +1,19 @@
 // The list of sources with state badges; clicking one shows it in the panels.
 
-const KIND_ICON = { mic: '🎙', file: '♪', demo: '♫', stream: '⇅' };
-const LIVE = new Set(['starting', 'running', 'reconnecting']);
+import { LIVE_STATES, STATE, isKnownState } from './contract.js';
 
-export const isLive = (s) => !!s && LIVE.has(s.state);
+const KIND_ICON = { mic: '🎙', file: '♪', demo: '♫', stream: '⇅' };
+
+export const isLive = (s) => !!s && LIVE_STATES.has(s.state);
 
 export function stateText(s) {
-  if (s.state === 'reconnecting') return `reconnecting${s.reconnects ? ` ×${s.reconnects}` : ''}`;
-  if (s.state === 'running' && s.reconnects) return `running · ${s.reconnects} reconnect${s.reconnects > 1 ? 's' : ''}`;
+  if (s.state === STATE.RECONNECTING) return `${s.state}${s.reconnects ? ` ×${s.reconnects}` : ''}`;
+  if (s.state === STATE.RUNNING && s.reconnects) return `${s.state} · ${s.reconnects} reconnect${s.reconnects > 1 ? 's' : ''}`;
   return s.state;
 }
+
+// The badge's classes: the state names the stylesheet colours; anything else stays plain.
+export const badgeClass = (s) => `badge${isKnownState(s.state) ? ` ${s.state}` : ''}`;
 
 export function createSourceList({ onSelect, onStop, onRestart }) {
   const list = document.getElementById('source-list');
@@ -29,7 +33,7 @@ export function createSourceList({ onSelect, onStop, onRestart }) {
     // Window counts stream in only for watched sources, so only the viewed one shows them.
     meta.textContent = `${rate} · hop ${s.hop ?? '–'} s${s.id === viewing ? ` · ${s.windows ?? 0} win` : ''}`;
     const badge = document.createElement('span');
-    badge.className = `badge ${s.state}`;
+    badge.className = badgeClass(s);
     badge.textContent = stateText(s);
     meta.prepend(badge, ' ');
     li.append(label);
@@ -41,7 +45,7 @@ export function createSourceList({ onSelect, onStop, onRestart }) {
       stop.title = `Stop ${s.label}`;
       stop.addEventListener('click', (e) => { e.stopPropagation(); onStop(s.id); });
       li.append(stop);
-    } else if (s.state === 'error' && onRestart) {
+    } else if (s.state === STATE.ERROR && onRestart) {
       const again = document.createElement('button');
       again.type = 'button';
       again.className = 'stop restart';

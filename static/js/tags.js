@@ -1,10 +1,12 @@
 // Top non-genre tags (instruments, moods, ...) with score bars.
 
+import { TOP_TAGS } from './contract.js';
+
 export function createTags(list) {
   return {
     reset() { list.replaceChildren(); },
     update(p) {
-      const tags = (p.tags || []).slice(0, 8);
+      const tags = (p.tags || []).slice(0, TOP_TAGS);
       const max = Math.max(1e-6, ...tags.map((t) => t.score));
       list.replaceChildren(...tags.map((t) => {
         const li = document.createElement('li');
