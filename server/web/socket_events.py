@@ -9,22 +9,17 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import urllib.parse
 
 from flask import request
 from flask_socketio import join_room, leave_room
 from socketio.exceptions import ConnectionRefusedError
 
 from server import schemas
-from server.web.media import MediaPathError, resolve_media_path
 from server.sinks.socketio_sink import room
-from server.schemas import SchemaError
-from server.web.uploads import UploadError
+from server.web.request_parsing import (RequestError, checked, known_source, merge_monitoring,
+                                        parse_model_request, parse_monitoring_request, parse_source_id, parse_source_request)
 
 log = logging.getLogger(__name__)
-
-class RequestError(Exception):
-    """A client request was malformed; the message goes back in the ack."""
 
 
 class Watchers:
@@ -89,91 +84,6 @@ class Watchers:
                 log.debug("could not join %s to %s", sid, s, exc_info=True)
 
 
-def checked(event: str, fn, *args):
-    """``fn(*args)`` from ``server.schemas`` with its ``SchemaError`` as a ``RequestError`` naming ``event``."""
-    try:
-        return fn(*args)
-    except SchemaError as exc:
-        raise RequestError(f"{event}: {exc}.") from None
-
-
-def parse_source_spec(data, uploads=None, event: str = "start_source", media_dirs=()) -> dict:
-    """Validate a start_source payload into the engine's spec.
-
-    Uploads become file specs inside the upload folder; file paths (and ``file:`` URLs)
-    must lie inside ``media_dirs`` (real paths, see ``server.web.media``).
-    """
-    data = checked(event, schemas.check_start_source, data)
-    kind = data["kind"]
-    spec: dict = {"kind": kind}
-    if kind == "mic":
-        spec["device"] = data.get("device")
-    elif kind == "file":
-        spec["path"] = _media_path(data["path"], uploads, media_dirs, event)
-    elif kind == "stream":
-        url = data["url"]
-        if url.lower().startswith("file:"):
-            # A local file named as a URL: allowed only where a file path would be.
-            path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-            try:
-                spec = {"kind": "file", "path": _media_path(path, uploads, media_dirs, event)}
-            except RequestError as exc:
-                raise RequestError(f"{event}: a stream URL must be http:// or https://; file: URLs work only "
-                                   f"for files inside the media folders ({str(exc).removeprefix(event + ': ')})") from None
-        else:
-            from server.audio.stream_source import StreamError, validate_url
-
-            try:
-                validate_url(url, allow_file=False)
-            except StreamError as exc:
-                raise RequestError(f"{event}: {exc}.") from None
-            spec["url"] = url
-    elif kind == "upload":
-        if uploads is None:
-            raise RequestError(f"{event}: uploads are not enabled.")
-        try:
-            item = uploads.get(data["upload_id"])
-        except UploadError as exc:
-            raise RequestError(f"{event}: {exc}") from None
-        spec = {"kind": "file", "path": item["path"], "label": item["name"]}
-    if "label" in data:
-        spec["label"] = data["label"]
-    if "hop" in data:
-        spec["hop"] = data["hop"]
-    return spec
-
-
-def _media_path(path: str, uploads, media_dirs, event: str) -> str:
-    extra = [str(uploads.dir)] if uploads is not None else []
-    try:
-        return resolve_media_path(path, list(media_dirs), extra)
-    except MediaPathError as exc:
-        raise RequestError(f"{event}: {exc}") from None
-
-
-def parse_rules_request(data, event: str = "set_rules") -> list:
-    """The ``rules`` list of a PUT rules body (the engine checks each rule)."""
-    return checked(event, schemas.check_event, "put_rules", data)["rules"]
-
-
-def parse_monitoring_request(data, event: str = "set_monitoring") -> dict:
-    """``{"smoothing"?, "segments"?}`` → keyword arguments for ``Engine.set_monitoring``."""
-    return checked(event, schemas.check_monitoring, data)
-
-
-def merge_monitoring(engine, wanted: dict) -> dict:
-    """Segment settings are patched (unnamed keys keep their values); smoothing is replaced whole."""
-    if "segments" in wanted:
-        wanted = {**wanted, "segments": {**(engine.monitoring().get("segments") or {}), **wanted["segments"]}}
-    return wanted
-
-
-def known_source(engine, source_id: str, event: str) -> str:
-    if source_id not in engine.source_ids():
-        raise RequestError(f"{event}: no running source with id {source_id!r}.")
-    return source_id
-
-
 def internal_error(what: str) -> str:
     """Log the exception under a short id; the client gets the id only (no traceback, no class name)."""
     log_id = secrets.token_hex(4)
@@ -219,18 +129,18 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
         return {"ok": False, "error": internal_error("socket event")}
 
     def start_source(data):
-        spec = parse_source_spec(data, uploads, media_dirs=media_dirs)
+        spec = parse_source_request(data, uploads, media_dirs=media_dirs)
         source_id = engine.start_source(spec)
         watchers.add(request.sid, source_id)
         return {"id": source_id}
 
     def stop_source(data):
-        source_id = checked("stop_source", schemas.check_event, "stop_source", data)["id"]
+        source_id = parse_source_id(data, "stop_source")
         engine.stop_source(source_id)
         return {"id": source_id}
 
     def restart_source(data):
-        source_id = checked("restart_source", schemas.check_event, "restart_source", data)["id"]
+        source_id = parse_source_id(data, "restart_source")
         engine.restart_source(source_id)
         return {"id": source_id}
 
@@ -247,7 +157,7 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
         return {"sources": sorted(set(wanted))}
 
     def select_model(data):
-        name = checked("select_model", schemas.check_event, "select_model", data)["name"]
+        name = parse_model_request(data)
         engine.select_model(name)
         return {"name": name}
 
