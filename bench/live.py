@@ -34,18 +34,16 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
 
     warmup = WINDOW_SECONDS + 7.0 if warmup is None else warmup
     engine = Engine(hop=hop)
-    engine.model = model
+    engine.use_model(model)
     counter = _Counter()
     engine.add_sink(counter)
-    engine._running = True
-    worker = threading.Thread(target=engine._run_worker, daemon=True, name="bench-worker")
-    worker.start()
+    engine.worker.start()
     try:
         for i in range(n_sources):
             engine.start_source({"kind": "file", "paths": [files[i % len(files)]], "loop": True,
                                  "id": f"bench-{i}"})
         time.sleep(warmup)
-        pipelines = list(engine._pipelines.values())
+        pipelines = engine.pipelines()
         skipped0 = sum(p.skipped for p in pipelines)
         windows0 = counter.n
         cpu0, t0 = cpu_seconds(), time.monotonic()
@@ -56,7 +54,7 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
         errors = [p.source.error for p in pipelines if p.source.state == "error"]
     finally:
         engine.shutdown()
-        worker.join(5)
+        engine.worker.stop(timeout=5)
     audio_s = (t1 - t0) * n_sources
     return {
         "sources": n_sources,

@@ -24,7 +24,7 @@ def soak(audio_file: str, minutes: float, hop: float = 1.0, warm_minutes: float 
 
     model = load_model(None)
     engine = Engine(hop=hop, fast=True)
-    engine.model = model
+    engine.use_model(model)
     done = threading.Event()
     samples: list[tuple[float, float]] = []  # (audio minutes, RSS MB)
     state = {"windows": 0, "rss_warm": None}
@@ -42,19 +42,17 @@ def soak(audio_file: str, minutes: float, hop: float = 1.0, warm_minutes: float 
                 done.set()
 
     engine.add_sink(Sink())
-    engine._running = True
-    worker = threading.Thread(target=engine._run_worker, daemon=True)
-    worker.start()
+    engine.worker.start()
     t0 = time.monotonic()
     engine.start_source({"kind": "file", "paths": [audio_file], "loop": True, "id": "soak"})
     rss_start = proc_status().get("VmRSS")
     if not done.wait(timeout=max(600.0, minutes * 60)):
         raise BenchError(f"the soak did not reach {minutes} minutes of audio in time")
     wall = time.monotonic() - t0
-    pipeline = engine._pipelines["soak"]
+    pipeline = engine.pipeline("soak")
     skipped = pipeline.skipped
     engine.shutdown()
-    worker.join(5)
+    engine.worker.stop(timeout=5)
     end = proc_status()
     warm = state["rss_warm"] or (samples[0][1] if samples else rss_start)
     return {

@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from server.audio.decode import decode
+from server.audio.resample import resample
+from server.config import FIRST_WINDOW_SECONDS, MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
+from server.engine import Engine
+from tests.support.http_audio import RadioServer, encode_mp3
+from tests.support.threads import together
 
-from server.audio.decode import decode  # noqa: E402
-from server.audio.resample import resample  # noqa: E402
-from server.config import FIRST_WINDOW_SECONDS, MODEL_SR, WINDOW_SAMPLES  # noqa: E402
-from server.engine import Engine  # noqa: E402
-from tests.support.http_audio import RadioServer, encode_mp3  # noqa: E402
-from tests.support.threads import together  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SR = 22050
 BURST_EVERY_S, BURST_S = 45.0, 0.5      # corrupt source: a 0.5-s burst of garbage every 45 s
@@ -152,12 +151,10 @@ def main(argv=None) -> int:
     from server.model.registry import load_model
 
     engine = Engine(hop=args.hop, fast=True)
-    engine.model = load_model(args.model)
-    engine.model.predict(np.zeros((1, 187, 96), np.float32))
+    engine.use_model(load_model(args.model))
+    engine.model.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), np.float32))
     sink = Collector()
     engine.add_sink(sink)
-    engine._running = True
-    worker = threading.Thread(target=engine._run_worker, name="soak-worker", daemon=True)
 
     # corrupt: garbage bursts at known stream times, injected into the blocks the source delivers
     bursts: list[tuple[float, float]] = []
@@ -196,7 +193,7 @@ def main(argv=None) -> int:
     engine.pipeline("crash").fault_hook = crash_stage
     radio = RadioServer(encode_mp3(demo[1], seconds=20.0), 20.0)
     engine.start_source({"kind": "stream", "url": radio.url, "id": "stream"})
-    worker.start()
+    engine.worker.start()
 
     # The restart race runs beside the soak, through the REST API of a real app on this engine.
     race: dict = {}
@@ -239,7 +236,7 @@ def main(argv=None) -> int:
                 print("soak: gave up after an hour", file=sys.stderr)
                 break
         time.sleep(1.0)
-        worker_alive = worker.is_alive()
+        worker_alive = engine.worker.is_alive()
         stream_state = prev_state
     finally:
         engine.shutdown()

@@ -1,16 +1,14 @@
-"""The running monitor: sources, their pipelines, one shared worker, the model and the sinks.
+"""The running monitor: sources and their pipelines, the model, the monitors and the sinks.
 
-One background task (the worker) wakes whenever audio arrives, collects every
-pipeline's due window, runs them through the model in one batch and hands the
-results to the sinks (Socket.IO, logs, ...). A failure in one source stops only
-that source; the worker and the other sources carry on.
+The engine owns what the user starts, stops and configures (and persists it in the
+settings); ``server.worker.Worker`` classifies the pipelines' windows and hands
+the results back through ``monitor`` and ``emit``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable
 
 import numpy as np
@@ -18,9 +16,9 @@ import numpy as np
 from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
 from .stream.features import mel_power
 from .model.content import CONTENT_LABELS, NOT_MUSIC
-from .sinks.payloads import content_probs_of, prediction_payload, spectrogram_payload
-from .stream.pipeline import Pipeline, Window
 from .source_specs import SourceSpecError, make_source, source_id_for
+from .stream.pipeline import Pipeline
+from .worker import Worker, thread_task
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +27,6 @@ SINK_EVENTS = ("on_prediction", "on_spectrogram", "on_sources", "on_notice", "on
 
 class EngineError(Exception):
     """A request the engine cannot honour; the message is for the user."""
-
-
-def _thread_task(fn: Callable, *args) -> threading.Thread:
-    t = threading.Thread(target=fn, args=args, daemon=True, name=getattr(fn, "__name__", "task"))
-    t.start()
-    return t
 
 
 def check_model_name(name, models: list[dict]) -> None:
@@ -71,17 +63,16 @@ class Engine:
         # started count as taken, so two starts never share one.
         self._source_locks: dict[str, threading.Lock] = {}
         self._starting: set[str] = set()
-        self._wake = threading.Event()
         self._sinks: list = []
-        self._running = False
-        self._last_states: dict[str, tuple] = {}
+        self.worker = Worker(self)
         self.history = None  # the history store (also a sink): its status goes out with the sources
 
     # --- wiring --------------------------------------------------------------------------------------
     def add_sink(self, sink) -> None:
         self._sinks.append(sink)
 
-    def _emit(self, event: str, payload: dict) -> None:
+    def emit(self, event: str, payload: dict) -> None:
+        """Hand ``payload`` to every sink that handles ``event`` (one of ``SINK_EVENTS``)."""
         for sink in list(self._sinks):
             handler = getattr(sink, event, None)
             if handler is None:
@@ -93,18 +84,16 @@ class Engine:
 
     def notice(self, message: str, level: str = "error", source: str | None = None) -> None:
         (log.warning if level != "info" else log.info)("%s%s", f"[{source}] " if source else "", message)
-        self._emit("on_notice", {"level": level, "message": message, "source": source})
+        self.emit("on_notice", {"level": level, "message": message, "source": source})
 
     def start(self, start_task: Callable | None = None) -> None:
         """Load the model and start the worker, each as a background task."""
-        start_task = start_task or _thread_task
-        self._running = True
+        start_task = start_task or thread_task
         start_task(self.load_model, self.model_name)
-        start_task(self._run_worker)
+        self.worker.start(start_task)
 
     def shutdown(self) -> None:
-        self._running = False
-        self._wake.set()
+        self.worker.stop()
         with self._lock:
             pipelines = list(self._pipelines.values())
         for p in pipelines:
@@ -127,16 +116,34 @@ class Engine:
         except Exception as exc:
             self.model_error = f"could not load model {name or 'default'}: {exc}"
             self.notice(self.model_error)
-            self._emit_sources()
+            self.emit_sources()
             return
+        self.use_model(model)
+        self._choose_precision(name)
+
+    def use_model(self, model) -> None:
+        """Make a loaded ``GenreModel`` current: sources start new windows, monitors start afresh."""
         with self._lock:
             self.model, self.model_name, self.model_error = model, model.name, None
             for p in self._pipelines.values():
                 p.restart_schedule()
             closing = self._replace_monitors(list(self._pipelines))
-        self._emit_events(closing)
+        self.emit_events(closing)
         log.info("model %s ready (%d labels)", model.name, len(model.labels))
-        self._emit_sources()
+        self.emit_sources()
+
+    def _choose_precision(self, name: str | None) -> None:
+        """Run the start-up precision check; the live model keeps working (in float) meanwhile."""
+        from .model import precision
+        from .model.registry import load_model
+
+        try:
+            # A second instance: the check's predictions never hold the live model's lock.
+            precision.select(load_model(name))
+        except Exception:  # the check is an optimisation: the model runs in float without it
+            log.exception("precision check failed")
+            return
+        self.emit_sources()
 
     def list_models(self) -> list[dict]:
         from .model.registry import list_models
@@ -170,7 +177,7 @@ class Engine:
         log.info("started source %s (%s)", source_id, source.label)
         if source.notice:
             self.notice(source.notice, level="warning", source=source_id)
-        self._emit_sources()
+        self.emit_sources()
         return source_id
 
     def stop_source(self, source_id: str) -> None:
@@ -183,19 +190,19 @@ class Engine:
     def _stop_source(self, source_id: str) -> None:
         with self._lock:
             pipeline = self._pipelines.pop(source_id, None)
-            self._last_states.pop(source_id, None)
+            self.worker.forget(source_id)
             self._specs.pop(source_id, None)
             monitor = self._monitors.pop(source_id, None)
         if pipeline is None:
             raise EngineError(f"no source with id {source_id!r}")
         self._save_sources()
         if monitor is not None:
-            self._emit_events(monitor.finish(source_id))
+            self.emit_events(monitor.finish(source_id))
         try:
             pipeline.stop()
         finally:
             log.info("stopped source %s", source_id)
-            self._emit_sources()
+            self.emit_sources()
 
     def restart_source(self, source_id: str) -> str:
         """Start a source again from its spec, under the same id (after an error, a crash
@@ -222,13 +229,13 @@ class Engine:
         source = pipeline.source
         with self._lock:
             self._pipelines[source_id] = pipeline
-            self._last_states.pop(source_id, None)
+            self.worker.forget(source_id)
             # Stream time starts again at 0: a fresh monitor, the old one's open segment closed.
             closing = self._replace_monitors([source_id])
-        self._emit_events(closing)
+        self.emit_events(closing)
         log.info("restarted source %s (%s)", source_id, source.label)
         self.notice(f"{source.label} restarted", level="info", source=source_id)
-        self._emit_sources()
+        self.emit_sources()
         return source_id
 
     def _launch(self, source_id: str, spec: dict, hop: float, verb: str) -> Pipeline:
@@ -237,7 +244,7 @@ class Engine:
             source = make_source({k: v for k, v in spec.items() if k != "id"}, fast=self.fast)
         except SourceSpecError as exc:
             raise EngineError(str(exc)) from None
-        pipeline = Pipeline(source_id, source, hop, wake=self._wake)
+        pipeline = Pipeline(source_id, source, hop, wake=self.worker.wake)
         try:
             pipeline.start()
         except Exception as exc:
@@ -282,9 +289,18 @@ class Engine:
                 closing += old.finish(sid)
         return closing
 
-    def _emit_events(self, events) -> None:
+    def emit_events(self, events) -> None:
+        """Emit monitor events, ``(name, payload)`` pairs, as ``on_<name>``."""
         for name, event in events:
-            self._emit(f"on_{name}", event)
+            self.emit(f"on_{name}", event)
+
+    def monitor(self, payload: dict) -> tuple[dict, list]:
+        """Run a prediction through its source's monitor: ``(fields to add, events)``."""
+        with self._lock:  # see _replace_monitors
+            monitor = self._monitors.get(payload["source"])
+            if monitor is None:
+                return {}, []
+            return monitor.process(payload)
 
     def _make_monitor(self, source_id: str):
         model = self.model
@@ -315,7 +331,7 @@ class Engine:
         self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})
         with self._lock:
             closing = self._replace_monitors([source_id] if source_id in self._pipelines else [])
-        self._emit_events(closing)
+        self.emit_events(closing)
         return rules
 
     def monitoring(self) -> dict:
@@ -333,7 +349,7 @@ class Engine:
         self.settings.update(**{k: v for k, v in (("smoothing", smoothing), ("segments", segments)) if v is not None})
         with self._lock:
             closing = self._replace_monitors(list(self._pipelines))
-        self._emit_events(closing)
+        self.emit_events(closing)
         return self.monitoring()
 
     def rules(self, source_id: str) -> list:
@@ -357,6 +373,8 @@ class Engine:
         return d
 
     def sources_payload(self) -> dict:
+        from .model import precision
+
         with self._lock:
             sources = [self._describe(p) for p in self._pipelines.values()]
             model = self.model
@@ -369,110 +387,19 @@ class Engine:
                 "no_genre": list(NOT_MUSIC),
                 "ready": model is not None,
                 "error": self.model_error,
+                "precision": precision.current(),
             },
             "history": self.history.status() if self.history is not None else {"enabled": False},
         }
 
-    def _emit_sources(self) -> None:
-        self._emit("on_sources", self.sources_payload())
+    def emit_sources(self) -> None:
+        self.emit("on_sources", self.sources_payload())
 
-    # --- the worker ----------------------------------------------------------------------------------
-    def _run_worker(self) -> None:
-        log.info("worker started")
-        busy = False
-        while self._running:
-            if not busy:  # when windows were due, look again at once: more may be waiting
-                self._wake.wait(0.1)
-                self._wake.clear()
-            try:
-                busy = self.tick() > 0
-            except Exception:  # keep the worker alive whatever happens in one tick
-                log.exception("worker tick failed")
-                time.sleep(0.1)
-
-    def tick(self) -> int:
-        """Classify every due window; return how many were classified."""
+    def live(self) -> tuple[list[Pipeline], object]:
+        """The running pipelines and the current model (None while none is loaded), for the worker."""
         with self._lock:
-            pipelines = list(self._pipelines.values())
-            model = self.model
-        due: list[tuple[Pipeline, Window]] = []
-        for p in pipelines:
-            if p.failed or (model is None and p.lossless):
-                continue  # failed: left stopped until restarted; batch sources wait for the model
-            try:
-                w = p.next_window()
-            except Exception as exc:
-                self._fail(p, exc)
-                continue
-            if w is not None:
-                due.append((p, w))
-        if due and model is not None:
-            self._classify(due, model)
-        # Spectrograms after predictions: they are larger and nobody waits on them.
-        for _, w in due:
-            if len(w.spec_times):
-                self._emit("on_spectrogram", spectrogram_payload(w))
-        self._check_states(pipelines)
-        return len(due) if model is not None else 0
+            return list(self._pipelines.values()), self.model
 
-    def _classify(self, due: list[tuple[Pipeline, Window]], model) -> None:
-        try:
-            a = model.analyse(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
-        except Exception as exc:
-            log.exception("model failed")
-            self.notice(f"the model failed on a batch: {exc}")
-            return
-        for i, (p, w) in enumerate(due):
-            payload = prediction_payload(p, w, model, a.probs[i], a.tags[i], a.content[i], content_probs_of(a, i))
-            events = self._monitor(payload)
-            self._emit("on_prediction", payload)
-            self._emit_events(events)
-
-    def _monitor(self, payload: dict) -> list:
-        try:
-            with self._lock:  # see _replace_monitors
-                monitor = self._monitors.get(payload["source"])
-                if monitor is None:
-                    return []
-                extra, events = monitor.process(payload)
-        except Exception:
-            log.exception("monitoring failed for %s", payload["source"])
-            return []
-        # ``uncertain`` stays the raw window's, matching ``top``/``confidence``.
-        extra["smoothed_uncertain"] = extra.pop("uncertain", False)
-        payload.update(extra)
-        return events
-
-    def _fail(self, p: Pipeline, exc: Exception) -> None:
-        """One source's pipeline raised: stop that source only, say why; ``restart_source`` revives it."""
-        log.exception("source %s failed", p.source_id)
-        p.failed = True
-        # Set before stopping so a lossless source's writer, waiting for room, gives up.
-        p.source.state, p.source.error = "error", f"processing failed: {type(exc).__name__}: {exc}"
-        try:
-            p.stop()
-        except Exception:
-            log.exception("stopping failed source %s", p.source_id)
-        s = p.source
-        s.state = "error"
-        s.error = f"{s.error or 'processing failed'}; restart the source to try again"
+    def pipelines(self) -> list[Pipeline]:
         with self._lock:
-            self._last_states[p.source_id] = (s.state, s.error, s.notice)  # notified here, not again
-        self.notice(s.error, source=p.source_id)
-        self._emit_sources()
-
-    def _check_states(self, pipelines: list[Pipeline]) -> None:
-        changed = False
-        for p in pipelines:
-            s = p.source
-            key = (s.state, s.error, s.notice)
-            if self._last_states.get(p.source_id) != key:
-                old = self._last_states.get(p.source_id)
-                self._last_states[p.source_id] = key
-                changed = True
-                if old is not None and s.state == "error" and s.error:
-                    self.notice(s.error, source=p.source_id)
-                elif old is not None and s.notice and s.notice != old[2]:
-                    self.notice(s.notice, level="warning", source=p.source_id)
-        if changed:
-            self._emit_sources()
+            return list(self._pipelines.values())

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -256,7 +255,7 @@ def test_bad_choices_leave_a_running_source_alone(files, model):
     """Every bad stream URL and device choice is refused with its message while a good
     file source keeps producing predictions from the same engine."""
     engine = Engine(hop=0.5)
-    engine.model = model
+    engine.use_model(model)
     preds, notices = [], []
 
     class Sink:
@@ -268,9 +267,7 @@ def test_bad_choices_leave_a_running_source_alone(files, model):
 
     engine.add_sink(Sink())
     good = engine.start_source({"kind": "file", "path": str(files["mp3"][0]), "loop": True})
-    engine._running = True
-    worker = threading.Thread(target=engine._run_worker, daemon=True)
-    worker.start()
+    engine.worker.start()
     try:
         for spec, message in BAD_SPECS:
             with pytest.raises(EngineError, match=message):
@@ -282,7 +279,7 @@ def test_bad_choices_leave_a_running_source_alone(files, model):
         assert len(preds) >= n + 3
         assert engine.source_ids() == [good]
         assert engine.sources_payload()["sources"][0]["state"] == "running"
-        assert worker.is_alive()
+        assert engine.worker.is_alive()
     finally:
         engine.shutdown()
     assert all(p["source"] == good for p in preds)

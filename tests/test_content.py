@@ -220,7 +220,6 @@ def test_evaluate_command_prints_the_content_confusion(tmp_path, capsys):
 def test_engine_reports_a_dj_link_as_talk(tmp_path):
     """Music, talk, music through the live engine: talk windows have no genre, make a speech
     segment, fire the talk rule, and leave the smoothed genre where the music put it."""
-    import threading
     import time
 
     from server.audio.resample import resample
@@ -238,14 +237,13 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     talk_from, talk_to = 12.0, 12.0 + len(voice) / sr
 
     engine = Engine(hop=1.0, fast=True)
-    engine.model = load_model(None)
+    engine.use_model(load_model(None))
     engine.set_monitoring(segments={"min_duration": 4})
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "file", "path": str(path)})
     engine.set_rules(sid, [{"type": "talk", "for": 6}, {"type": "unexpected_genre", "expected": ["jazz"], "for": 200}])
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and engine.sources_payload()["sources"][0]["state"] != "ended":

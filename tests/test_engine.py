@@ -39,13 +39,11 @@ def _wait(cond, timeout):
 
 def test_live_predictions_and_spectrogram(song, model):
     engine = Engine(hop=0.5)
-    engine.model = model
+    engine.use_model(model)
     sink = Collector()
     engine.add_sink(sink)
     engine.start_source({"kind": "file", "path": song, "loop": True})
-    worker = threading.Thread(target=engine._run_worker, daemon=True)
-    engine._running = True
-    worker.start()
+    engine.worker.start()
     try:
         assert _wait(lambda: len(sink.predictions) >= 4, 30), sink.notices
     finally:
@@ -73,13 +71,13 @@ def test_live_predictions_and_spectrogram(song, model):
 
 def test_falling_behind_jumps_to_newest_window_and_counts_skips(song, model):
     engine = Engine(hop=0.25)
-    engine.model = model
+    engine.use_model(model)
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "file", "path": song})
     try:
         time.sleep(5.0)  # the worker is "stalled": nobody ticks for ~8 hops
-        assert engine.tick() == 1  # one window, not a backlog of eight
+        assert engine.worker.tick() == 1  # one window, not a backlog of eight
     finally:
         engine.shutdown()
     p = sink.predictions[0]
@@ -94,10 +92,9 @@ def test_fast_mode_classifies_every_window_of_a_file(song, model):
     sink = Collector()
     engine.add_sink(sink)
     engine.start_source({"kind": "file", "path": song})
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
     time.sleep(0.5)
-    engine.model = model  # the source waited for the model instead of skipping
+    engine.use_model(model)  # the source waited for the model instead of skipping
     try:
         assert _wait(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
                      and len(sink.predictions) >= 23, 60)
@@ -130,14 +127,13 @@ def test_new_settings_rules_or_model_close_the_open_segment(song, model, tmp_pat
     from server.sinks.history import open_store
 
     engine = Engine(hop=0.5)
-    engine.model = model
+    engine.use_model(model)
     engine.settings.update(segments={"min_duration": 0.0, "hysteresis": 0.1})  # a segment opens at once
     sink, store = Collector(), open_store(tmp_path / "history.sqlite")
     engine.add_sink(sink)
     engine.add_sink(store)
     sid = engine.start_source({"kind": "file", "path": song, "loop": True})
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
 
     def events(kind):
         with sink.lock:

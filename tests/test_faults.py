@@ -2,7 +2,6 @@
 stage that raises (only its source stops; restart brings it back), corrupt sample
 bursts, and a stream that never worked."""
 
-import threading
 import time
 from pathlib import Path
 
@@ -50,11 +49,9 @@ def songs(tmp_path_factory):
 @pytest.fixture
 def engine(model):
     eng = Engine(hop=0.5)
-    eng.model = model
+    eng.use_model(model)
     sink = Collector()
     eng.add_sink(sink)
-    eng._running = True
-    eng.worker = threading.Thread(target=eng._run_worker, daemon=True)
     eng.worker.start()
     yield eng, sink
     eng.shutdown()

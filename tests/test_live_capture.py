@@ -1,14 +1,13 @@
 """Real capture end to end: music played into a PulseAudio null sink, captured through
 PortAudio by the microphone source, classified by the engine."""
 
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from server.engine import Engine
-from tests.support.pulse import pulse, requires_pulseaudio  # noqa: F401  (fixture)
+from tests.support.pulse import requires_pulseaudio
 from tests.support.sinks import Collector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,13 +19,12 @@ def test_predictions_arrive_from_captured_music(pulse):
     from server.model.registry import load_model
 
     engine = Engine(hop=0.5)
-    engine.model = load_model(None)
+    engine.use_model(load_model(None))
     engine.model.predict(np.zeros((1, 187, 96), np.float32))
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "mic", "device": "pulse"})
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
     player = None
     try:
         time.sleep(2.5)  # the null sink's monitor delivers its first block ~2 s after opening

@@ -4,7 +4,6 @@ The clips come from the research data beside the repo (never copied into it); th
 file is assembled in a temporary folder at test time.
 """
 
-import threading
 import time
 from pathlib import Path
 
@@ -37,8 +36,7 @@ def test_two_genres_give_two_segments_and_an_alert(tmp_path):
     engine.load_model(None)
     sid = engine.start_source({"kind": "file", "path": str(joined)})
     engine.set_rules(sid, [{"type": "unexpected_genre", "expected": ["classical"], "for": 10}])
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and engine.sources_payload()["sources"][0]["state"] != "ended":

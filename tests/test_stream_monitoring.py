@@ -1,7 +1,6 @@
 """A network stream through the whole engine: predictions arrive, a cut shows as
 'reconnecting', and the source comes back by itself."""
 
-import threading
 import time
 from pathlib import Path
 
@@ -33,13 +32,12 @@ def test_stream_predictions_survive_a_cut(radio):
     from server.model.registry import load_model
 
     engine = Engine(hop=0.5)
-    engine.model = load_model(None)
+    engine.use_model(load_model(None))
     engine.model.predict(np.zeros((1, 187, 96), np.float32))
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "stream", "url": radio.url})
-    engine._running = True
-    threading.Thread(target=engine._run_worker, daemon=True).start()
+    engine.worker.start()
     try:
         assert _wait(lambda: len(sink.predictions) >= 3, 30), sink.states()
         assert sid.startswith("stream-127-0-0-1")

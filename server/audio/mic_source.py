@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from server.audio import devices
-from server.audio.devices import DeviceError  # noqa: F401  (re-exported: callers catch it from here)
+from server.audio.devices import DeviceError as DeviceError  # re-exported: callers catch it from here
 from server.audio.source import BlockCallback, Source
 
 _PA_INVALID_SAMPLE_RATE = -9997
@@ -251,9 +251,8 @@ class MicSource(Source):
             return self._open(sd, index, int(round(info["default_samplerate"])), int(self.channels or 1))
 
     def _fail(self, message: str) -> None:
-        if self.state != "error":
-            self.error = message
-            self.state = "error"
+        if self.state != "error":  # the first failure is the one to report
+            self.fail(message)
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None

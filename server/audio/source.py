@@ -58,6 +58,11 @@ class Source:
     def start(self, on_block: BlockCallback) -> None:
         raise NotImplementedError
 
+    def fail(self, reason: str) -> None:
+        """Enter the error state with ``reason`` for the user (the source's own failure or its pipeline's)."""
+        self.error = reason
+        self.state = SourceState.ERROR
+
     def stop(self) -> None:
         raise NotImplementedError
 

@@ -69,7 +69,7 @@ class RemoteEngine:
     def add_sink(self, sink) -> None:
         self._sinks.append(sink)
 
-    def _emit(self, event: str, payload: dict) -> None:
+    def emit(self, event: str, payload: dict) -> None:
         for sink in list(self._sinks):
             handler = getattr(sink, event, None)
             if handler is not None:
@@ -117,7 +117,7 @@ class RemoteEngine:
 
     def _changed(self) -> None:
         self._known = set(registry.ids(self.r))
-        self._emit("on_sources", self.sources_payload())
+        self.emit("on_sources", self.sources_payload())
 
     def start_source(self, spec: dict) -> str:
         check_spec(spec)

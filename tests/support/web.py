@@ -152,8 +152,7 @@ def _run_app_server(config: dict) -> None:
     def start(start_task=None):
         # No model: this process serves the page, REST and Socket.IO, and runs the worker if asked.
         if worker:
-            engine._running = True
-            start_task(engine._run_worker)
+            engine.worker.start(start_task)
 
     engine.start = start
     for spec in config.pop("sources", []):

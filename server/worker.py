@@ -1,0 +1,164 @@
+"""The worker: every source's due windows → the model in one batch → monitors → sinks.
+
+One background loop wakes whenever a pipeline has a window due (``wake``), collects
+every pipeline's due window, classifies them together and hands each result to its
+source's monitor and then to the sinks. A failure in one source stops only that
+source; the worker and the other sources carry on.
+
+The worker reads the engine through its public interface only: ``live()`` (the
+pipelines and the model), ``monitor(payload)``, ``emit``, ``emit_events``,
+``notice`` and ``emit_sources``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from .audio.source import SourceState
+from .sinks.payloads import content_probs_of, prediction_payload, spectrogram_payload
+from .stream.pipeline import Pipeline, Window
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT_S = 0.1  # how long the loop sleeps when no window is due and nothing wakes it
+
+
+def thread_task(fn: Callable, *args) -> threading.Thread:
+    """Run ``fn(*args)`` on a daemon thread (the default way to start background tasks)."""
+    t = threading.Thread(target=fn, args=args, daemon=True, name=getattr(fn, "__name__", "task"))
+    t.start()
+    return t
+
+
+class Worker:
+    """The classify loop of one engine: ``start``/``stop``, ``tick`` for one pass."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.wake = threading.Event()  # pipelines set it when a window is due
+        self._running = False
+        self._task = None
+        self._last_states: dict[str, tuple] = {}  # per source: the (state, error, notice) last announced
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def is_alive(self) -> bool:
+        """Whether the loop's thread runs (False before ``start`` or when started as another kind of task)."""
+        return isinstance(self._task, threading.Thread) and self._task.is_alive()
+
+    def start(self, start_task: Callable | None = None) -> None:
+        """Run the loop as a background task (``start_task(fn)``, default a daemon thread)."""
+        self._running = True
+        self._task = (start_task or thread_task)(self.run)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """End the loop; with ``timeout``, wait up to that long for it (when it runs on a thread)."""
+        self._running = False
+        self.wake.set()
+        if timeout is not None and isinstance(self._task, threading.Thread):
+            self._task.join(timeout)
+
+    def forget(self, source_id: str) -> None:
+        """A source was stopped or restarted: its next state is news again."""
+        self._last_states.pop(source_id, None)
+
+    def run(self) -> None:
+        log.info("worker started")
+        busy = False
+        while self._running:
+            if not busy:  # when windows were due, look again at once: more may be waiting
+                self.wake.wait(IDLE_WAIT_S)
+                self.wake.clear()
+            try:
+                busy = self.tick() > 0
+            except Exception:  # keep the worker alive whatever happens in one tick
+                log.exception("worker tick failed")
+                time.sleep(IDLE_WAIT_S)
+
+    def tick(self) -> int:
+        """Classify every due window; return how many were classified."""
+        pipelines, model = self.engine.live()
+        due: list[tuple[Pipeline, Window]] = []
+        for p in pipelines:
+            if p.failed or (model is None and p.lossless):
+                continue  # failed: left stopped until restarted; batch sources wait for the model
+            try:
+                w = p.next_window()
+            except Exception as exc:
+                self.fail(p, exc)
+                continue
+            if w is not None:
+                due.append((p, w))
+        if due and model is not None:
+            self._classify(due, model)
+        # Spectrograms after predictions: they are larger and nobody waits on them.
+        for _, w in due:
+            if len(w.spec_times):
+                self.engine.emit("on_spectrogram", spectrogram_payload(w))
+        self._announce_states(pipelines)
+        return len(due) if model is not None else 0
+
+    def _classify(self, due: list[tuple[Pipeline, Window]], model) -> None:
+        try:
+            a = model.analyse(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
+        except Exception as exc:
+            log.exception("model failed")
+            self.engine.notice(f"the model failed on a batch: {exc}")
+            return
+        for i, (p, w) in enumerate(due):
+            payload = prediction_payload(p, w, model, a.probs[i], a.tags[i], a.content[i], content_probs_of(a, i))
+            events = self._monitor(payload)
+            self.engine.emit("on_prediction", payload)
+            self.engine.emit_events(events)
+
+    def _monitor(self, payload: dict) -> list:
+        try:
+            extra, events = self.engine.monitor(payload)
+        except Exception:
+            log.exception("monitoring failed for %s", payload["source"])
+            return []
+        # ``uncertain`` stays the raw window's, matching ``top``/``confidence``.
+        extra["smoothed_uncertain"] = extra.pop("uncertain", False)
+        payload.update(extra)
+        return events
+
+    def fail(self, p: Pipeline, exc: Exception) -> None:
+        """One source's pipeline raised: stop that source only, say why; a restart revives it."""
+        log.exception("source %s failed", p.source_id)
+        p.failed = True
+        s = p.source
+        # Before stopping, so that a lossless source's writer, waiting for room, gives up.
+        s.fail(f"processing failed: {type(exc).__name__}: {exc}")
+        try:
+            p.stop()
+        except Exception:
+            log.exception("stopping failed source %s", p.source_id)
+        s.fail(f"{s.error or 'processing failed'}; restart the source to try again")
+        self._last_states[p.source_id] = (s.state, s.error, s.notice)  # announced here, not again
+        self.engine.notice(s.error, source=p.source_id)
+        self.engine.emit_sources()
+
+    def _announce_states(self, pipelines: list[Pipeline]) -> None:
+        """A notice for each source that newly failed or has a new notice; the sources list when any changed."""
+        changed = False
+        for p in pipelines:
+            s = p.source
+            key = (s.state, s.error, s.notice)
+            old = self._last_states.get(p.source_id)
+            if old == key:
+                continue
+            self._last_states[p.source_id] = key
+            changed = True
+            if old is not None and s.state == SourceState.ERROR and s.error:
+                self.engine.notice(s.error, source=p.source_id)
+            elif old is not None and s.notice and s.notice != old[2]:
+                self.engine.notice(s.notice, level="warning", source=p.source_id)
+        if changed:
+            self.engine.emit_sources()
