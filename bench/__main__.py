@@ -11,11 +11,11 @@ import tempfile
 import time
 import traceback
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .common import ROOT, BenchError
 
-from .common import ROOT, BenchError  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
-SECTIONS = ("flops", "window", "content", "throughput", "live", "max_sources", "server", "soak")
+SECTIONS = ("flops", "window", "window_float", "content", "throughput", "live", "max_sources", "server", "soak")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
             server_seconds=30.0, soak_minutes=20.0)
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
@@ -45,6 +45,7 @@ def run(args) -> dict:
     if unknown:
         raise BenchError(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
 
+    from server.model import fast, precision
     from server.model.fast import backend_name, default_threads
     from server.model.registry import load_model
 
@@ -60,6 +61,8 @@ def run(args) -> dict:
     model = load_model(None)
     backbones = list(getattr(model, "backbones", ["MSD_musicnn", "MTT_musicnn"]))
     results["model"] = {"name": model.name, "backbones": backbones}
+    # As the server does at start-up (GENRE_MONITOR_PRECISION as set): every later section runs in it.
+    results["precision"] = precision.select(model)
 
     def section(name, fn):
         if name not in only:
@@ -76,6 +79,12 @@ def run(args) -> dict:
     section("flops", lambda: {**flops.model_flops(backbones), "peak": flops.peak_flops()})
     section("window", lambda: window_cost.measure(model, repeats=cfg["repeats"], rounds=cfg["rounds"],
                                                   original=not args.no_original))
+    def window_float():  # the same measurement in float32, when the chosen precision is int8
+        with fast.precision("float"):
+            return window_cost.measure(model, repeats=cfg["repeats"], rounds=cfg["rounds"], original=False)
+
+    if results["precision"]["precision"] != "float":
+        section("window_float", window_float)
     section("content", lambda: content_cost.measure(model, repeats=cfg["repeats"] * 10))
     section("throughput", lambda: throughput.measure(model, files))
     counts = [int(n) for n in args.live_sources.split(",") if n.strip()]
@@ -103,25 +112,37 @@ def _ms(d, key="median_ms"):
 def table(r: dict) -> str:
     """The human-readable summary of a results dict."""
     rows = []
-    add = lambda *cols: rows.append(cols)  # noqa: E731
-    peak = (r.get("flops") or {}).get("peak", {}).get("gflops_best")
-    fpw = (r.get("flops") or {}).get("per_window")
+    add = lambda *cols: rows.append(cols)
+    from .flops import floor_ms
 
-    def limit(ms, flops=None):
-        flops = flops or fpw
-        if not (peak and flops and ms):
+    pk = (r.get("flops") or {}).get("peak") or {}
+    peak = pk.get("gflops_best")
+    fpw = (r.get("flops") or {}).get("per_window")
+    tpw = (r.get("flops") or {}).get("timbral_per_window") or 0
+    chosen = (r.get("precision") or {}).get("precision", "float")
+
+    def limit(ms, computed=1.0, precision=chosen):
+        """The measured time against the floor at the peaks; live windows compute only ``computed``
+        of their timbral frames."""
+        floor = floor_ms(tpw * computed, fpw - tpw, pk, precision) if fpw else None
+        if not (floor and ms):
             return "-"
-        share = 100 * flops / (ms / 1e3) / (peak * 1e9)
+        share = 100 * floor / ms
         if share > 100:  # a limit that is exceeded is not a limit: the peak was measured too low
             return f"faster than the measured peak ({share:.0f}%): peak measurement too low"
         return f"{share:.0f}% of peak"
 
     # Live windows compute only some timbral frames: their FLOPs are fewer.
     frames = (r.get("window") or {}).get("live_frames")
-    live_fpw = None
-    if frames and fpw and (r.get("flops") or {}).get("timbral_per_window"):
-        live_fpw = fpw - r["flops"]["timbral_per_window"] * (1 - frames["computed_fraction"])
+    computed = frames["computed_fraction"] if frames else 1.0
+    live_fpw = fpw - tpw * (1 - computed) if fpw else None
 
+    p = r.get("precision")
+    if p:
+        check = p.get("check") or {}
+        add("timbral front-end precision (start-up check)", p["precision"],
+            "", p.get("reason", ""), f"decided windows agree {100 * check['decided_agreement']:.1f}%, "
+            f"|d prob| {check['max_prob_diff']}, |d tag| {check['max_tag_diff']}" if check else "")
     if "flops" in r:
         add("model FLOPs per window (all backbones)", f"{fpw / 1e9:.2f} GFLOP", "", "", "")
         pk = r["flops"].get("peak") or {}
@@ -134,9 +155,12 @@ def table(r: dict) -> str:
         if pk.get("rates"):
             add("  float32 kernels measured (GFLOP/s)", ", ".join(f"{k} {v}" for k, v in pk["rates"].items()),
                 "", f"OPENBLAS_* removed: {', '.join(clean.get('removed_env') or []) or 'none set'}", "")
-        if peak:
-            add("  => floor per window at peak", f"{fpw / (peak * 1e9) * 1e3:.1f} ms", "", "", "")
-            add("  => max windows/s at peak", f"{peak * 1e9 / fpw:.1f}", "", "", "")
+        if pk.get("int8_gops_best"):
+            add("  int8 kernel (QLinearConv, timbral shape)", f"{pk['int8_gops_best']} GOP/s", "", "", "")
+        floor = floor_ms(tpw, fpw - tpw, pk, chosen)
+        if floor:
+            add(f"  => floor per window at peak ({chosen} timbral)", f"{floor:.1f} ms", "", "", "")
+            add("  => max windows/s at peak", f"{1e3 / floor:.1f}", "", "", "")
     w = r.get("window")
     if w:
         for b in ("live", "b1", "b16"):
@@ -150,7 +174,7 @@ def table(r: dict) -> str:
                 f"{_ms(ours['total'])} / {_ms(ours['total'], 'p95_ms')}",
                 f"{_ms(orig.get('total'))} / {_ms(orig.get('total'), 'p95_ms')}" if orig else "-",
                 f"{ratio.get('total')}x" if ratio else "-",
-                limit(ours["total"]["median_ms"], live_fpw if b == "live" else None))
+                limit(ours["total"]["median_ms"], computed if b == "live" else 1.0))
             if b == "live" and live_fpw:
                 add("  live: timbral frames computed (rest reused)", f"{100 * frames['computed_fraction']:.0f}%",
                     "100%", f"{live_fpw / 1e9:.2f} GFLOP per window", "")
@@ -158,6 +182,12 @@ def table(r: dict) -> str:
                 f"{ratio.get('model')}x" if ratio else "-", "")
             add(f"  features {b} (median ms)", _ms(ours["features"]), _ms(orig.get("features")) if orig else "-",
                 "", "")
+        wf = r.get("window_float")
+        for b in ("live", "b1"):
+            if wf and b in wf["ours"] and w["original"].get("b1"):
+                ms, orig_ms = wf["ours"][b]["total"]["median_ms"], w["original"]["b1"]["total"]["median_ms"]
+                add(f"  the same in float32, {b} (median ms)", _ms(wf["ours"][b]["total"]), _ms(w["original"]["b1"]["total"]),
+                    f"{orig_ms / ms:.2f}x", limit(ms, computed if b == "live" else 1.0, "float"))
         if w.get("agreement"):
             a = w["agreement"]
             add("max |ours - original| tags / embedding", f"{a['max_abs_diff_tags']:.1e} / "
@@ -190,7 +220,7 @@ def table(r: dict) -> str:
             f"{k['x_realtime']}x real time", f"peak {k['peak_rss_mb']} MB")
     header = ("figure", "ours", "original", "ratio / note", "limit")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(5)]
-    line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()  # noqa: E731
+    line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()
     out = [line(header), line(["-" * w for w in widths])] + [line(row) for row in rows]
     if r.get("errors"):
         out += [f"ERROR in {k}: {v}" for k, v in r["errors"].items()]

@@ -15,10 +15,10 @@ from .common import stats_ms
 
 
 def measure(model, repeats: int = 200) -> dict:
-    from server.stream.features import window_mel
     from server.model.content import default_head, window_level_db
     from server.model.heads import backbone_features
     from server.model.level import normalize_level
+    from server.stream.features import window_mel
 
     from .window_cost import windows_16k
 
@@ -27,7 +27,7 @@ def measure(model, repeats: int = 200) -> dict:
         return {"installed": False}
     mel = window_mel(windows_16k(1)[0])[None]
     outputs = backbone_features(normalize_level(mel), head.backbones, level_norm=False)
-    level, decide, whole, genre_only = [], [], [], []
+    level, decide, whole = [], [], []
     model.analyse(mel)  # warm up
     for _ in range(repeats):
         t0 = time.perf_counter()

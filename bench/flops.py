@@ -176,6 +176,36 @@ def onnx_peak(repeats: int = 5, threads: int | None = None) -> dict:
     return out
 
 
+def onnx_int8_peak(repeats: int = 5, threads: int | None = None) -> dict:
+    """int8 rate (multiply-add = 2 operations) of onnxruntime's ``QLinearConv``, the kernel of the
+    int8 timbral front-end (``server.model.quantized``), at that front-end's largest shape:
+    uint8 input, per-channel int8 weights, 204 filters of 7 x 38 over 193 x 96."""
+    import os
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    threads = threads or os.cpu_count() or 1
+    rng = np.random.default_rng(0)
+    c, kh, kw, h, w = 204, 7, 38, 193, 96
+    consts = {"x_scale": np.float32(0.02), "x_zp": np.uint8(128),
+              "w": rng.integers(-63, 64, (c, 1, kh, kw)).astype(np.int8),
+              "w_scale": np.full(c, 0.01, np.float32), "w_zp": np.zeros(c, np.int8),
+              "y_scale": np.float32(0.05), "y_zp": np.uint8(0)}
+    node = helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp"], ["y"])
+    g = helper.make_graph([node], "peak_int8", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, h, w])],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()])
+    sess = _ort_session(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString(), threads)
+    x = rng.integers(0, 256, (1, 1, h, w)).astype(np.uint8)
+    sess.run(None, {"x": x})
+    times = []
+    for _ in range(max(repeats, 20)):
+        t0 = time.perf_counter()
+        sess.run(None, {"x": x})
+        times.append(time.perf_counter() - t0)
+    return {"threads": threads, "conv": _rate(2 * c * (h - kh + 1) * (w - kw + 1) * kh * kw, times)}
+
+
 def peak_flops(n: int = 2048, repeats: int = 5) -> dict:
     """The machine's float32 peak as measured: the best of numpy's matmul (as configured, and in
     a child with the OpenBLAS overrides removed) and onnxruntime's conv and MatMul kernels; with
@@ -194,5 +224,20 @@ def peak_flops(n: int = 2048, repeats: int = 5) -> dict:
         else:
             rates[f"{name} matmul"] = r["gflops_best"]
     source = max(rates, key=rates.get) if rates else None
+    try:
+        int8 = onnx_int8_peak(repeats)
+    except Exception as exc:
+        int8, errors["onnxruntime_int8"] = None, f"{type(exc).__name__}: {exc}"
     return {"n": n, "gflops_best": rates.get(source), "source": source, "rates": rates, **candidates,
+            "int8": int8, "int8_gops_best": int8["conv"]["gflops_best"] if int8 else None,
             "isa": cpu_isa(), "errors": errors}
+
+
+def floor_ms(timbral_flops: float, rest_flops: float, peak: dict, precision: str = "float") -> float | None:
+    """The least time the work can take at the measured peaks: the timbral front-end at the int8
+    rate when it runs in int8, everything else at the float32 rate."""
+    fp32, int8 = peak.get("gflops_best"), peak.get("int8_gops_best")
+    timbral_rate = int8 if precision == "int8" else fp32
+    if not (fp32 and timbral_rate):
+        return None
+    return 1e3 * (timbral_flops / (timbral_rate * 1e9) + rest_flops / (fp32 * 1e9))

@@ -27,8 +27,8 @@ class Network:
     """One variant in its own graph and session, as ``musicnn.extractor`` builds it."""
 
     def __init__(self, variant):
-        import tensorflow as tf
         import musicnn
+        import tensorflow as tf
         from musicnn import configuration as config
         from musicnn import models
 

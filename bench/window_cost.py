@@ -113,9 +113,9 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
 
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
-    from server.stream.features import window_mel
     from server.model.heads import backbone_features
     from server.model.level import normalize_level
+    from server.stream.features import window_mel
 
     n = max(batches)
     audio = windows_16k(n)
@@ -189,8 +189,9 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
     result["live_frames"] = {**frames, "computed_fraction": round(
         frames["frames_computed"] / max(1, frames["frames_computed"] + frames["frames_reused"]), 3)}
     if orig is not None and "b1" in result["original"]:
-        result["ratio"]["live"] = {k: ratio(result["original"]["b1"][k]["median_ms"], result["ours"]["live"][k]["median_ms"])
-                                   for k in ("total", "model")}
+        result["ratio"]["live"] = {
+            k: ratio(result["original"]["b1"][k]["median_ms"], result["ours"]["live"][k]["median_ms"])
+            for k in ("total", "model")}
     if orig is not None:
         result["original"]["versions"] = orig.info
         result["agreement"] = agreement

@@ -18,10 +18,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from server.training.content import load16  # noqa: E402
-from server.training.dataset import list_tracks  # noqa: E402
+from server.training.content import load16
+from server.training.dataset import list_tracks
 
 CHUNK, CONTEXT, PER_WINDOW = 512, 64, 94  # samples at 16 kHz; 94 chunks ≈ 3 s
 

@@ -11,11 +11,8 @@ import json
 import os
 import sys
 
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from server.model.level import LEVEL_REF_DB  # noqa: E402
-from server.training.train import spec_name  # noqa: E402
+from server.model.level import LEVEL_REF_DB
+from server.training.train import spec_name
 
 COND_NAMES = {"clean": "clean (file, 22.05 kHz → 16 kHz)", "gain-12": "level −12 dB", "gain-6": "level −6 dB",
               "gain+6": "level +6 dB (clipped at full scale)", "sr44100": "captured at 44.1 kHz, resampled",

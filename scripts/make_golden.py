@@ -85,9 +85,9 @@ def log_mel_patch(y):
 
 
 def run_original(variant, x):
+    import musicnn
     import numpy as np
     import tensorflow as tf
-    import musicnn
     from musicnn import configuration as config
     from musicnn import models
 

@@ -12,7 +12,7 @@ every window of the five demo tracks at hop 0.5 s:
   window's new frames (70), and a whole isolated window through ``predict``,
   measured side by side (rounds alternate) with the float graphs.
 
-Run: ``PYTHONPATH=. .venv/bin/python scripts/probe_int8_timbral.py [rounds]``.
+Run: ``.venv/bin/python scripts/probe_int8_timbral.py [rounds]``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def demo_windows(paths, hop: float) -> np.ndarray:

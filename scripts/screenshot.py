@@ -25,10 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from server.subprocesses import stop_process
 
-from server.subprocesses import stop_process  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -83,7 +82,7 @@ def talk_file(directory: str) -> str:
         y, ysr = decode(str(ROOT / "media" / "demo" / name))
         parts.append(resample(y, ysr, sr)[: 20 * sr])
     voice = resample(voice, vsr, sr)
-    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-9  # noqa: E731
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-9
     voice *= rms(parts[0]) / rms(voice)
     out = os.path.join(directory, "dj-link.wav")
     sf.write(out, np.concatenate([parts[0], voice, parts[1]]), sr)

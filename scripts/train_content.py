@@ -20,11 +20,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from server.model.content import FORMAT, NOISE, SILENCE_BELOW_DB, SPEECH  # noqa: E402
-from server.model.tag_features import assemble  # noqa: E402
-from server.training.content import SPEECH_CONDITIONS, build_dataset  # noqa: E402
+from server.model.content import FORMAT, NOISE, SILENCE_BELOW_DB, SPEECH
+from server.model.tag_features import assemble
+from server.training.content import SPEECH_CONDITIONS, build_dataset
 
 LABELS = ["music", "speech", "noise"]
 KEYS = ["MSD_musicnn/embedding", "MTT_musicnn/embedding", "MSD_musicnn/mean_pool", "MTT_musicnn/mean_pool"]

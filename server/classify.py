@@ -49,7 +49,7 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
         "genre": labels[top] if content == MUSIC else None,
         "confidence": round(float(mean[top]), 4),
         "uncertain": bool(model.is_uncertain(mean)),
-        "probabilities": {l: round(float(p), 4) for l, p in zip(labels, mean)},
+        "probabilities": {label: round(float(p), 4) for label, p in zip(labels, mean)},
         "duration": round(y.shape[0] / MODEL_SR, 3),
         "padded": padded,
         "timeline": [

@@ -1,6 +1,15 @@
 """Fixtures shared by the test modules."""
+import os
+
 import numpy as np
 import pytest
+
+# The tests compare the networks with the float32 reference, so they (and the servers they
+# start) skip the start-up int8 check; tests/test_precision.py runs it.
+os.environ.setdefault("GENRE_MONITOR_PRECISION", "float")
+
+# Fixtures that start real servers, for any test module that names them.
+pytest_plugins = ["tests.support.pulse", "tests.support.redis_server", "tests.support.postgres"]
 
 
 @pytest.fixture(scope="session")

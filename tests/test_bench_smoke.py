@@ -13,13 +13,6 @@ from tests.support.tolerance import DECISION_TOL, MUSICNN_TERMS, f32_tol
 
 
 @pytest.fixture(scope="module")
-def model():
-    from server.model.registry import load_model
-
-    return load_model(None)
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory):
     return write_files(tmp_path_factory.mktemp("bench"), 2, 5.0)
 

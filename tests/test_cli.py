@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from tests.support.audio import make_music
-from tests.support.pulse import pulse, requires_pulseaudio  # noqa: F401  (fixture)
+from tests.support.pulse import requires_pulseaudio
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))

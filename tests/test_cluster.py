@@ -7,6 +7,7 @@ test adds a real PostgreSQL history when the server binaries are there.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,14 +26,14 @@ from server.cluster.remote_engine import RemoteEngine
 from server.engine import EngineError
 from server.subprocesses import stop_process
 from tests.support.audio import make_music
-from tests.support.redis_server import redis_url  # noqa: F401  (fixture)
+from tests.support.wait import wait_until
 from tests.support.web import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def r(redis_url):  # noqa: F811
+def r(redis_url):
     client = connect(redis_url)
     client.flushdb()
     return client
@@ -50,10 +51,8 @@ def test_lease_claim_is_exclusive_and_renewed_by_its_owner_only(r):
 
 def test_lease_expires_and_another_worker_reclaims_it(r):
     assert leases.claim(r, "s1", "w1", ttl=0.3)
-    deadline = time.monotonic() + 5
-    while leases.owners(r, ["s1"])["s1"] is not None:  # the dead owner renews no more
-        assert time.monotonic() < deadline, "lease never expired"
-        time.sleep(0.05)
+    # The dead owner renews no more.
+    wait_until(lambda: leases.owners(r, ["s1"])["s1"] is None, 5, message="lease never expired")
     assert leases.claim(r, "s1", "w2", ttl=5)
     assert leases.renew_many(r, ["s1"], "w1", ttl=5) == {"s1": False}  # the old owner learns it lost it
     assert not leases.release(r, "s1", "w1")
@@ -78,7 +77,7 @@ def test_connect_refuses_bad_urls_and_absent_servers():
 
 
 # --- the registry and the web tier's engine ----------------------------------------------------------
-def test_remote_engine_registers_lists_and_removes_sources(r, redis_url):  # noqa: F811
+def test_remote_engine_registers_lists_and_removes_sources(r, redis_url):
     engine = RemoteEngine(redis_url)
     sid = engine.start_source({"kind": "stream", "url": "https://radio.example/live.mp3"})
     assert sid == "stream-radio-example-live-mp3"
@@ -105,13 +104,13 @@ def test_remote_engine_registers_lists_and_removes_sources(r, redis_url):  # noq
     ({"kind": "demo", "hop": 9}, "hop must be"),
     ({"kind": "demo", "id": "bad id!"}, "letters, digits"),
 ])
-def test_remote_engine_refuses_bad_specs_with_a_message(r, redis_url, spec, message):  # noqa: F811
+def test_remote_engine_refuses_bad_specs_with_a_message(r, redis_url, spec, message):
     with pytest.raises(EngineError, match=message):
         RemoteEngine(redis_url).start_source(spec)
     assert registry.ids(r) == []
 
 
-def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):  # noqa: F811
+def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):
     engine = RemoteEngine(redis_url)
     out = engine.set_monitoring(smoothing={"kind": "median", "n": 3}, segments={"min_duration": 5})
     assert out["smoothing"] == {"kind": "median", "n": 3}
@@ -160,31 +159,26 @@ def _post(url: str, body: dict):
 
 
 def _wait(what: str, check, timeout: float, procs=()):
-    deadline = time.monotonic() + timeout
-    while True:
+    """``wait_until(check)``, failing at once if one of ``procs`` exits; an unreachable server reads as not yet."""
+    def ready():
         for p in procs:
             if p.p.poll() is not None:
                 raise AssertionError(f"{p.name} exited ({p.p.returncode}) while waiting for {what}:\n{p.log()}")
         try:
-            value = check()
+            return check()
         except OSError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {p.name}\n{p.log()}" for p in procs)
-            raise AssertionError(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.3)
+            return None
+
+    return wait_until(ready, timeout, 0.3,
+                      lambda: f"waiting for {what}\n" + "\n".join(f"--- {p.name}\n{p.log()}" for p in procs))
 
 
 @contextlib.contextmanager
 def _history_url():
     """A PostgreSQL database for the shared history, or None when the server is not installed."""
-    try:
-        import psycopg  # noqa: F401
+    from tests.support.postgres import create_database, running_postgres
 
-        from tests.support.postgres import create_database, running_postgres
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         yield None
         return
     with running_postgres() as (url, _why):
@@ -192,7 +186,7 @@ def _history_url():
 
 
 @pytest.mark.timeout(600)
-def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):  # noqa: F811
+def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):
     import socketio
 
     workdir = Path(tempfile.mkdtemp(prefix="gm-cluster-"))

@@ -10,7 +10,6 @@ import os
 import tempfile
 
 import numpy as np
-import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,13 +70,6 @@ def test_random_header_mutations(fmt, edits):
     for pos, byte in edits:  # the first 128 bytes hold the headers of all three formats
         data[pos] = byte
     _decode_bytes(bytes(data), fmt)
-
-
-@pytest.fixture(scope="module")
-def model():
-    from server.model.registry import load_model
-
-    return load_model(None)
 
 
 @settings(max_examples=8, deadline=None, derandomize=True,

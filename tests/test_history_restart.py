@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+from tests.support.wait import wait_until
 from tests.support.web import live_server, music_file
 
 
@@ -24,24 +25,13 @@ def history(url):
         raise
 
 
-def wait_for(fn, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    return fn()
-
-
 def test_history_and_sources_survive_kill_9(tmp_path):
     data = str(tmp_path / "data")
     song = music_file(tmp_path)
     with live_server(f"file:{song}", extra_args=["--data-dir", data, "--hop", "0.5"]) as srv:
-        sid = wait_for(lambda: [s["id"] for s in get_json(srv.url + "/api/sources")["sources"]], 60)[0]
+        sid = wait_until(lambda: [s["id"] for s in get_json(srv.url + "/api/sources")["sources"]], 60, 0.3)[0]
         url = f"{srv.url}/api/history?source={sid}&from=0"
-        before = wait_for(lambda: len(history(url)) >= 8 and history(url), 120)
-        assert before, srv.log()
+        before = wait_until(lambda: len(h := history(url)) >= 8 and h, 120, 0.3, srv.log)
         time.sleep(1.5)  # windows logged more than a second before the kill must survive it
         seen = history(url)
         srv.proc.send_signal(signal.SIGKILL)
@@ -50,7 +40,7 @@ def test_history_and_sources_survive_kill_9(tmp_path):
 
     # Restarted with no --source: the same source comes back, and so does its history.
     with live_server(extra_args=["--data-dir", data]) as srv:
-        sources = wait_for(lambda: get_json(srv.url + "/api/sources")["sources"], 60)
+        sources = wait_until(lambda: get_json(srv.url + "/api/sources")["sources"], 60, 0.3)
         assert [s["id"] for s in sources] == [sid]
         after = get_json(f"{srv.url}/api/history?source={sid}&from=0&to={time.time() + 60}")
         walls = {round(w["wall"], 3) for w in after}

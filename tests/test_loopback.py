@@ -18,7 +18,7 @@ from server.audio import devices
 from server.audio.decode import decode
 from server.audio.mic_source import DeviceError, MicSource
 from tests.support.audio import best_lag_correlation, make_music
-from tests.support.pulse import SINK, pulse, requires_pulseaudio  # noqa: F401  (fixture)
+from tests.support.pulse import SINK, requires_pulseaudio
 
 pytestmark = requires_pulseaudio
 

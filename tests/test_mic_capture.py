@@ -14,7 +14,8 @@ from server.audio import devices
 from server.audio.decode import decode
 from server.audio.mic_source import DeviceError, MicSource
 from tests.support.audio import best_lag_correlation, log_spectrum, make_music
-from tests.support.pulse import pulse, pulse_server, requires_pulseaudio  # noqa: F401  (fixture)
+from tests.support.pulse import pulse_server, requires_pulseaudio
+from tests.support.wait import wait_until
 
 pytestmark = requires_pulseaudio
 
@@ -156,9 +157,7 @@ def test_lost_sound_server_sets_lost_state(pulse):
         try:
             assert cap.first.wait(10)
             srv.stop()
-            deadline = time.monotonic() + 10
-            while mic.state == "running" and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(lambda: mic.state != "running", 10)
             assert mic.state == "lost"  # and it keeps trying to reopen the device
             assert "pulse" in (mic.notice or "")
         finally:

@@ -6,6 +6,7 @@ import time
 import pytest
 import socketio
 
+from tests.support.wait import wait_until
 from tests.support.web import live_server, music_files
 
 WAIT_S = 240  # model load on a shared CPU; the wait ends as soon as data flows
@@ -47,31 +48,22 @@ def connect(url) -> tuple[socketio.Client, Recorder]:
     return client, rec
 
 
-def wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_each_client_receives_only_its_watched_source(server):
     c1, r1 = connect(server.url)
     c2, r2 = connect(server.url)
     try:
-        assert wait_for(lambda: r1.sources and len(r1.sources[-1]["sources"]) == 2, 30), server.log()
+        wait_until(lambda: r1.sources and len(r1.sources[-1]["sources"]) == 2, 30, 0.2, server.log)
         ids = [s["id"] for s in r1.sources[-1]["sources"]]
         assert len(set(ids)) == 2
         # Before any watch, a client receives every source; wait until both are classified.
-        assert wait_for(lambda: all(r1.count("prediction", s) for s in ids), WAIT_S), server.log()
+        wait_until(lambda: all(r1.count("prediction", s) for s in ids), WAIT_S, 0.2, server.log)
         assert c1.call("watch", {"sources": [ids[0]]}, timeout=30) == {"ok": True, "sources": [ids[0]]}
         assert c2.call("watch", {"sources": [ids[1]]}, timeout=30) == {"ok": True, "sources": [ids[1]]}
         for r in (r1, r2):
             with r.lock:
                 r.events.clear()
         time.sleep(LISTEN_S)
-        for client_ids, r, want in ((ids, r1, ids[0]), (ids, r2, ids[1])):
+        for r, want in ((r1, ids[0]), (r2, ids[1])):
             with r.lock:
                 got = list(r.events)
             assert {s for _, s in got} == {want}, f"client watching {want} got {sorted({s for _, s in got})}"

@@ -18,6 +18,7 @@ import websocket
 from engineio import packet as eio_packet
 
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, BoundedPacketQueue
+from tests.support.wait import poll, wait_until
 from tests.support.web import app_server, music_file
 
 ATTACK = 300
@@ -29,15 +30,6 @@ def proc_status(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
-
-
-def wait_for(cond, timeout: float, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def api(srv, path: str):
@@ -85,7 +77,7 @@ def test_refused_sessions_are_closed_and_the_cap_per_address_holds():
             held.append(ws)
             if i % 25 == 24:
                 peak = max(peak, proc_status(pid, "Threads"))
-        after = wait_for(lambda: (n := proc_status(pid, "Threads")) <= base + 4 and n, 10) or \
+        after = poll(lambda: (n := proc_status(pid, "Threads")) <= base + 4 and n, 10, 0.2) or \
             proc_status(pid, "Threads")
         status = api(srv, "/api/sessions")
         print(f"threads: {base} before, peak {peak} during {ATTACK} unauthenticated connections "
@@ -114,7 +106,7 @@ def test_refused_sessions_are_closed_and_the_cap_per_address_holds():
             raise AssertionError("connected without a token")
         except socketio.exceptions.ConnectionError:
             assert "token is required" in str(refusals), refusals
-        assert wait_for(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5)
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5, 0.2)
 
         # Authenticated sessions: MAX_SESSIONS_PER_CLIENT from one address, the next refused with 429.
         good = [ws_session(srv, srv.token) for _ in range(MAX_SESSIONS_PER_CLIENT)]
@@ -137,7 +129,7 @@ def test_refused_sessions_are_closed_and_the_cap_per_address_holds():
         assert status["refused_handshakes"] == too_many + 2, status
         # One closed: a place is free again, and the new session works.
         good.pop().close()
-        assert wait_for(lambda: api(srv, "/api/sessions")["sessions"] == MAX_SESSIONS_PER_CLIENT - 1, 5)
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == MAX_SESSIONS_PER_CLIENT - 1, 5, 0.2)
         client = socketio.Client(reconnection=False)
         client.connect(srv.url, auth={"token": srv.token}, transports=["websocket"], wait_timeout=10)
         assert client.call("watch", {"sources": "all"}, timeout=10) == {"ok": True, "sources": []}
@@ -156,10 +148,10 @@ def test_refused_sessions_are_closed_and_the_cap_per_address_holds():
         except (websocket.WebSocketConnectionClosedException, OSError):
             pass
         assert "1" in got and 1.5 < time.monotonic() - t0 < 6, got  # Engine.IO CLOSE, then the end
-        assert wait_for(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5)
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5, 0.2)
         assert api(srv, "/api/sessions")["closed_idle"] == 1
-        final = wait_for(lambda: (n := proc_status(pid, "Threads")) <= base + 4 and n, 10)
-        assert final, (base, proc_status(pid, "Threads"))
+        wait_until(lambda: proc_status(pid, "Threads") <= base + 4, 10, 0.2,
+                   lambda: (base, proc_status(pid, "Threads")))
 
 
 def test_pings_keep_a_session_alive_without_a_thread_each():
@@ -173,7 +165,7 @@ def test_pings_keep_a_session_alive_without_a_thread_each():
                 ws.send("3")
         assert pings >= 3, pings
         ws.close()
-        assert wait_for(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5)
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == 0, 5, 0.2)
 
 
 def test_a_client_that_does_not_read_gets_a_bounded_queue(tmp_path):
@@ -187,7 +179,7 @@ def test_a_client_that_does_not_read_gets_a_bounded_queue(tmp_path):
         spectrograms = []
         reader.on("spectrogram", spectrograms.append)
         reader.connect(srv.url, auth={"token": srv.token}, transports=["websocket"], wait_timeout=10)
-        assert wait_for(lambda: len(spectrograms) > 40, 30), "no live events"
+        wait_until(lambda: len(spectrograms) > 40, 30, 0.2, "no live events")
         rss0 = proc_status(pid, "VmRSS")  # warm: every source running, the reader served
         # Slow clients: a tiny receive buffer, never a read; blind Engine.IO pongs keep them alive.
         slow = [ws_session(srv, srv.token, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]) for _ in range(3)]
@@ -200,8 +192,7 @@ def test_a_client_that_does_not_read_gets_a_bounded_queue(tmp_path):
             samples.append((s["largest_queue_bytes"], s["dropped_events"], proc_status(pid, "VmRSS")))
             return s["dropped_events"] > 200 and s
 
-        status = wait_for(full, 60, step=2.0)
-        assert status, samples
+        status = wait_until(full, 60, 2.0, lambda: samples)
         print(f"queue: largest {max(b for b, _, _ in samples) // 1024} KiB (limit {limit // 1024}), "
               f"{status['dropped_events']} live events dropped, RSS {rss0 // 1024} -> "
               f"{max(r for _, _, r in samples) // 1024} MiB")
@@ -209,7 +200,7 @@ def test_a_client_that_does_not_read_gets_a_bounded_queue(tmp_path):
         assert status["sessions"] == 4 and status["closed_slow"] == 0, status  # nobody dropped for live events
         assert max(r for _, _, r in samples) - rss0 < 40 * 1024, samples
         n = len(spectrograms)
-        assert wait_for(lambda: len(spectrograms) > n + 8, 10), "the reading client stopped receiving"
+        wait_until(lambda: len(spectrograms) > n + 8, 10, 0.2, "the reading client stopped receiving")
 
         # Undroppable events (each start and stop sends everyone the sources list) overflow the
         # slow clients' budget: they are disconnected; the reading client carries on.
@@ -225,11 +216,12 @@ def test_a_client_that_does_not_read_gets_a_bounded_queue(tmp_path):
                                          headers={"Authorization": f"Bearer {srv.token}"})
             urllib.request.urlopen(req, timeout=10).close()
             i += 1
-        status = wait_for(lambda: (s := api(srv, "/api/sessions"))["sessions"] == 1 and s, 10)
-        assert status and status["closed_slow"] == 3, api(srv, "/api/sessions")
+        status = wait_until(lambda: (s := api(srv, "/api/sessions"))["sessions"] == 1 and s, 10, 0.2,
+                            lambda: api(srv, "/api/sessions"))
+        assert status["closed_slow"] == 3, status
         assert reader.connected
         n = len(spectrograms)
-        assert wait_for(lambda: len(spectrograms) > n + 4, 10)
+        wait_until(lambda: len(spectrograms) > n + 4, 10, 0.2)
         reader.disconnect()
         for ws in slow:
             ws.close()

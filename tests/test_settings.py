@@ -2,10 +2,10 @@
 the file as it was is kept aside (never overwriting an earlier one) and the server still starts."""
 
 import json
-import time
 import urllib.request
 
 from server.settings import DEFAULTS, Settings
+from tests.support.wait import wait_until
 from tests.support.web import live_server
 
 BAD = {"retention_days": "abc", "segments": "x", "rules": "x", "sources": "demo",
@@ -66,11 +66,9 @@ def test_server_starts_with_a_bad_settings_file(tmp_path):
         status, payload = _get(srv.url + "/api/sources")
         assert status == 200 and [s["label"] for s in payload["sources"]] == ["Demo playlist"], payload
         # The model still loads (its thread used the saved rules and segments).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not payload["model"]["ready"]:
-            time.sleep(0.5)
-            payload = _get(srv.url + "/api/sources")[1]
-        assert payload["model"]["ready"] and payload["model"]["error"] is None, srv.log()
+        payload = wait_until(lambda: (p := _get(srv.url + "/api/sources")[1])["model"]["ready"] and p, 120, 0.5,
+                             srv.log)
+        assert payload["model"]["error"] is None, srv.log()
         source_id = payload["sources"][0]["id"]
         req = urllib.request.Request(f"{srv.url}/api/sources/{source_id}/rules", method="PUT",
                                      data=json.dumps({"rules": [{"type": "silence", "for": 5}]}).encode(),

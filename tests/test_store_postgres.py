@@ -14,14 +14,14 @@ import pytest
 from server.engine import Engine
 from server.sinks.history import SCHEMA_VERSION, HistoryStore, StoreError, open_store
 from server.web.app import create_app
-from tests.support.postgres import create_database, postgres_server, postgres_url  # noqa: F401 (fixtures)
+from tests.support.postgres import create_database
 from tests.support.store import LABELS, fill_for_retention, fill_history, flood, kill_writer_and_check, prediction
-from tests.test_history_api import (T0, test_bad_queries_get_json_errors,  # noqa: F401 (run again here)
+from tests.test_history_api import (T0, test_bad_queries_get_json_errors,
                                     test_empty_range_exports_header_only, test_export_segments,
                                     test_export_windows_csv, test_export_windows_json_matches_history,
                                     test_history_defaults_to_the_last_day, test_history_lists_windows,
                                     test_history_sources, test_segments_alerts_summary)
-from tests.test_store import (test_alerts_stored,  # noqa: F401 (run again here)
+from tests.test_store import (test_alerts_stored,
                               test_bad_payloads_are_counted_not_raised, test_batched_writes_visible_after_flush,
                               test_segments_upsert_and_close, test_smoothed_and_level_stored,
                               test_sources_event_upserts, test_summary_adds_up, test_talk_is_counted_apart_from_genres)

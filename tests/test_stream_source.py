@@ -14,6 +14,7 @@ from server.audio.decode import decode
 from server.audio.stream_source import StreamError, StreamSource
 from tests.support.audio import best_lag_correlation, make_music
 from tests.support.http_audio import RadioServer, encode_mp3
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
@@ -66,15 +67,6 @@ class Capture:
         return x[start:]
 
 
-def wait_for(cond, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
 def matches_reference(x, ref, seconds=2.0):
     """Correlation of ``seconds`` of captured audio with the reference at the best lag."""
     n = int(seconds * SR)
@@ -100,7 +92,7 @@ def test_stream_delivers_the_served_music(radio, mp3):
     assert src.kind == "stream" and src.state == "idle"
     src.start(cap)
     try:
-        assert wait_for(lambda: cap.n >= 3 * SR, 15), f"only {cap.n} samples; state {src.state}: {src.error}"
+        wait_until(lambda: cap.n >= 3 * SR, 15, message=lambda: f"only {cap.n} samples; state {src.state}: {src.error}")
         assert src.state == "running" and src.error is None
         pid = src.pid
         assert pid is not None and pid_alive(pid)
@@ -135,17 +127,17 @@ def test_cut_reconnects_by_itself(radio, mp3):
     src.start(cap)
     watcher.start()
     try:
-        assert wait_for(lambda: cap.n >= 2 * SR, 15), src.error
+        wait_until(lambda: cap.n >= 2 * SR, 15, message=lambda: src.error)
         radio.cut()
-        assert wait_for(lambda: src.state == "reconnecting", 8), f"state {src.state}"
+        wait_until(lambda: src.state == "reconnecting", 8, message=lambda: f"state {src.state}")
         assert "dropped" in src.notice
         n_cut = cap.n
         time.sleep(1.0)
         assert src.state == "reconnecting"
         assert cap.n == n_cut, "nothing is delivered while reconnecting"
         radio.resume()
-        assert wait_for(lambda: src.state == "running", 10), f"state {src.state}: {src.notice}"
-        assert wait_for(lambda: cap.n >= n_cut + 2 * SR, 10)
+        wait_until(lambda: src.state == "running", 10, message=lambda: f"state {src.state}: {src.notice}")
+        wait_until(lambda: cap.n >= n_cut + 2 * SR, 10)
     finally:
         src.stop()
         watcher_stop.set()
@@ -162,12 +154,12 @@ def test_hung_connection_is_noticed(radio):
     src = StreamSource(radio.url, stall_seconds=1.0, max_backoff_s=1.0)
     src.start(cap)
     try:
-        assert wait_for(lambda: cap.n >= 2 * SR, 15), src.error
+        wait_until(lambda: cap.n >= 2 * SR, 15, message=lambda: src.error)
         radio.hang()  # connection stays open, no bytes: only a read timeout notices
-        assert wait_for(lambda: src.state == "reconnecting", 10), f"state {src.state}"
+        wait_until(lambda: src.state == "reconnecting", 10, message=lambda: f"state {src.state}")
         assert "no audio data" in src.notice
         radio.resume()
-        assert wait_for(lambda: src.state == "running" and src.reconnects >= 1, 10), src.notice
+        wait_until(lambda: src.state == "running" and src.reconnects >= 1, 10, message=lambda: src.notice)
     finally:
         src.stop()
     assert src.state == "stopped"
@@ -253,9 +245,9 @@ def test_stop_is_prompt_while_reconnecting(radio):
     src = StreamSource(radio.url, max_backoff_s=30.0)
     cap = Capture()
     src.start(cap)
-    assert wait_for(lambda: src.state == "running", 15), src.error
+    wait_until(lambda: src.state == "running", 15, message=lambda: src.error)
     radio.cut()
-    assert wait_for(lambda: src.state == "reconnecting", 8)
+    wait_until(lambda: src.state == "reconnecting", 8)
     thread = src._thread
     src.stop()
     assert not thread.is_alive(), "stop() must end the thread, not wait out the backoff"

@@ -3,12 +3,14 @@
 import json
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from server.monitor.webhook import WebhookError, WebhookSender
+from tests.support.wait import wait_until
+
+WAIT_S = 10.0  # generous: these tests check correctness, not speed
 
 
 class Receiver:
@@ -51,16 +53,6 @@ def receiver():
     r.close()
 
 
-def wait_for(cond, limit=10.0):
-    """Poll until cond() (generous bound: this checks correctness, not speed)."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,7 +65,7 @@ def test_posts_json_to_a_local_server(receiver):
              "wall": 1763800013.0, "source": "radio"}
     assert sender.send(alert) is True
     assert sender.send({"n": 2}) is True
-    assert wait_for(lambda: sender.sent == 2)
+    wait_until(lambda: sender.sent == 2, WAIT_S, 0.01)
     sender.close()
     assert receiver.bodies == [alert, {"n": 2}]
     assert receiver.headers[0]["Content-Type"] == "application/json"
@@ -84,7 +76,7 @@ def test_unreachable_url_counts_failures_and_never_blocks():
     sender = WebhookSender(f"http://127.0.0.1:{free_port()}/hook", timeout=2, backoff=0.05)
     results = [sender.send({"n": i}) for i in range(3)]  # returns at once, whatever happens later
     assert results == [True] * 3
-    assert wait_for(lambda: sender.failed == 3)
+    wait_until(lambda: sender.failed == 3, WAIT_S, 0.01)
     stats = sender.stats()
     assert stats["sent"] == 0 and stats["dropped"] == 0 and "cannot reach" in stats["last_error"]
     sender.close()
@@ -95,7 +87,7 @@ def test_http_errors_are_retried_once_then_counted():
     try:
         sender = WebhookSender(receiver.url, backoff=0.05)
         sender.send({"n": 1})
-        assert wait_for(lambda: sender.failed == 1)
+        wait_until(lambda: sender.failed == 1, WAIT_S, 0.01)
         assert len(receiver.bodies) == 2  # the first try and one retry
         assert sender.last_error.startswith("HTTP 500")
         sender.close()
@@ -112,7 +104,7 @@ def test_a_full_queue_drops_and_counts(receiver):
     assert accepted == [True, True, True, False, False, False]
     assert sender.dropped == 3
     receiver.gate.set()
-    assert wait_for(lambda: sender.sent == 4)
+    wait_until(lambda: sender.sent == 4, WAIT_S, 0.01)
     sender.close()
     assert [b["n"] for b in receiver.bodies] == [0, 1, 2, 3]
     assert sender.send({"n": 9}) is False and sender.dropped == 4  # closed

@@ -86,7 +86,7 @@ def validate_url(url, allow_file: bool = False) -> str:
         if not parts.hostname:
             raise StreamError(f"the URL {redact(url)!r} has no host name")
         try:
-            parts.port
+            _ = parts.port  # parsed on access
         except ValueError:
             raise StreamError(f"the URL {redact(url)!r} has an invalid port number") from None
         return url

@@ -15,10 +15,17 @@ and the original network to (``tests/support/tolerance.py``).
 
 ``GENRE_MONITOR_BACKEND=keras|tflite|fast`` picks the backend;
 ``GENRE_MONITOR_THREADS`` sets the threads of the networks (default: all cores).
+
+``fast`` runs in float32 unless ``use_precision("int8")`` switches later backbones to
+the int8 timbral front-end (``quantized``); the product's start-up check
+(``precision.select``) decides that. Library use (tests, training, ``evaluate``)
+never runs the check, so stays float32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import importlib.metadata
 import os
@@ -28,10 +35,11 @@ import warnings
 
 import numpy as np
 
-from .musicnn import MusicnnError, _check_variant, check_patches, checkpoint_prefix, empty_outputs, tag_names
+from .musicnn import MusicnnError, check_variant, check_patches, checkpoint_prefix, empty_outputs, tag_names
 
 BACKENDS = ("keras", "tflite", "fast")
 DEFAULT_BACKEND = "fast"
+PRECISIONS = ("float", "int8")  # of the ``fast`` backend's timbral front-end
 # Bump when the conversion changes, so stale cached graphs are rebuilt.
 CONVERSION_VERSION = 3
 _OUTPUTS = ("embedding", "max_pool", "mean_pool", "tags")  # the frozen graph's (sorted) output order
@@ -95,7 +103,7 @@ def _version(*dists: str) -> str:
 
 def cache_path(variant: str, part: str = "tflite", ext: str = "tflite") -> str:
     """Where a converted ``part`` of ``variant`` is cached (the name changes with any version)."""
-    _check_variant(variant)
+    check_variant(variant)
     key = "|".join([variant, str(CONVERSION_VERSION), _version("musicnn"), _version("tensorflow", "tensorflow-cpu"),
                     _version("keras")])
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -136,7 +144,7 @@ def convert_split(variant: str) -> tuple[bytes, bytes, bytes]:
     return buf.getvalue(), timbral_graph(model), rest_graph(model)
 
 
-def _write_cached(path: str, data: bytes) -> str:
+def write_cached(path: str, data: bytes) -> str:
     """Write ``data`` atomically at ``path`` (or in a temp dir when the cache is read-only)."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -155,7 +163,7 @@ def tflite_model(variant: str) -> str:
     path = cache_path(variant)
     if not os.path.exists(path):
         checkpoint_prefix(variant)  # clear error when the weights are missing
-        path = _write_cached(path, convert(variant))
+        path = write_cached(path, convert(variant))
     return path
 
 
@@ -165,7 +173,7 @@ def split_model(variant: str) -> tuple[str, str, str]:
              cache_path(variant, "rest", "onnx"))
     if not all(os.path.exists(p) for p in paths):
         checkpoint_prefix(variant)
-        paths = tuple(_write_cached(p, data) for p, data in zip(paths, convert_split(variant)))
+        paths = tuple(write_cached(p, data) for p, data in zip(paths, convert_split(variant)))
     return paths
 
 
@@ -189,7 +197,7 @@ class TFLiteBackbone:
     """
 
     def __init__(self, variant: str = "MSD_musicnn", threads: int | None = None, max_batch: int = 1):
-        self.variant = _check_variant(variant)
+        self.variant = check_variant(variant)
         self.tag_names = tag_names(variant)
         self.threads = threads or default_threads()
         self.max_batch = max(1, int(max_batch))
@@ -245,13 +253,20 @@ class FastBackbone:
     stream's previous window, then the rest of the network.
     """
 
-    def __init__(self, variant: str = "MSD_musicnn", threads: int | None = None):
+    def __init__(self, variant: str = "MSD_musicnn", threads: int | None = None, precision: str = "float"):
         from .frontend import TimbralFrontEnd
 
-        self.variant = _check_variant(variant)
+        self.variant = check_variant(variant)
         self.tag_names = tag_names(variant)
         self.threads = threads or default_threads()
+        if precision not in PRECISIONS:
+            raise BackendError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        self.precision = precision
         norm_path, timbral_path, rest_path = split_model(variant)
+        if precision == "int8":
+            from .quantized import int8_timbral_path
+
+            timbral_path = int8_timbral_path(variant)
         with np.load(norm_path) as z:
             norm = tuple(z["norm"])
         self._timbral = _session(timbral_path, self.threads)
@@ -275,12 +290,14 @@ class FastBackbone:
         return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(_OUTPUTS)}
 
     def __repr__(self) -> str:
-        return f"FastBackbone({self.variant!r}, threads={self.threads})"
+        return f"FastBackbone({self.variant!r}, threads={self.threads}, precision={self.precision!r})"
 
 
 _cache: dict[tuple, object] = {}
 _cache_lock = threading.Lock()
 _blas_limited = False
+_precision = "float"  # what later ``fast`` backbones run in (``use_precision``)
+_precision_here: contextvars.ContextVar[str | None] = contextvars.ContextVar("precision", default=None)
 
 
 def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None, threads: int | None = None):
@@ -298,12 +315,46 @@ def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None, threa
 
         return keras_backbone(variant)
     threads = threads or default_threads()
-    key = (backend, _check_variant(variant), threads)
+    if backend == "tflite":
+        key = (backend, check_variant(variant), threads)
+        make = lambda: TFLiteBackbone(variant, threads)
+    else:
+        precision = current_precision()
+        key = (backend, check_variant(variant), threads, precision)
+        make = lambda: FastBackbone(variant, threads, precision)
     with _cache_lock:
         backbone = _cache.get(key)
         if backbone is None:
-            backbone = _cache[key] = (FastBackbone if backend == "fast" else TFLiteBackbone)(variant, threads)
+            backbone = _cache[key] = make()
     return backbone
+
+
+def use_precision(precision: str) -> None:
+    """Make every later ``get_backbone`` of the ``fast`` backend run its timbral front-end in ``precision``.
+
+    ``precision.select`` calls it at start-up; tools that compare precisions call it directly.
+    """
+    global _precision
+    if precision not in PRECISIONS:
+        raise BackendError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    _precision = precision
+
+
+def current_precision() -> str:
+    """The precision ``get_backbone`` gives here: this context's ``precision(...)``, else ``use_precision``'s."""
+    return _precision_here.get() or _precision
+
+
+@contextlib.contextmanager
+def precision(value: str):
+    """Backbones of ``value`` precision for this thread/context only (others keep theirs)."""
+    if value not in PRECISIONS:
+        raise BackendError(f"Unknown precision {value!r}; choose one of {', '.join(PRECISIONS)}.")
+    token = _precision_here.set(value)
+    try:
+        yield
+    finally:
+        _precision_here.reset(token)
 
 
 def frame_counts() -> tuple[int, int]:

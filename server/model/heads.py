@@ -8,6 +8,7 @@ dashboard. Heads load from ``models/<name>/`` (``model.json`` + ``weights.npz``,
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -154,7 +155,9 @@ def backbone_features(mel: np.ndarray, backbones: list[str], level_norm: bool = 
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backbone")
         threads = max(1, cores // len(backbones))
-        futures = [_pool.submit(_run_backbone, name, mel, streams, threads) for name in backbones]
+        # Each task runs in the caller's context, so a precision set for this call (fast.precision) holds.
+        futures = [_pool.submit(contextvars.copy_context().run, _run_backbone, name, mel, streams, threads)
+                   for name in backbones]
         results = [f.result() for f in futures]
     else:
         results = [_run_backbone(name, mel, streams, None) for name in backbones]

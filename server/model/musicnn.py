@@ -40,7 +40,7 @@ class MusicnnInputError(MusicnnError, ValueError):
     """The input patches do not have the expected shape."""
 
 
-def _check_variant(variant: str) -> str:
+def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise MusicnnError(f"Unknown musicnn variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
     return variant
@@ -57,7 +57,7 @@ def package_dir() -> str:
 
 def checkpoint_prefix(variant: str) -> str:
     """Checkpoint prefix ``<package>/<variant>/`` (files ``.index`` / ``.data-00000-of-00001``)."""
-    folder = os.path.join(package_dir(), _check_variant(variant))
+    folder = os.path.join(package_dir(), check_variant(variant))
     if not os.path.exists(os.path.join(folder, ".index")):
         raise MusicnnNotInstalled(
             f"musicnn weights for {variant} are missing in {folder}. Reinstall with: {INSTALL_HINT}")
@@ -67,7 +67,7 @@ def checkpoint_prefix(variant: str) -> str:
 
 def tag_names(variant: str) -> list[str]:
     """The 50 tag names of a variant, in output order."""
-    _check_variant(variant)
+    check_variant(variant)
     package_dir()  # clear error if missing
     from musicnn import configuration
 
@@ -89,7 +89,7 @@ def build_musicnn(variant: str):
     """
     import keras
 
-    _check_variant(variant)
+    check_variant(variant)
     layers = _musicnn_layers()
     x_in = keras.Input(shape=(N_FRAMES, N_MELS), dtype="float32", name="mel")
     return keras.Model(x_in, _forward(layers, x_in), name=variant)
@@ -248,7 +248,7 @@ class MusicnnBackbone:
     def __init__(self, variant: str = "MSD_musicnn"):
         import tensorflow as tf
 
-        self.variant = _check_variant(variant)
+        self.variant = check_variant(variant)
         self.tag_names = tag_names(variant)
         self.model = build_musicnn(variant)
         load_checkpoint_weights(self.model, variant)
@@ -279,7 +279,7 @@ _cache_lock = threading.Lock()
 
 def get_backbone(variant: str = "MSD_musicnn") -> MusicnnBackbone:
     """Process-wide shared backbone per variant, built on first use (takes seconds)."""
-    _check_variant(variant)
+    check_variant(variant)
     backbone = _cache.get(variant)
     if backbone is None:
         with _cache_lock:

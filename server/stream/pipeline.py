@@ -110,7 +110,7 @@ class Pipeline:
     def _wait_for_room(self, n: int) -> None:
         """Block the (non-real-time) writer until writing ``n`` samples loses nothing unread."""
         ring, scheduler = self.ring, self.scheduler
-        oldest_needed = lambda: scheduler.next_end - self._native_window - self._native_margin  # noqa: E731
+        oldest_needed = lambda: scheduler.next_end - self._native_window - self._native_margin
         with self._consumed:
             while (ring.total_written + n - ring.capacity > oldest_needed()
                    and self.source.state not in ("stopped", "error")):

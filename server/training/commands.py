@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..config import DEFAULT_HOP_SECONDS
+from ..model.fast import PRECISIONS
 from ..model.registry import MODELS_DIR
 
 
@@ -53,6 +54,8 @@ def register(subparsers) -> None:
                         "and through the live path itself (hop 1 s)")
     e.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS,
                    help="seconds between evaluated windows (default: the live monitor's hop)")
+    e.add_argument("--precision", choices=PRECISIONS, default="float",
+                   help="the fast backend's timbral front-end: float (default) or the int8 the server may pick")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_evaluate)
 
@@ -81,7 +84,8 @@ def run_train(args) -> int:
 
             meta = train_head(args.data_dir, out, split_files=args.split, groups_file=args.groups,
                               n_augment=args.augment, n_mic=args.mic,
-                              live_sim=args.live_sim, grid=QUICK_GRID if args.quick else None, n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
+                              live_sim=args.live_sim, grid=QUICK_GRID if args.quick else None,
+                              n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
                               cache_dir=args.cache_dir, progress=not args.quiet, log=log)
     except (DatasetError, DecodeError) as err:
         return _err(str(err))
@@ -94,6 +98,7 @@ def run_train(args) -> int:
 
 def run_evaluate(args) -> int:
     from ..audio.decode import DecodeError
+    from ..model import fast
     from ..model.heads import ModelError
     from ..model.registry import ModelNotFound, load_model
     from . import augment
@@ -103,8 +108,9 @@ def run_evaluate(args) -> int:
     try:
         model = load_model(args.model)
         conditions = augment.EVAL_CONDITIONS + (augment.LIVE_CONDITION,) if args.live_sim else ("clean",)
-        res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
-                                  progress=not (args.quiet or args.json))
+        with fast.precision(args.precision):
+            res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
+                                      progress=not (args.quiet or args.json))
     except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:
         return _err(str(err))
     clean = res["conditions"]["clean"]

@@ -9,8 +9,8 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import schemas
-from server.web.socket_events import (RequestError, checked, merge_monitoring, parse_monitoring_request,
-                                      parse_rules_request, parse_source_spec)
+from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
+                                        parse_monitoring_request, parse_rules_request, parse_source_request)
 from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -79,8 +79,8 @@ def sources():
 
 @bp.post("/sources")
 def start_source():
-    spec = parse_source_spec(_json_body(), _uploads(), event="POST /api/sources",
-                             media_dirs=current_app.extensions["genre_media_dirs"])
+    spec = parse_source_request(_json_body(), _uploads(), "POST /api/sources",
+                                media_dirs=current_app.extensions["genre_media_dirs"])
     source_id = _engine().start_source(spec)
     return jsonify(ok=True, id=source_id)
 
@@ -139,12 +139,12 @@ def sessions():
 def models():
     payload = _engine().sources_payload().get("model") or {}
     return jsonify(models=_engine().list_models(), current=payload.get("name"),
-                   ready=payload.get("ready", False))
+                   ready=payload.get("ready", False), precision=payload.get("precision"))
 
 
 @bp.post("/models/select")
 def select_model():
-    name = checked("POST /api/models/select", schemas.check_event, "select_model", _json_body())["name"]
+    name = parse_model_request(_json_body(), "POST /api/models/select")
     _engine().select_model(name)
     return jsonify(ok=True, name=name)
 

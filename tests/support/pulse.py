@@ -5,9 +5,7 @@ on its monitor source, which is the daemon's default source, so PortAudio's
 ALSA ``pulse`` device records it. Each daemon lives in its own runtime dir and
 clients find it through ``PULSE_SERVER``, so parallel test runs don't collide.
 
-Use in a test module::
-
-    from tests.support.pulse import pulse_server, pulse  # noqa: F401  (fixture)
+The ``pulse`` fixture is registered for every test module by ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +19,8 @@ import tempfile
 import time
 
 import pytest
+
+from tests.support.wait import poll
 
 SINK = "gm_test"
 
@@ -56,9 +56,7 @@ class PulseServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _alive(self.pid):
-            time.sleep(0.05)
+        poll(lambda: not _alive(self.pid), 5)
         if _alive(self.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -100,7 +98,7 @@ def start_pulse(runtime_dir: str) -> PulseServer:
         except (OSError, ValueError, RuntimeError):
             if time.monotonic() > deadline:
                 srv.stop()
-                raise RuntimeError("pulseaudio started but does not answer on " + srv.socket)
+                raise RuntimeError("pulseaudio started but does not answer on " + srv.socket) from None
             time.sleep(0.1)
     srv.pactl("set-default-sink", SINK)
     srv.pactl("set-default-source", f"{SINK}.monitor")

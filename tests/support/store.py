@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.support.wait import poll
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LABELS = ["blues", "classical", "jazz", "rock"]
@@ -126,9 +128,7 @@ def kill_writer_and_check(target: str, open_reader) -> None:
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
     reader.start()
-    deadline = time.time() + 60
-    while sum(ln.startswith("queued") for ln in list(lines)) < 60 and time.time() < deadline:
-        time.sleep(0.05)  # ~3 s of predictions at ~20/s
+    poll(lambda: sum(ln.startswith("queued") for ln in list(lines)) >= 60, 60)  # ~3 s of predictions at ~20/s
     kill_time = time.time()
     os.kill(child.pid, signal.SIGKILL)
     child.wait()

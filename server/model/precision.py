@@ -1,0 +1,126 @@
+"""Which precision the ``fast`` backbones run in: the product's start-up check.
+
+int8 (``quantized``) is faster but lossy, so the product uses it only where it keeps
+the loaded model's decisions on this machine: the model predicts the demo tracks'
+check windows in float and in int8, and int8 is used when ``compare`` passes. Any
+failure (quantiser or demo audio missing, a graph that cannot be built) keeps float.
+``GENRE_MONITOR_PRECISION=auto|float|int8`` (default ``auto``): ``float`` skips the
+check, ``int8`` uses int8 without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import numpy as np
+
+from . import fast
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto",) + fast.PRECISIONS
+# What int8 must keep to be used: the float model's top genre on this share of the check
+# windows it decides (leads the runner-up by TIE_MARGIN or more; between near-tied genres
+# the order is noise in either precision), and every genre probability and tag within
+# this much of the float model's.
+MIN_AGREEMENT = 0.99
+TIE_MARGIN = 0.05
+MAX_PROB_DIFF = 0.08
+MAX_TAG_DIFF = 0.08
+
+_lock = threading.Lock()
+_choice: dict = {"precision": "float", "reason": "no start-up check ran (library default)"}
+
+
+class PrecisionError(ValueError):
+    pass
+
+
+def mode_from_env() -> str:
+    mode = (os.environ.get("GENRE_MONITOR_PRECISION") or "auto").strip().lower()
+    if mode not in MODES:
+        raise PrecisionError(f"Unknown precision {mode!r} (GENRE_MONITOR_PRECISION); choose one of {', '.join(MODES)}.")
+    return mode
+
+
+def compare(float_out: tuple, int8_out: tuple) -> dict:
+    """Agreement of two ``(probs, tags)`` results of the same windows, and whether it passes."""
+    (p0, t0), (p1, t1) = float_out, int8_out
+    same = p0.argmax(1) == p1.argmax(1)
+    top2 = np.sort(p0, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) >= TIE_MARGIN
+    decided_agreement = float(np.mean(same[decided])) if decided.any() else 1.0
+    prob_diff = float(np.abs(p0 - p1).max())
+    tag_diff = float(np.abs(t0 - t1).max()) if t0 is not None and t0.size else 0.0
+    ok = decided_agreement >= MIN_AGREEMENT and prob_diff <= MAX_PROB_DIFF and tag_diff <= MAX_TAG_DIFF
+    return {"windows": int(len(p0)), "decided": int(decided.sum()), "agreement": round(float(np.mean(same)), 4),
+            "decided_agreement": round(decided_agreement, 4), "max_prob_diff": round(prob_diff, 4),
+            "max_tag_diff": round(tag_diff, 4), "passed": bool(ok)}
+
+
+def current() -> dict:
+    """What the ``fast`` backbones run in and why (the log and ``/api/models`` show it)."""
+    try:
+        backend = fast.backend_name()
+    except fast.BackendError as exc:  # reported where the model loads; this is only a status
+        backend = f"invalid ({exc})"
+    with _lock:
+        shown = {k: v for k, v in _choice.items() if k not in ("precision", "backbones")}
+    return {"backend": backend, "precision": fast.current_precision(), **shown}
+
+
+def _check(model, mode: str) -> dict:
+    from . import quantized
+
+    for variant in model.backbones:  # builds (or finds) every int8 graph before anything switches
+        quantized.int8_timbral_path(variant)
+    if mode == "int8":
+        return {"precision": "int8", "reason": "GENRE_MONITOR_PRECISION=int8 (not checked)"}
+    mel = quantized.check_windows()
+    # Only this thread's backbones switch: the live worker keeps the ones it has.
+    with fast.precision("float"):
+        float_out = model.predict(mel)
+    with fast.precision("int8"):
+        check = compare(float_out, model.predict(mel))
+    verdict = "kept" if check["passed"] else "changed"
+    return {"precision": "int8" if check["passed"] else "float", "check": check,
+            "reason": f"int8 {verdict} the model's decisions on the demo check windows"}
+
+
+def select(model, mode: str | None = None) -> dict:
+    """Choose the precision for ``model`` (a ``GenreModel``) and switch later backbones to it.
+
+    A backbone set already checked keeps its result. Never raises: a failed check keeps float.
+    """
+    global _choice
+    try:
+        mode = mode or mode_from_env()
+    except PrecisionError as exc:
+        mode, bad = "float", str(exc)
+    else:
+        bad = None
+    backbones = list(getattr(model, "backbones", None) or [])
+    with _lock:
+        done = bad is None and _choice.get("backbones") == backbones and _choice.get("mode") == mode
+    if done:
+        result = dict(_choice)
+    elif bad:
+        result = {"precision": "float", "reason": bad}
+    elif fast.backend_name() != "fast" or not backbones:
+        result = {"precision": "float", "reason": "int8 applies to the fast backend's backbones only"}
+    elif mode == "float":
+        result = {"precision": "float", "reason": "GENRE_MONITOR_PRECISION=float"}
+    else:
+        try:
+            result = _check(model, mode)
+        except Exception as exc:  # the faster path is optional: any failure keeps float
+            result = {"precision": "float", "reason": f"int8 unavailable: {type(exc).__name__}: {exc}"}
+    with _lock:
+        _choice = {**result, "mode": mode, "backbones": backbones}
+        fast.use_precision(result["precision"])
+    if not done:
+        log.info("backbones run in %s: %s%s", result["precision"], result["reason"],
+                 f" ({result['check']})" if result.get("check") else "")
+    return current()

@@ -1,0 +1,123 @@
+"""The int8 timbral front-end, and the start-up check that decides whether the product uses it.
+
+The timbral convolutions are ~80 % of a window's work and already run near the
+float32 peak, so only fewer bits make them faster: onnxruntime's static int8
+quantisation (uint8 activations, per-channel int8 weights; ``QLinearConv``)
+calibrated on the timbral inputs of real music (the freely licensed demo tracks
+in ``media/demo``). Weights use 7 bits (``reduce_range``): on CPUs without VNNI
+the uint8 x int8 pair sums of AVX2 saturate 16 bits with 8-bit weights, so with
+7 bits the integer results are the same on every x86 CPU. The rest of the
+network stays float: its int8 temporal convolutions are slower than float ones.
+
+Integer convolutions with fixed scales make each frame's maps depend only on its
+own input rows, so live frame reuse (``frontend.TimbralFrontEnd``) works as for
+float. The graph is cached on disk next to the float ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+# Bump when the quantisation recipe changes, so stale cached graphs are rebuilt.
+QUANT_VERSION = 1
+DEMO_DIR = Path(__file__).resolve().parents[2] / "media" / "demo"
+# Demo tracks (sorted order) whose windows calibrate the activation ranges; the others check.
+CALIBRATION_TRACKS = (0, 2)
+CALIBRATION_HOP_S = 2.0
+CHECK_HOP_S = 1.5
+
+
+class QuantizationUnavailable(Exception):
+    """The int8 path cannot be built here (library or demo audio missing); the message says why."""
+
+
+def demo_tracks() -> list[Path]:
+    tracks = sorted(DEMO_DIR.glob("*.ogg"))
+    if len(tracks) <= max(CALIBRATION_TRACKS):
+        raise QuantizationUnavailable(f"the demo tracks for calibration are missing ({DEMO_DIR})")
+    return tracks
+
+
+def track_windows(paths, hop_s: float) -> np.ndarray:
+    """Log-mel windows ``(n, 187, 96)`` of the audio files ``paths``, one every ``hop_s`` seconds."""
+    from server.audio.decode import decode
+    from server.audio.resample import resample
+    from server.config import MODEL_SR, WINDOW_SAMPLES
+    from server.stream.features import window_mel
+
+    out = []
+    for path in paths:
+        y, sr = decode(str(path))
+        y = resample(y, sr, MODEL_SR)
+        out += [window_mel(y[s:s + WINDOW_SAMPLES]) for s in range(0, len(y) - WINDOW_SAMPLES + 1,
+                                                                     int(hop_s * MODEL_SR))]
+    return np.stack(out).astype(np.float32)
+
+
+def calibration_windows() -> np.ndarray:
+    tracks = demo_tracks()
+    return track_windows([tracks[i] for i in CALIBRATION_TRACKS], CALIBRATION_HOP_S)
+
+
+def check_windows() -> np.ndarray:
+    """Windows of the demo tracks not used for calibration."""
+    tracks = demo_tracks()
+    return track_windows([t for i, t in enumerate(tracks) if i not in CALIBRATION_TRACKS], CHECK_HOP_S)
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def int8_timbral_path(variant: str) -> str:
+    """Path of the cached int8 timbral graph of ``variant``, quantising it on first use."""
+    from .fast import cache_path, split_model, write_cached
+
+    if importlib.util.find_spec("onnxruntime.quantization") is None:
+        raise QuantizationUnavailable("onnxruntime.quantization is missing")
+    path = cache_path(variant, f"timbral-int8-q{QUANT_VERSION}-ort{_ort_version()}", "onnx")
+    if not os.path.exists(path):
+        norm_path, timbral_path, _ = split_model(variant)
+        path = write_cached(path, quantize_timbral(timbral_path, norm_path, calibration_windows()))
+    return path
+
+
+def quantize_timbral(timbral_path: str, norm_path: str, mel: np.ndarray) -> bytes:
+    """int8 ONNX of the float timbral graph at ``timbral_path``, calibrated on log-mel windows ``mel``."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from .frontend import CONTEXT
+
+    with np.load(norm_path) as z:
+        scale, shift = (np.float32(v) for v in z["norm"])
+    # The graph's input: the input batch norm applied, then zeros for the context (as the front-end).
+    feeds = [{"x": np.pad(m * scale + shift, ((CONTEXT, CONTEXT), (0, 0)))[None].astype(np.float32)} for m in mel]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    model = onnx.load(timbral_path)
+    for i, node in enumerate(model.graph.node):  # the quantiser needs named nodes
+        node.name = node.name or f"n{i}"
+    with tempfile.TemporaryDirectory(prefix="gm-int8-") as tmp:
+        src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(model, src)
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QOperator, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                        op_types_to_quantize=["Conv"])
+        with open(dst, "rb") as f:
+            return f.read()
+

@@ -1,0 +1,129 @@
+"""The int8 timbral front-end, and the start-up check that picks it or keeps float32."""
+
+import threading
+
+import numpy as np
+import onnx
+import pytest
+
+from server.config import N_MELS, WINDOW_FRAMES
+from server.model import fast, precision, quantized
+from server.model.frontend import TimbralFrontEnd
+from server.stream.features import log_compress, mel_power
+from tests.support.audio import make_music
+
+
+@pytest.fixture(autouse=True)
+def float_afterwards(model):
+    yield
+    precision.select(model, "float")
+
+
+@pytest.fixture(scope="module")
+def check_outputs(model):
+    """The default model's outputs on the demo check windows, in float and in int8."""
+    mel = quantized.check_windows()
+    with fast.precision("float"):
+        float_out = model.predict(mel)
+    with fast.precision("int8"):
+        int8_out = model.predict(mel)
+    return float_out, int8_out
+
+
+def test_the_int8_graph_is_integer_convolutions(model):
+    for variant in model.backbones:
+        ops = {node.op_type for node in onnx.load(quantized.int8_timbral_path(variant)).graph.node}
+        assert "QLinearConv" in ops and "Conv" not in ops, ops
+
+
+def test_int8_keeps_the_default_models_decisions_on_music_it_was_not_calibrated_on(check_outputs):
+    (p0, t0), (p1, t1) = check_outputs
+    result = precision.compare((p0, t0), (p1, t1))
+    assert result["windows"] >= 50
+    assert result["passed"], result
+    # It is a different computation, not the float one under another name.
+    assert not np.array_equal(t0, t1)
+
+
+def test_compare_fails_what_changes_the_decisions():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(10, 0.3), 200).astype(np.float32)
+    tags = rng.random((200, 50)).astype(np.float32)
+    assert precision.compare((probs, tags), (probs, tags))["passed"]
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    clear = np.flatnonzero(top2[:, 1] - top2[:, 0] > 0.2)
+    tied = np.flatnonzero(top2[:, 1] - top2[:, 0] < precision.TIE_MARGIN / 2)
+    assert len(clear) >= 50 and len(tied) >= 3
+
+    def flip(rows):  # the top genre of these windows becomes the last
+        out = probs.copy()
+        out[rows] = out[rows, ::-1]
+        return out
+
+    near_ties = precision.compare((probs, tags), (flip(tied[:3]), tags))
+    # Near ties don't count against agreement, but reversing a window moves its probabilities too far.
+    assert near_ties["agreement"] < 0.99 and near_ties["decided_agreement"] == 1.0 and not near_ties["passed"]
+    clear_flips = precision.compare((probs, tags), (flip(clear[:3]), tags))
+    assert clear_flips["decided_agreement"] < 0.99 and not clear_flips["passed"]
+    swapped = probs.copy()  # near ties reordered by less than the tolerance: passes
+    for r in tied[:3]:
+        a, b = np.argsort(swapped[r])[-2:]
+        swapped[r, a], swapped[r, b] = swapped[r, b], swapped[r, a]
+    result = precision.compare((probs, tags), (swapped, tags))
+    assert result["agreement"] < 1.0 and result["passed"], result
+    nudged = np.clip(tags + precision.MAX_TAG_DIFF * 1.5, 0, 1)
+    assert not precision.compare((probs, tags), (probs, nudged))["passed"]
+
+
+def test_live_frame_reuse_holds_in_int8():
+    y = make_music(sr=16000, seconds=8.0, seed=5)
+    mel = log_compress(mel_power(y))
+    starts = [int(k * 62.5) for k in range(int((mel.shape[0] - WINDOW_FRAMES) / 62.5) + 1)]
+    with fast.precision("int8"):
+        shared = fast.get_backbone("MSD_musicnn", "fast", threads=1)
+    assert shared.precision == "int8"
+    front = shared.frontend
+    live, fresh = (TimbralFrontEnd((front.scale, front.shift), front.run) for _ in range(2))
+    for s in starts:
+        window = mel[s:s + WINDOW_FRAMES][None]
+        np.testing.assert_allclose(live(window, [("radio", s)]), fresh(window), rtol=0, atol=1e-5)
+    assert live.frames_reused > 0
+
+
+def test_select_float_skips_the_check_and_a_bad_setting_keeps_float(model, monkeypatch):
+    assert precision.select(model, "float")["precision"] == "float"
+    assert fast.current_precision() == "float"
+    monkeypatch.setenv("GENRE_MONITOR_PRECISION", "fp16")
+    chosen = precision.select(model)
+    assert chosen["precision"] == "float" and "fp16" in chosen["reason"]
+    assert isinstance(fast.get_backbone(model.backbones[0]), fast.FastBackbone)
+    assert fast.get_backbone(model.backbones[0]).precision == "float"
+
+
+def test_auto_uses_int8_where_the_check_passes(model, check_outputs):
+    chosen = precision.select(model, "auto")
+    passed = precision.compare(*check_outputs)["passed"]
+    assert chosen["precision"] == ("int8" if passed else "float")
+    assert chosen["check"]["passed"] == passed and chosen["check"]["windows"] >= 50
+    assert fast.get_backbone(model.backbones[0]).precision == chosen["precision"]
+    # Another load of the same backbones keeps the result without checking again.
+    assert precision.select(model, "auto") == chosen
+
+
+def test_a_precision_for_one_context_leaves_other_threads_theirs(model):
+    seen = {}
+
+    def other():
+        seen["other"] = fast.current_precision()
+
+    with fast.precision("int8"):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        seen["here"] = fast.current_precision()
+        # The backbone pool runs each call in the caller's context.
+        probs, _ = model.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), np.float32))
+    assert seen == {"other": "float", "here": "int8"} and probs.shape == (1, len(model.labels))
+    with pytest.raises(fast.BackendError):
+        with fast.precision("fp16"):
+            pass
