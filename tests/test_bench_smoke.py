@@ -11,6 +11,8 @@ from bench import flops, live, server, soak, throughput, window_cost
 from bench.common import BenchError, stats_ms, write_files
 from tests.support.tolerance import DECISION_TOL, MUSICNN_TERMS, f32_tol
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

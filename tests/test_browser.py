@@ -9,6 +9,8 @@ import urllib.request
 
 from tests.support.web import CHROMIUM, CHROMIUM_ARGS, ROOT, live_server, music_files
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 WAIT_MS = 240_000  # model load on a shared CPU; waits end as soon as the page has data

@@ -11,6 +11,8 @@ import soundfile as sf
 from tests.support.audio import make_music
 from tests.support.pulse import requires_pulseaudio
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
 

@@ -29,6 +29,8 @@ from tests.support.audio import make_music
 from tests.support.wait import wait_until
 from tests.support.web import free_port
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,8 @@ from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.pulse import pulse_server, requires_pulseaudio, start_pulse
 from tests.support.sinks import Collector
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
 

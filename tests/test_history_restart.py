@@ -6,8 +6,12 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.support.wait import wait_until
 from tests.support.web import live_server, music_file
+
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
 
 
 def get_json(url):

@@ -5,10 +5,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from server.engine import Engine
 from tests.support.pulse import requires_pulseaudio
 from tests.support.sinks import Collector
+
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))

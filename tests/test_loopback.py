@@ -20,7 +20,7 @@ from server.audio.mic_source import DeviceError, MicSource
 from tests.support.audio import best_lag_correlation, make_music
 from tests.support.pulse import SINK, requires_pulseaudio
 
-pytestmark = requires_pulseaudio
+pytestmark = [pytest.mark.slow, requires_pulseaudio]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_SECONDS = 4.0

@@ -17,7 +17,7 @@ from tests.support.audio import best_lag_correlation, log_spectrum, make_music
 from tests.support.pulse import pulse_server, requires_pulseaudio
 from tests.support.wait import wait_until
 
-pytestmark = requires_pulseaudio
+pytestmark = [pytest.mark.slow, requires_pulseaudio]
 
 CLIP_SECONDS = 4.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -127,3 +127,21 @@ def test_a_precision_for_one_context_leaves_other_threads_theirs(model):
     with pytest.raises(fast.BackendError):
         with fast.precision("fp16"):
             pass
+
+
+def test_the_engine_runs_the_check_after_loading_and_says_what_it_chose(monkeypatch, tmp_path, check_outputs):
+    from server.engine import Engine
+    from server.web.app import create_app
+
+    monkeypatch.setenv("GENRE_MONITOR_PRECISION", "auto")
+    engine = Engine()
+    try:
+        engine.load_model(None)  # synchronous: the model, then the check
+        app, _ = create_app(engine, upload_dir=str(tmp_path))
+        shown = app.test_client().get("/api/models").get_json()
+        want = "int8" if precision.compare(*check_outputs)["passed"] else "float"
+        assert shown["ready"] and shown["precision"]["precision"] == want, shown
+        assert shown["precision"]["mode"] == "auto" and shown["precision"]["check"]["windows"] >= 50
+        assert engine.sources_payload()["model"]["precision"] == shown["precision"]
+    finally:
+        engine.shutdown()

@@ -9,6 +9,8 @@ import socketio
 from tests.support.wait import wait_until
 from tests.support.web import live_server, music_files
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 WAIT_S = 240  # model load on a shared CPU; the wait ends as soon as data flows
 LISTEN_S = 10.0
 

@@ -17,7 +17,7 @@ from tests.support.sinks import Collector
 ROOT = Path(__file__).resolve().parent.parent
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan-mini"
 
-pytestmark = pytest.mark.skipif(not GTZAN.is_dir(), reason=f"research clips not found at {GTZAN}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not GTZAN.is_dir(), reason=f"research clips not found at {GTZAN}")]
 
 
 def test_two_genres_give_two_segments_and_an_alert(tmp_path):

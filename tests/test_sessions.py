@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import socketio
 import websocket
 from engineio import packet as eio_packet
@@ -20,6 +21,8 @@ from engineio import packet as eio_packet
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, BoundedPacketQueue
 from tests.support.wait import poll, wait_until
 from tests.support.web import app_server, music_file
+
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
 
 ATTACK = 300
 

@@ -8,6 +8,8 @@ import socketio
 
 from tests.support.web import live_server, music_file
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 WAIT_S = 240  # model load + warm-up on a shared CPU; the test ends as soon as data is in
 
 

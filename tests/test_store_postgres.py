@@ -26,6 +26,8 @@ from tests.test_store import (test_alerts_stored,
                               test_segments_upsert_and_close, test_smoothed_and_level_stored,
                               test_sources_event_upserts, test_summary_adds_up, test_talk_is_counted_apart_from_genres)
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = 1e6
 

@@ -11,6 +11,8 @@ from server.engine import Engine
 from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.sinks import Collector
 
+pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
 

@@ -16,7 +16,7 @@ from tests.support.audio import best_lag_correlation, make_music
 from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.wait import wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECONDS = 12.0
