@@ -1,9 +1,11 @@
 """Live cost: many real-time file sources through one in-process Engine.
 
 CPU per source is the process's CPU seconds per second of audio per source
-(after a warm-up, so model loading and the first windows are not counted: all
-sources start together, so their first windows — nothing to reuse yet — arrive
-in one burst that takes a few seconds to clear).
+(after a warm-up, so model loading and the first windows are not counted: their
+first windows — nothing to reuse yet — take a few seconds to clear).
+The sources' starts are spread evenly over one hop, so their hop grids are
+staggered, as stations started one by one are: the worker gets a steady stream
+of small batches rather than every window of every source at the same instant.
 Skipped windows are those the scheduler dropped because the worker was behind.
 """
 
@@ -28,7 +30,7 @@ class _Counter:
 
 
 def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: float = 1.0,
-                warmup: float | None = None) -> dict:
+                warmup: float | None = None, stagger: bool = True) -> dict:
     """Run ``n_sources`` real-time looping file sources for ``seconds`` after a warm-up."""
     from server.engine import Engine
 
@@ -40,6 +42,8 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
     engine.worker.start()
     try:
         for i in range(n_sources):
+            if stagger and i:
+                time.sleep(hop / n_sources)
             engine.start_source({"kind": "file", "paths": [files[i % len(files)]], "loop": True,
                                  "id": f"bench-{i}"})
         time.sleep(warmup)
@@ -70,7 +74,7 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
 
 
 def max_sources(model, files: list[str], seconds: float, hint_ok: int = 1, hint_fail: int | None = None,
-                limit: int = 64, max_trials: int = 4, hop: float = 1.0) -> dict:
+                limit: int = 128, max_trials: int = 4, hop: float = 1.0) -> dict:
     """Largest number of real-time sources that run ``seconds`` without a skipped window (bisection).
 
     ``hint_ok``/``hint_fail`` (from shorter runs) bound the search; at most ``max_trials`` runs.

@@ -14,7 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-MAX_STREAMS = 64  # streams remembered; the least recently used is forgotten first
+# Streams remembered; the least recently used is forgotten first. Live windows visit the
+# streams in turn, so with more streams than this nothing would be reused at all: it must
+# exceed the sources one process runs (≈ 0.45 MB per stream and backbone when full).
+MAX_STREAMS = 256
 
 
 class Remembered(NamedTuple):
