@@ -9,6 +9,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .monitor.segments import DEFAULT_HYSTERESIS, DEFAULT_MIN_DURATION_S
+from .monitor.smoothing import DEFAULT_SMOOTHING
+
 log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "GENRE_MONITOR_DATA"
@@ -16,8 +19,8 @@ ENV_DATA_DIR = "GENRE_MONITOR_DATA"
 DEFAULTS: dict = {
     "sources": [],                       # source specs, restarted at start-up
     "rules": {},                         # source id -> alert rules
-    "smoothing": {"kind": "ema", "tau": 5.0},
-    "segments": {"min_duration": 15.0, "hysteresis": 0.1},
+    "smoothing": dict(DEFAULT_SMOOTHING),
+    "segments": {"min_duration": DEFAULT_MIN_DURATION_S, "hysteresis": DEFAULT_HYSTERESIS},
     "retention_days": 30.0,
     "webhook": None,                     # URL that receives alerts as JSON
     "token": None,                       # access token for the dashboard when exposed beyond loopback

@@ -16,6 +16,7 @@ from server.monitor.segments import SegmentTracker
 from server.monitor.stage import SourceMonitor
 from tests.support.audio import make_music
 from tests.support.speech import speech_audio
+from tests.support.wait import poll
 
 LABELS = ["blues", "jazz", "rock"]
 HAVE_HEAD = os.path.isfile(os.path.join(CONTENT_DIR, "model.json"))
@@ -245,9 +246,7 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     engine.set_rules(sid, [{"type": "talk", "for": 6}, {"type": "unexpected_genre", "expected": ["jazz"], "for": 200}])
     engine.worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and engine.sources_payload()["sources"][0]["state"] != "ended":
-            time.sleep(0.2)
+        poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended", 120, 0.2)
         time.sleep(0.5)
     finally:
         engine.shutdown()

@@ -11,6 +11,7 @@ from server.config import FIRST_WINDOW_SECONDS
 from server.engine import Engine, EngineError
 from tests.support.audio import make_music
 from tests.support.sinks import Collector
+from tests.support.wait import poll
 from tests.support.threads import together
 
 
@@ -21,20 +22,6 @@ def song(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from server.model.registry import load_model
-
-    model = load_model(None)
-    model.predict(np.zeros((1, 187, 96), np.float32))  # build the networks before timing-sensitive use
-    return model
-
-
-def _wait(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not cond():
-        time.sleep(0.05)
-    return cond()
 
 
 def test_live_predictions_and_spectrogram(song, model):
@@ -45,7 +32,7 @@ def test_live_predictions_and_spectrogram(song, model):
     engine.start_source({"kind": "file", "path": song, "loop": True})
     engine.worker.start()
     try:
-        assert _wait(lambda: len(sink.predictions) >= 4, 30), sink.notices
+        assert poll(lambda: len(sink.predictions) >= 4, 30), sink.notices
     finally:
         engine.shutdown()
     preds = sink.predictions
@@ -96,7 +83,7 @@ def test_fast_mode_classifies_every_window_of_a_file(song, model):
     time.sleep(0.5)
     engine.use_model(model)  # the source waited for the model instead of skipping
     try:
-        assert _wait(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
+        assert poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
                      and len(sink.predictions) >= 23, 60)
         time.sleep(0.3)
     finally:
@@ -146,7 +133,7 @@ def test_new_settings_rules_or_model_close_the_open_segment(song, model, tmp_pat
     try:
         for change in changes:
             opened = len(events("started"))
-            assert _wait(lambda: len(events("started")) > opened, 30), sink.notices
+            assert poll(lambda: len(events("started")) > opened, 30), sink.notices
             before = events("started")
             change()
             # Closed by the change itself, not by some later window.
@@ -174,13 +161,13 @@ def test_concurrent_restarts_and_a_stop_leave_no_hidden_pipeline(song):
             assert together(lambda: engine.restart_source(sid), lambda: engine.restart_source(sid)) == [sid, sid]
             # Only the registered pipeline reads the file: the first restart's was stopped, not overwritten.
             running = _source_threads(label)
-            assert running == [engine.pipeline(sid).source._thread], running
+            assert running == [engine.pipeline(sid).source.thread], running
             # The stop arrives while the restart is under way (or, now and then, just before it).
             restarted, stopped = together(lambda: engine.restart_source(sid),
                                            lambda: (time.sleep(0.001), engine.stop_source(sid))[1])
             assert stopped is None and (restarted == sid or isinstance(restarted, EngineError)), restarted
             # The stop wins whichever ran first: the restart never puts the source back.
-            assert sid not in engine.source_ids() and _wait(lambda: not _source_threads(label), 5), attempt
+            assert sid not in engine.source_ids() and poll(lambda: not _source_threads(label), 5), attempt
     finally:
         engine.shutdown()
 

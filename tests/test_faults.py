@@ -14,6 +14,7 @@ from tests.support.audio import make_music
 from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.pulse import pulse_server, requires_pulseaudio, start_pulse
 from tests.support.sinks import Collector
+from tests.support.wait import poll
 
 pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
 
@@ -21,20 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
 
 
-def _wait(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not cond():
-        time.sleep(0.05)
-    return cond()
-
-
-@pytest.fixture(scope="module")
-def model():
-    from server.model.registry import load_model
-
-    m = load_model(None)
-    m.predict(np.zeros((1, 187, 96), np.float32))
-    return m
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +54,18 @@ def test_raising_stage_stops_only_its_source_and_restart_brings_it_back(engine, 
     eng, sink = engine
     a = eng.start_source({"kind": "file", "path": songs[0], "loop": True, "id": "a"})
     b = eng.start_source({"kind": "file", "path": songs[1], "loop": True, "id": "b"})
-    assert _wait(lambda: sink.count(a) >= 2 and sink.count(b) >= 2, 30)
+    assert poll(lambda: sink.count(a) >= 2 and sink.count(b) >= 2, 30)
 
     def boom(stage, data):
         if stage == "window":
             raise RuntimeError("injected fault in the feature stage")
 
     eng.pipeline(a).fault_hook = boom
-    assert _wait(lambda: _state(eng, a)["state"] == "error", 10)
+    assert poll(lambda: _state(eng, a)["state"] == "error", 10)
     assert "injected fault" in _state(eng, a)["error"]
     assert any(n["source"] == a and "injected fault" in n["message"] for n in sink.notices)
     n_a, n_b = sink.count(a), sink.count(b)
-    assert _wait(lambda: sink.count(b) >= n_b + 4, 30)  # the other source carries on
+    assert poll(lambda: sink.count(b) >= n_b + 4, 30)  # the other source carries on
     assert sink.count(a) == n_a  # the failed one stays stopped, without a notice storm
     assert sum(n["source"] == a and n["level"] == "error" for n in sink.notices) == 1
     assert eng.worker.is_alive()
@@ -86,7 +73,7 @@ def test_raising_stage_stops_only_its_source_and_restart_brings_it_back(engine, 
     assert eng.restart_source(a) == a
     assert _state(eng, a)["state"] == "running" and _state(eng, a)["error"] is None
     assert eng.pipeline(a).fault_hook is None
-    assert _wait(lambda: sink.count(a) >= n_a + 3, 30)
+    assert poll(lambda: sink.count(a) >= n_a + 3, 30)
     assert _state(eng, b)["state"] == "running"
     assert sorted(eng.source_ids()) == ["a", "b"]
 
@@ -107,7 +94,7 @@ def test_corrupt_sample_bursts_are_repaired(engine, songs):
         return None
 
     eng.pipeline(sid).fault_hook = corrupt
-    assert _wait(lambda: sink.count(sid) >= 6, 30)
+    assert poll(lambda: sink.count(sid) >= 6, 30)
     assert eng.pipeline(sid).repaired_blocks == 20
     for p in sink.predictions:
         assert np.isfinite(p["probs"]).all() and abs(sum(p["probs"]) - 1) < 1e-4
@@ -119,7 +106,7 @@ def test_stream_that_never_worked_ends_in_error(engine):
     eng, sink = engine
     with RadioServer(encode_mp3(DEMO[0], seconds=4.0), 4.0) as radio:
         sid = eng.start_source({"kind": "stream", "url": radio.url_404})
-        assert _wait(lambda: _state(eng, sid)["state"] == "error", 60), sink.state_maps()
+        assert poll(lambda: _state(eng, sid)["state"] == "error", 60), sink.state_maps()
     err = _state(eng, sid)["error"]
     assert "404" in err or "not found" in err.lower(), err
     assert any(n["source"] == sid for n in sink.notices)
@@ -131,18 +118,18 @@ def test_device_that_disappears_is_lost_then_back(engine):
     with pulse_server() as srv:
         sid = eng.start_source({"kind": "mic", "device": "pulse"})
         mic = eng.pipeline(sid).source
-        assert _wait(lambda: sink.count(sid) >= 2, 30)
+        assert poll(lambda: sink.count(sid) >= 2, 30)
         srv.stop()  # the sound server dies: the device is gone
-        assert _wait(lambda: _state(eng, sid)["state"] == "lost", 15)
-        assert _wait(lambda: any(n["source"] == sid and "reopen" in n["message"] for n in sink.notices), 5)
+        assert poll(lambda: _state(eng, sid)["state"] == "lost", 15)
+        assert poll(lambda: any(n["source"] == sid and "reopen" in n["message"] for n in sink.notices), 5)
         time.sleep(2.5)  # a few failed reopen attempts
         assert _state(eng, sid)["state"] == "lost"
         srv2 = start_pulse(srv.runtime_dir)  # the same socket: the device is back
         try:
             blocks = mic.blocks
-            assert _wait(lambda: _state(eng, sid)["state"] == "running", 30), _state(eng, sid)
+            assert poll(lambda: _state(eng, sid)["state"] == "running", 30), _state(eng, sid)
             n = sink.count(sid)
-            assert _wait(lambda: mic.blocks > blocks + 20 and sink.count(sid) >= n + 2, 30)
+            assert poll(lambda: mic.blocks > blocks + 20 and sink.count(sid) >= n + 2, 30)
             assert _state(eng, sid)["reopens"] == 1
         finally:
             eng.stop_source(sid)

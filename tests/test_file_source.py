@@ -180,7 +180,7 @@ def test_stop_stops_delivery_promptly(files):
     n = col.n
     time.sleep(0.3)
     assert col.n == n and src.state == "stopped"
-    assert src._thread is None
+    assert src.thread is None
     src.stop()  # idempotent
 
 

@@ -18,12 +18,9 @@ DEMO = sorted((ROOT / "media" / "demo").glob("*.ogg"))
 
 
 @requires_pulseaudio
-def test_predictions_arrive_from_captured_music(pulse):
-    from server.model.registry import load_model
-
+def test_predictions_arrive_from_captured_music(pulse, model):
     engine = Engine(hop=0.5)
-    engine.use_model(load_model(None))
-    engine.model.predict(np.zeros((1, 187, 96), np.float32))
+    engine.use_model(model)
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "mic", "device": "pulse"})

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from server.engine import Engine
 from tests.support.sinks import Collector
+from tests.support.wait import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 GTZAN = ROOT.parent / "shared" / "data" / "gtzan-mini"
@@ -38,9 +39,7 @@ def test_two_genres_give_two_segments_and_an_alert(tmp_path):
     engine.set_rules(sid, [{"type": "unexpected_genre", "expected": ["classical"], "for": 10}])
     engine.worker.start()
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and engine.sources_payload()["sources"][0]["state"] != "ended":
-            time.sleep(0.2)
+        poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended", 120, 0.2)
         time.sleep(0.5)
         engine.stop_source(sid)  # closes the open segment
     finally:

@@ -1,15 +1,14 @@
 """A network stream through the whole engine: predictions arrive, a cut shows as
 'reconnecting', and the source comes back by itself."""
 
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from server.engine import Engine
 from tests.support.http_audio import RadioServer, encode_mp3
 from tests.support.sinks import Collector
+from tests.support.wait import poll
 
 pytestmark = pytest.mark.slow  # end to end: see pyproject.toml
 
@@ -23,31 +22,22 @@ def radio():
         yield server
 
 
-def _wait(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not cond():
-        time.sleep(0.1)
-    return cond()
 
-
-def test_stream_predictions_survive_a_cut(radio):
-    from server.model.registry import load_model
-
+def test_stream_predictions_survive_a_cut(radio, model):
     engine = Engine(hop=0.5)
-    engine.use_model(load_model(None))
-    engine.model.predict(np.zeros((1, 187, 96), np.float32))
+    engine.use_model(model)
     sink = Collector()
     engine.add_sink(sink)
     sid = engine.start_source({"kind": "stream", "url": radio.url})
     engine.worker.start()
     try:
-        assert _wait(lambda: len(sink.predictions) >= 3, 30), sink.states()
+        assert poll(lambda: len(sink.predictions) >= 3, 30), sink.states()
         assert sid.startswith("stream-127-0-0-1")
         radio.cut()
-        assert _wait(lambda: "reconnecting" in sink.states(), 20), sink.states()
+        assert poll(lambda: "reconnecting" in sink.states(), 20), sink.states()
         n_during = len(sink.predictions)
         radio.resume()
-        assert _wait(lambda: len(sink.predictions) >= n_during + 3, 40), sink.states()
+        assert poll(lambda: len(sink.predictions) >= n_during + 3, 40), sink.states()
         state = engine.sources_payload()["sources"][0]
     finally:
         engine.shutdown()

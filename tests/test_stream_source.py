@@ -248,7 +248,7 @@ def test_stop_is_prompt_while_reconnecting(radio):
     wait_until(lambda: src.state == "running", 15, message=lambda: src.error)
     radio.cut()
     wait_until(lambda: src.state == "reconnecting", 8)
-    thread = src._thread
+    thread = src.thread
     src.stop()
     assert not thread.is_alive(), "stop() must end the thread, not wait out the backoff"
     assert src.state == "stopped" and src.pid is None

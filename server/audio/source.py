@@ -66,6 +66,11 @@ class Source:
     def stop(self) -> None:
         raise NotImplementedError
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The source's own reading thread while it has one (None for callback sources and once stopped)."""
+        return self._thread
+
     def _join_thread(self, timeout: float = 5.0) -> None:
         """Wait for the reading thread to end (never from that thread itself)."""
         thread = self._thread

@@ -127,7 +127,7 @@ def convert(variant: str) -> bytes:
     """TFLite flatbuffer of the Keras port of ``variant`` with its weights frozen in."""
     from .musicnn import MusicnnBackbone
 
-    return _freeze(MusicnnBackbone(variant)._infer)
+    return _freeze(MusicnnBackbone(variant).infer)
 
 
 def convert_split(variant: str) -> tuple[bytes, bytes, bytes]:

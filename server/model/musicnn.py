@@ -259,14 +259,14 @@ class MusicnnBackbone:
         def infer(mel):
             return model(mel, training=False)
 
-        self._infer = infer
+        self.infer = infer  # the traced function (``fast`` freezes it for LiteRT)
 
     def __call__(self, mel, streams=None) -> dict[str, np.ndarray]:
         """``streams`` is accepted for the common interface; the port computes every frame."""
         mel = check_patches(mel)
         if mel.shape[0] == 0:
             return empty_outputs()
-        out = self._infer(np.ascontiguousarray(mel))
+        out = self.infer(np.ascontiguousarray(mel))
         return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 
     def __repr__(self) -> str:

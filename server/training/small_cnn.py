@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from . import augment
+from ..config import N_MELS, WINDOW_FRAMES
 from ..stream.features import window_mels
 from .dataset import file_hash, filter_split, list_tracks, load_audio
 from .evaluate import metrics
@@ -27,7 +28,7 @@ def build(n_labels: int):
     from keras import layers
 
     return keras.Sequential([
-        keras.Input(shape=(187, 96, 1)),
+        keras.Input(shape=(WINDOW_FRAMES, N_MELS, 1)),
         layers.Conv2D(32, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
         layers.Conv2D(128, 3, padding="same", activation="relu"),
