@@ -1,6 +1,8 @@
 """The int8 timbral front-end, and the start-up check that picks it or keeps float32."""
 
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -100,14 +102,21 @@ def test_select_float_skips_the_check_and_a_bad_setting_keeps_float(model, monke
     assert fast.get_backbone(model.backbones[0]).precision == "float"
 
 
-def test_auto_uses_int8_where_the_check_passes(model, check_outputs):
+def test_auto_uses_int8_where_the_check_passes_and_remembers_the_verdict(model, check_outputs):
+    verdict = Path(precision.verdict_path(model))
+    verdict.unlink(missing_ok=True)
     chosen = precision.select(model, "auto")
     passed = precision.compare(*check_outputs)["passed"]
     assert chosen["precision"] == ("int8" if passed else "float")
-    assert chosen["check"]["passed"] == passed and chosen["check"]["windows"] >= 50
+    assert chosen["check"] == precision.compare(*check_outputs)  # paced in chunks, the same windows
     assert fast.get_backbone(model.backbones[0]).precision == chosen["precision"]
-    # Another load of the same backbones keeps the result without checking again.
+    # Another load of the same backbones keeps the result without checking again,
     assert precision.select(model, "auto") == chosen
+    # and a later start on this machine reads the verdict instead of predicting again.
+    assert json.loads(verdict.read_text()) == chosen["check"]
+    precision.select(model, "float")
+    again = precision.select(model, "auto")
+    assert again["check"] == chosen["check"] and "earlier" in again["reason"]
 
 
 def test_a_precision_for_one_context_leaves_other_threads_theirs(model):

@@ -10,9 +10,12 @@ check, ``int8`` uses int8 without it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -29,6 +32,11 @@ MIN_AGREEMENT = 0.99
 TIE_MARGIN = 0.05
 MAX_PROB_DIFF = 0.08
 MAX_TAG_DIFF = 0.08
+
+# The check runs beside live sources: a few windows at a time, with a pause between, so the
+# worker keeps its cores. Its verdict is kept on disk, so a machine checks a model once.
+CHECK_CHUNK = 4
+CHECK_PAUSE_S = 0.05
 
 _lock = threading.Lock()
 _choice: dict = {"precision": "float", "reason": "no start-up check ran (library default)"}
@@ -71,6 +79,25 @@ def current() -> dict:
     return {"backend": backend, "precision": fast.current_precision(), **shown}
 
 
+def _paced_predict(model, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    parts = []
+    for i in range(0, len(mel), CHECK_CHUNK):
+        parts.append(model.predict(mel[i:i + CHECK_CHUNK]))
+        time.sleep(CHECK_PAUSE_S)
+    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
+
+
+def verdict_path(model) -> str:
+    """Where the check's verdict for this model, these graphs and this CPU is kept."""
+    from . import quantized
+
+    key = json.dumps([model.name, getattr(model, "meta", None), list(model.backbones), quantized.QUANT_VERSION,
+                      quantized.ort_version(), quantized.cpu_flags(), MIN_AGREEMENT, TIE_MARGIN, MAX_PROB_DIFF,
+                      MAX_TAG_DIFF], sort_keys=True, default=str)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return fast.cache_path(model.backbones[0], f"precision-check-{digest}", "json")
+
+
 def _check(model, mode: str) -> dict:
     from . import quantized
 
@@ -78,15 +105,24 @@ def _check(model, mode: str) -> dict:
         quantized.int8_timbral_path(variant)
     if mode == "int8":
         return {"precision": "int8", "reason": "GENRE_MONITOR_PRECISION=int8 (not checked)"}
-    mel = quantized.check_windows()
-    # Only this thread's backbones switch: the live worker keeps the ones it has.
-    with fast.precision("float"):
-        float_out = model.predict(mel)
-    with fast.precision("int8"):
-        check = compare(float_out, model.predict(mel))
+    path = verdict_path(model)
+    try:
+        with open(path) as f:
+            check = json.load(f)
+        cached = True
+    except (OSError, ValueError):
+        mel = quantized.check_windows()
+        # Only this thread's backbones switch: the live worker keeps the ones it has.
+        with fast.precision("float"):
+            float_out = _paced_predict(model, mel)
+        with fast.precision("int8"):
+            check = compare(float_out, _paced_predict(model, mel))
+        fast.write_cached(path, json.dumps(check).encode())
+        cached = False
     verdict = "kept" if check["passed"] else "changed"
     return {"precision": "int8" if check["passed"] else "float", "check": check,
-            "reason": f"int8 {verdict} the model's decisions on the demo check windows"}
+            "reason": f"int8 {verdict} the model's decisions on the demo check windows"
+                      + (" (checked earlier on this machine)" if cached else "")}
 
 
 def select(model, mode: str | None = None) -> dict:

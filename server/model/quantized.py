@@ -69,7 +69,25 @@ def check_windows() -> np.ndarray:
     return track_windows([t for i, t in enumerate(tracks) if i not in CALIBRATION_TRACKS], CHECK_HOP_S)
 
 
-def _ort_version() -> str:
+# The instruction sets whose presence changes which int8 kernels onnxruntime runs.
+_INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> list[str]:
+    """Which of the CPU features that select int8 kernels this machine has (empty when unreadable)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    have = set(value.split())
+                    return [flag for flag in _INT8_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def ort_version() -> str:
     import onnxruntime
 
     return onnxruntime.__version__
@@ -81,7 +99,7 @@ def int8_timbral_path(variant: str) -> str:
 
     if importlib.util.find_spec("onnxruntime.quantization") is None:
         raise QuantizationUnavailable("onnxruntime.quantization is missing")
-    path = cache_path(variant, f"timbral-int8-q{QUANT_VERSION}-ort{_ort_version()}", "onnx")
+    path = cache_path(variant, f"timbral-int8-q{QUANT_VERSION}-ort{ort_version()}", "onnx")
     if not os.path.exists(path):
         norm_path, timbral_path, _ = split_model(variant)
         path = write_cached(path, quantize_timbral(timbral_path, norm_path, calibration_windows()))
