@@ -337,7 +337,13 @@ def use_precision(precision: str) -> None:
     global _precision
     if precision not in PRECISIONS:
         raise BackendError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
-    _precision = precision
+    with _cache_lock:
+        if precision != _precision:
+            # The other precision's backbones go (a call running in one finishes first): their
+            # sessions and frame memories would only hold memory.
+            for key in [k for k in _cache if k[0] == "fast" and k[-1] == _precision]:
+                del _cache[key]
+        _precision = precision
 
 
 def current_precision() -> str:
