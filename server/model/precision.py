@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 MODES = ("auto",) + fast.PRECISIONS
 # What int8 must keep to be used: the float model's top genre on this share of the check
 # windows it decides (leads the runner-up by TIE_MARGIN or more; between near-tied genres
-# the order is noise in either precision), and every genre probability and tag within
-# this much of the float model's.
+# the order is noise in either precision), each window's content (music, speech, silence,
+# noise) on this share of all of them, and every genre probability and tag within this
+# much of the float model's.
 MIN_AGREEMENT = 0.99
 TIE_MARGIN = 0.05
 MAX_PROB_DIFF = 0.08
@@ -35,6 +36,7 @@ MAX_TAG_DIFF = 0.08
 
 # The check runs beside live sources: a few windows at a time, with a pause between, so the
 # worker keeps its cores. Its verdict is kept on disk, so a machine checks a model once.
+CHECK_VERSION = 2  # bump when what the check compares changes
 CHECK_CHUNK = 4
 CHECK_PAUSE_S = 0.05
 
@@ -54,18 +56,22 @@ def mode_from_env() -> str:
 
 
 def compare(float_out: tuple, int8_out: tuple) -> dict:
-    """Agreement of two ``(probs, tags)`` results of the same windows, and whether it passes."""
-    (p0, t0), (p1, t1) = float_out, int8_out
+    """Agreement of two ``(probs, tags)`` or ``(probs, tags, content)`` results of the same windows
+    (``content``: each window's music/speech/silence/noise decision), and whether it passes."""
+    (p0, t0, *c0), (p1, t1, *c1) = float_out, int8_out
     same = p0.argmax(1) == p1.argmax(1)
     top2 = np.sort(p0, axis=1)[:, -2:]
     decided = (top2[:, 1] - top2[:, 0]) >= TIE_MARGIN
     decided_agreement = float(np.mean(same[decided])) if decided.any() else 1.0
     prob_diff = float(np.abs(p0 - p1).max())
     tag_diff = float(np.abs(t0 - t1).max()) if t0 is not None and t0.size else 0.0
-    ok = decided_agreement >= MIN_AGREEMENT and prob_diff <= MAX_PROB_DIFF and tag_diff <= MAX_TAG_DIFF
+    # Whether a window is music at all matters as much as its genre: a music window called noise loses it.
+    content = float(np.mean([a == b for a, b in zip(c0[0], c1[0])])) if c0 and c1 and len(c0[0]) else 1.0
+    ok = (decided_agreement >= MIN_AGREEMENT and content >= MIN_AGREEMENT and prob_diff <= MAX_PROB_DIFF
+          and tag_diff <= MAX_TAG_DIFF)
     return {"windows": int(len(p0)), "decided": int(decided.sum()), "agreement": round(float(np.mean(same)), 4),
-            "decided_agreement": round(decided_agreement, 4), "max_prob_diff": round(prob_diff, 4),
-            "max_tag_diff": round(tag_diff, 4), "passed": bool(ok)}
+            "decided_agreement": round(decided_agreement, 4), "content_agreement": round(content, 4),
+            "max_prob_diff": round(prob_diff, 4), "max_tag_diff": round(tag_diff, 4), "passed": bool(ok)}
 
 
 def current() -> dict:
@@ -79,21 +85,23 @@ def current() -> dict:
     return {"backend": backend, "precision": fast.current_precision(), **shown}
 
 
-def _paced_predict(model, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _paced_analyse(model, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(probs, tags, content)`` of ``mel``, a few windows at a time."""
     parts = []
     for i in range(0, len(mel), CHECK_CHUNK):
-        parts.append(model.predict(mel[i:i + CHECK_CHUNK]))
+        parts.append(model.analyse(mel[i:i + CHECK_CHUNK]))
         time.sleep(CHECK_PAUSE_S)
-    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
+    return (np.concatenate([a.probs for a in parts]), np.concatenate([a.tags for a in parts]),
+            [c for a in parts for c in a.content])
 
 
 def verdict_path(model) -> str:
     """Where the check's verdict for this model, these graphs and this CPU is kept."""
     from . import quantized
 
-    key = json.dumps([model.name, getattr(model, "meta", None), list(model.backbones), quantized.QUANT_VERSION,
-                      quantized.ort_version(), quantized.cpu_flags(), MIN_AGREEMENT, TIE_MARGIN, MAX_PROB_DIFF,
-                      MAX_TAG_DIFF], sort_keys=True, default=str)
+    key = json.dumps([CHECK_VERSION, model.name, getattr(model, "meta", None), list(model.backbones),
+                      quantized.QUANT_VERSION, quantized.ort_version(), quantized.cpu_flags(), MIN_AGREEMENT,
+                      TIE_MARGIN, MAX_PROB_DIFF, MAX_TAG_DIFF], sort_keys=True, default=str)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return fast.cache_path(model.backbones[0], f"precision-check-{digest}", "json")
 
@@ -114,9 +122,9 @@ def _check(model, mode: str) -> dict:
         mel = quantized.check_windows()
         # Only this thread's backbones switch: the live worker keeps the ones it has.
         with fast.precision("float"):
-            float_out = _paced_predict(model, mel)
+            float_out = _paced_analyse(model, mel)
         with fast.precision("int8"):
-            check = compare(float_out, _paced_predict(model, mel))
+            check = compare(float_out, _paced_analyse(model, mel))
         fast.write_cached(path, json.dumps(check).encode())
         cached = False
     verdict = "kept" if check["passed"] else "changed"
