@@ -36,8 +36,10 @@ def main(argv=None) -> int:
     out = {}
     for p in fast.PRECISIONS:
         with fast.precision(p):
-            out[p] = [np.concatenate(a) for a in zip(*(model.predict(mel[i:i + 32]) for i in range(0, len(mel), 32)))]
-    (p0, t0), (p1, t1) = out["float"], out["int8"]
+            parts = [model.analyse(mel[i:i + 32]) for i in range(0, len(mel), 32)]
+        out[p] = (np.concatenate([a.probs for a in parts]), np.concatenate([a.tags for a in parts]),
+                  [c for a in parts for c in a.content])
+    (p0, t0, c0), (p1, t1, c1) = out["float"], out["int8"]
 
     def shown(p):
         return np.where(p.max(1) < (model.uncertain_threshold or 0), -1, p.argmax(1))
@@ -47,6 +49,8 @@ def main(argv=None) -> int:
           f"(genre or uncertain) on {100 * np.mean(shown(p0) == shown(p1)):.2f}%")
     print(f"|d prob| max {dp.max():.4f}, p99 {np.percentile(dp.max(1), 99):.4f}; "
           f"|d tag| max {dt.max():.4f}, p99 {np.percentile(dt.max(1), 99):.4f}")
+    print(f"content (music/speech/silence/noise) agrees on {100 * np.mean([a == b for a, b in zip(c0, c1)]):.2f}%; "
+          f"float called {sum(c != 'music' for c in c0)} windows not music, int8 {sum(c != 'music' for c in c1)}")
     print("compare() on these windows:", precision.compare(out["float"], out["int8"]))
 
     times = {"float": [], "int8": []}
