@@ -128,7 +128,9 @@ def test_auto_uses_int8_where_the_check_passes_and_remembers_the_verdict(model, 
     chosen = precision.select(model, "auto")
     passed = precision.compare(*check_outputs)["passed"]
     assert chosen["precision"] == ("int8" if passed else "float")
-    assert chosen["check"] == precision.compare(*check_outputs)  # paced in chunks, the same windows
+    # Paced in chunks, the same windows: the same verdict (the last digits may differ with batch size).
+    whole = precision.compare(*check_outputs)
+    assert chosen["check"]["windows"] == whole["windows"] and chosen["check"]["passed"] == whole["passed"]
     assert fast.get_backbone(model.backbones[0]).precision == chosen["precision"]
     # Another load of the same backbones keeps the result without checking again,
     assert precision.select(model, "auto") == chosen

@@ -49,16 +49,14 @@ def track_windows(paths, hop_s: float) -> np.ndarray:
     """Log-mel windows ``(n, 187, 96)`` of the audio files ``paths``, one every ``hop_s`` seconds."""
     from server.audio.decode import decode
     from server.audio.resample import resample
-    from server.config import MODEL_SR, WINDOW_SAMPLES
-    from server.stream.features import window_mel
+    from server.config import MODEL_SR
+    from server.stream.features import window_mels
 
     out = []
     for path in paths:
         y, sr = decode(str(path))
-        y = resample(y, sr, MODEL_SR)
-        out += [window_mel(y[s:s + WINDOW_SAMPLES]) for s in range(0, len(y) - WINDOW_SAMPLES + 1,
-                                                                     int(hop_s * MODEL_SR))]
-    return np.stack(out).astype(np.float32)
+        out.append(window_mels(resample(y, sr, MODEL_SR), hop_s))
+    return np.concatenate(out).astype(np.float32)
 
 
 def calibration_windows() -> np.ndarray:
