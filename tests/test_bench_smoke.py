@@ -64,6 +64,17 @@ def test_table_never_prints_more_than_the_peak():
     assert "50% of peak" in bench_main.table(r)
 
 
+def test_max_sources_row_states_the_ceiling_at_the_peaks():
+    fpw, tpw = 5.0e9, 4.0e9
+    r = {"flops": {"per_window": fpw, "timbral_per_window": tpw, "peak": {"gflops_best": 100.0}},
+         "window": {"ours": {}, "original": {}, "ratio": {}, "live_frames": {"computed_fraction": 0.25}},
+         "max_sources": {"seconds": 60.0, "max_sources": 7, "first_failing": 9, "exact": False}}
+    # A live window: a quarter of the timbral work and all the rest, 2 GFLOP at 100 GFLOP/s = 20 ms.
+    assert "at most 50 at the measured peaks" in bench_main.table(r)
+    r["flops"]["peak"]["gflops_best"] = 50.0
+    assert "at most 25 at the measured peaks" in bench_main.table(r)
+
+
 def test_window_cost_side_by_side(model):
     original = os.path.exists(window_cost.GOLDEN_PY)  # the original stack is optional in CI
     r = window_cost.measure(model, repeats=2, batches=(1, 2), rounds=1, original=original)
