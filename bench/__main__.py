@@ -121,10 +121,14 @@ def table(r: dict) -> str:
     tpw = (r.get("flops") or {}).get("timbral_per_window") or 0
     chosen = (r.get("precision") or {}).get("precision", "float")
 
+    def floor_at(computed=1.0, precision=chosen):
+        """The least ms a window can take at the peaks when only ``computed`` of its timbral frames are computed."""
+        return floor_ms(tpw * computed, fpw - tpw, pk, precision) if fpw else None
+
     def limit(ms, computed=1.0, precision=chosen):
         """The measured time against the floor at the peaks; live windows compute only ``computed``
         of their timbral frames."""
-        floor = floor_ms(tpw * computed, fpw - tpw, pk, precision) if fpw else None
+        floor = floor_at(computed, precision)
         if not (floor and ms):
             return "-"
         share = 100 * floor / ms
@@ -157,7 +161,7 @@ def table(r: dict) -> str:
                 "", f"OPENBLAS_* removed: {', '.join(clean.get('removed_env') or []) or 'none set'}", "")
         if pk.get("int8_gops_best"):
             add("  int8 kernel (QLinearConv, timbral shape)", f"{pk['int8_gops_best']} GOP/s", "", "", "")
-        floor = floor_ms(tpw, fpw - tpw, pk, chosen)
+        floor = floor_at()
         if floor:
             add(f"  => floor per window at peak ({chosen} timbral)", f"{floor:.1f} ms", "", "", "")
             add("  => max windows/s at peak", f"{1e3 / floor:.1f}", "", "", "")
@@ -206,7 +210,7 @@ def table(r: dict) -> str:
     m = r.get("max_sources")
     if m:
         # Each source brings one live window a second: the live floor bounds the sources any code could carry.
-        live_floor = floor_ms(tpw * computed, fpw - tpw, pk, chosen) if fpw else None
+        live_floor = floor_at(computed)
         ceiling = f"; at most {1e3 / live_floor:.0f} at the measured peaks" if live_floor else ""
         add(f"max real-time sources, hop 1 s, {m['seconds']:.0f} s, no skip", str(m["max_sources"]), "",
             f"first failing {m['first_failing']}", ("exact" if m["exact"] else "bounded search") + ceiling)
