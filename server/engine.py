@@ -130,7 +130,18 @@ class Engine:
             closing = self._replace_monitors(list(self._pipelines))
         self.emit_events(closing)
         log.info("model %s ready (%d labels)", model.name, len(model.labels))
+        self._warn_missing_genres(model)
         self.emit_sources()
+
+    def _warn_missing_genres(self, model) -> None:
+        """Rules survive a model change; say which of their genres this model cannot output."""
+        from .monitor.alerts import missing_genres
+
+        for sid in self.source_ids():
+            missing = missing_genres(self.rules(sid), model.labels)
+            if missing:
+                self.notice(f"alert rules expect {', '.join(missing)}, which model {model.name} cannot output: "
+                            "kept, but never matched", level="warning", source=sid)
 
     def _choose_precision(self, name: str | None) -> None:
         """Run the start-up precision check; the live model keeps working (in float) meanwhile."""
@@ -313,19 +324,20 @@ class Engine:
             return SourceMonitor(list(model.labels), smoothing=cfg.get("smoothing"), segments=cfg.get("segments"),
                                  rules=(cfg.get("rules") or {}).get(source_id),
                                  uncertain_threshold=model.uncertain_threshold)
-        except ValueError as exc:  # saved rules that no longer fit the model's labels
+        except ValueError as exc:  # hand-edited settings the checks at start-up did not see
             self.notice(f"monitoring settings ignored for {source_id}: {exc}", source=source_id)
             return SourceMonitor(list(model.labels), uncertain_threshold=model.uncertain_threshold)
 
     def set_rules(self, source_id: str, rules: list) -> list:
-        """Validate and install alert rules for one source; they persist with the settings."""
+        """Validate and install alert rules for one source; they persist with the settings.
+
+        Genres the model lacks are kept (see ``monitor.alerts``)."""
         from .monitor.alerts import validate_rules
 
-        model = self.model
-        if model is None:
+        if self.model is None:
             raise EngineError("the model is still loading; try again in a moment")
         try:
-            rules = validate_rules(rules, list(model.labels))
+            rules = validate_rules(rules)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         self.settings.update(rules={**(self.settings["rules"] or {}), source_id: rules})

@@ -204,3 +204,87 @@ def test_talk_shows_as_speech_not_a_genre(server, page):
     assert state["noGenre"] == ["speech", "silence", "noise"]
     assert state["talkBands"] == 1
     assert not page.errors, page.errors
+
+
+@pytest.fixture(scope="module")
+def other_server(tmp_path_factory):
+    """The app on a model with eight genres of its own (not GTZAN's ten), playing one file."""
+    from tests.support.models import relabelled_model
+
+    model_dir = relabelled_model(tmp_path_factory.mktemp("models") / "other")
+    a, = music_files(tmp_path_factory.mktemp("browser-other"), 1)
+    with live_server(f"file:{a}", extra_args=["--model", model_dir]) as srv:
+        yield srv
+
+
+def _api(server, method, path, body=None):
+    req = urllib.request.Request(server.url + path, method=method, headers={"Content-Type": "application/json"},
+                                 data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.loads(res.read())
+
+
+def test_a_model_with_other_genres_its_rules_and_a_switch_back(other_server, page):
+    """Colours by genre name, a rule genre the model lacks shown greyed and kept on save, and a
+    timeline that keeps both label sets across a model switch."""
+    from tests.support.models import OTHER_LABELS
+
+    page.goto(other_server.url)
+    page.wait_for_function(
+        """(labels) => {
+            const m = window.genreMonitor.store.model;
+            const probs = document.getElementById('probs-plot').data;
+            return m && m.ready && m.labels.join() === labels.join() && probs && probs[0].y.length === labels.length
+                && document.querySelector('#top-genre').textContent.trim() !== '—';
+        }""", arg=list(OTHER_LABELS), timeout=WAIT_MS)
+    source = _api(other_server, "GET", "/api/sources")["sources"][0]["id"]
+    rule = {"type": "unexpected_genre", "expected": ["jazz", "reggae"], "for": 60}
+    assert _api(other_server, "PUT", f"/api/sources/{source}/rules", {"rules": [rule]})["missing_genres"] == ["reggae"]
+
+    bars = page.evaluate("() => { const t = document.getElementById('probs-plot').data[0];"
+                         " return { labels: t.y, colors: t.marker.color }; }")
+    assert bars["labels"] == list(OTHER_LABELS)
+    assert all(len(c) in (7, 9) and c.startswith("#") for c in bars["colors"]), bars  # "#rrggbb", maybe alpha
+    colors = dict(zip(bars["labels"], (c[:7] for c in bars["colors"])))
+    assert colors["electronic"] == "#4361ee" and len(set(colors.values())) == len(OTHER_LABELS), colors
+
+    page.click("#rules-btn")
+    page.wait_for_selector("#rules-dialog[open] .chip")
+    chips = page.evaluate("""() => [...document.querySelectorAll('#rule-genres .chip')].map((c) => ({
+        name: c.querySelector('input').value, checked: c.querySelector('input').checked,
+        missing: c.classList.contains('missing') }))""")
+    assert [c["name"] for c in chips] == [*OTHER_LABELS, "reggae"]
+    assert [c["name"] for c in chips if c["checked"]] == ["jazz", "reggae"]
+    assert [c["name"] for c in chips if c["missing"]] == ["reggae"]
+    assert "not a genre of model other" in page.inner_text("#rule-missing")
+    page.click("#rules-dialog button[type=submit]")
+    page.wait_for_selector("#rules-dialog", state="hidden")
+    page.locator(".toast", has_text="reggae").first.wait_for(timeout=10_000)
+    assert _api(other_server, "GET", f"/api/sources/{source}/rules")["rules"][0]["expected"] == ["jazz", "reggae"]
+
+    page.select_option("#model-select", "default")
+    state = page.wait_for_function(
+        """(other) => {
+            const m = window.genreMonitor.store.model;
+            const probs = document.getElementById('probs-plot').data[0];
+            const names = new Set(document.getElementById('timeline-plot').data.map((d) => d.name));
+            if (!m || !m.ready || m.name !== 'default' || probs.y.join() !== m.labels.join()) return null;
+            const onlyDefault = m.labels.filter((l) => !other.includes(l));
+            return names.has('soul') && onlyDefault.some((l) => names.has(l)) && { labels: m.labels, names: [...names] };
+        }""", arg=list(OTHER_LABELS), timeout=WAIT_MS).json_value()
+    assert set(state["names"]) == set(state["labels"]) | set(OTHER_LABELS), state
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-other-labels.png"))
+    assert not page.errors, page.errors
+
+    # A reload draws the last minutes from the history, which spans both models' label sets.
+    page.reload()
+    page.wait_for_function(
+        """(other) => {
+            const gm = window.genreMonitor;
+            const preds = gm.store.viewing ? gm.store.buffer(gm.store.viewing).predictions : [];
+            const names = new Set((document.getElementById('timeline-plot').data || []).map((d) => d.name));
+            return preds.some((p) => p.fromHistory && p.labels.includes('soul')) && names.has('soul')
+                && gm.store.model && gm.store.model.labels.some((l) => !other.includes(l) && names.has(l));
+        }""", arg=list(OTHER_LABELS), timeout=WAIT_MS)
+    assert not page.errors, page.errors

@@ -125,8 +125,10 @@ def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):
                                    "model": {"name": "m", "labels": ["jazz", "rock"], "ready": True}})
     rules = engine.set_rules("x", [{"type": "unexpected_genre", "expected": ["jazz"], "for": 30}])
     assert shared_settings.read(r)["rules"] == {"x": rules} and engine.rules("x") == rules
-    with pytest.raises(EngineError):
-        engine.set_rules("x", [{"type": "unexpected_genre", "expected": ["polka"], "for": 30}])
+    kept = engine.set_rules("x", [{"type": "unexpected_genre", "expected": ["polka"], "for": 30}])
+    assert kept[0]["expected"] == ["polka"] and engine.rules("x") == kept  # a genre the model lacks stays
+    with pytest.raises(EngineError, match="non-empty list"):
+        engine.set_rules("x", [{"type": "unexpected_genre", "expected": [], "for": 30}])
     assert engine.list_devices() == [{"index": 0, "name": "line", "worker": "w1"}]
     assert engine.sources_payload()["model"]["ready"] is True
 

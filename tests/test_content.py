@@ -87,7 +87,7 @@ def test_talk_does_not_move_the_smoothed_genre():
 
 def test_genre_rule_ignores_talk_and_talk_rules_fire():
     rules = validate_rules([{"type": "unexpected_genre", "expected": ["jazz"], "for": 10},
-                            {"type": "talk", "for": 20}, {"type": "no_music", "for": 25}], LABELS)
+                            {"type": "talk", "for": 20}, {"type": "no_music", "for": 25}])
     assert rules[1] == {"type": "talk", "for": 20.0} and rules[2] == {"type": "no_music", "for": 25.0}
     ev = AlertEvaluator(rules, LABELS)
     fired = []

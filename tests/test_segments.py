@@ -170,8 +170,8 @@ def test_stage_smooths_segments_and_alerts_in_one_call():
 
 
 def test_stage_rejects_bad_settings_with_value_errors():
-    with pytest.raises(ValueError, match="unknown genre"):
-        SourceMonitor(LABELS, rules=[{"type": "unexpected_genre", "expected": ["polka"]}])
+    with pytest.raises(ValueError, match="unknown rule type"):
+        SourceMonitor(LABELS, rules=[{"type": "polka"}])
     with pytest.raises(ValueError, match="unknown smoothing kind"):
         SourceMonitor(LABELS, smoothing={"kind": "kalman"})
     with pytest.raises(ValueError, match="unknown segment setting"):

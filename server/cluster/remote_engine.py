@@ -166,7 +166,7 @@ class RemoteEngine:
         if not model.get("ready"):
             raise EngineError("the model is still loading; try again in a moment")
         try:
-            rules = validate_rules(rules, list(model["labels"]))
+            rules = validate_rules(rules)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         shared_settings.set_rules(self.r, source_id, rules)

@@ -16,6 +16,10 @@ Rules (JSON-friendly dicts):
 Genre rules look at music only: a window of talk, silence or noise neither counts
 towards an ``unexpected_genre`` episode nor ends it (its time is left out).
 
+``expected`` may name genres the current model lacks: rules outlive a model switch, so
+such a genre is kept (``missing_genres`` names it for the dashboard) and simply never
+matches, since the model never puts it on top.
+
 An alert fires once per episode and resolves once; nothing repeats every window.
 """
 from __future__ import annotations
@@ -56,16 +60,16 @@ def _seconds(rule: dict, where: str) -> float:
     return v
 
 
-def validate_rules(rules, labels=None) -> list[dict]:
+def validate_rules(rules) -> list[dict]:
     """Check rules and return normalised copies (defaults filled in, numbers as floats).
 
-    With ``labels`` the genres in ``expected`` must be among them. Raises ``RuleError``.
+    Genre names are not checked against any model's labels (see the module docstring).
+    Raises ``RuleError``.
     """
     if rules is None:
         return []
     if not isinstance(rules, (list, tuple)):
         raise RuleError(f"alert rules must be a list of rules, got {type(rules).__name__}")
-    known = None if labels is None else [str(x) for x in labels]
     out = []
     for i, rule in enumerate(rules):
         where = f"rule {i + 1}"
@@ -87,11 +91,6 @@ def validate_rules(rules, labels=None) -> list[dict]:
                 expected = [expected]
             if not isinstance(expected, (list, tuple)) or not expected or not all(isinstance(g, str) for g in expected):
                 raise RuleError(f"{where}: 'expected' must be a non-empty list of genre names, got {expected!r}")
-            if known is not None:
-                unknown = [g for g in expected if g not in known]
-                if unknown:
-                    raise RuleError(f"{where}: unknown genre(s) {', '.join(map(repr, unknown))} in 'expected';"
-                                    f" the model knows: {', '.join(known)}")
             norm["expected"] = list(dict.fromkeys(expected))
         elif kind == "silence":
             value = rule.get("threshold_db", DEFAULTS["silence"]["threshold_db"])
@@ -103,6 +102,18 @@ def validate_rules(rules, labels=None) -> list[dict]:
                 raise RuleError(f"{where}: 'threshold_db' must be a level in dBFS (0 or below, e.g. -50), got {value!r}")
             norm["threshold_db"] = db
         out.append(norm)
+    return out
+
+
+def missing_genres(rules, labels) -> list[str]:
+    """The genres ``rules`` expect that ``labels`` lack, in first-seen order."""
+    have = {str(x) for x in labels}
+    out: list[str] = []
+    for rule in rules or ():
+        expected = rule.get("expected", ()) if rule.get("type") == "unexpected_genre" else ()
+        for genre in [expected] if isinstance(expected, str) else expected:
+            if genre not in have and genre not in out:
+                out.append(genre)
     return out
 
 
@@ -119,7 +130,9 @@ class AlertEvaluator:
     """Evaluates validated rules window by window; ``update`` returns new alerts."""
 
     def __init__(self, rules, labels=None):
-        self.rules = validate_rules(rules, labels)
+        """``labels``: the model's genres, to name the expected ones it lacks in alert messages."""
+        self.rules = validate_rules(rules)
+        self.labels = None if labels is None else [str(x) for x in labels]
         self._episodes: list[_Episode | None] = [None] * len(self.rules)
         self._last_t: float | None = None
 
@@ -186,7 +199,9 @@ class AlertEvaluator:
             alert["genre"] = genre
             expected = ", ".join(rule["expected"])
             if state == "firing":
-                alert["message"] = f"{genre} has dominated for {duration:.0f} s (expected {expected})"
+                lacking = missing_genres([rule], self.labels) if self.labels is not None else []
+                note = f"; the model has no {', '.join(lacking)}" if lacking else ""
+                alert["message"] = f"{genre} has dominated for {duration:.0f} s (expected {expected}{note})"
             else:
                 alert["message"] = f"back to expected genres ({expected}) after {duration:.0f} s of {genre}"
         elif rule["type"] == "silence":

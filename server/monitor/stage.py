@@ -21,7 +21,7 @@ class SourceMonitor:
 
     ``smoothing``: smoother spec (see ``make_smoother``; None = EMA, tau 5 s);
     ``segments``: ``{"min_duration": 15, "hysteresis": 0.1}`` (None = those defaults);
-    ``rules``: alert rules (see ``alerts.validate_rules``), checked against ``labels``;
+    ``rules``: alert rules (see ``alerts.validate_rules``; genres ``labels`` lack never match);
     ``uncertain_threshold``: the model's calibrated threshold (None = never uncertain).
     Bad settings raise ``ValueError`` subclasses with a readable message.
     """

@@ -10,7 +10,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import schemas
 from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
-                                        parse_monitoring_request, parse_rules_request, parse_source_request)
+                                        parse_monitoring_request, parse_rules_request, parse_source_request,
+                                        rules_reply)
 from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -106,7 +107,7 @@ def restart_source(source_id):
 def get_rules(source_id):
     if source_id not in _engine().source_ids():
         return _error(f"no running source with id {source_id!r}", 404)
-    return jsonify(source=source_id, rules=_engine().rules(source_id))
+    return jsonify(rules_reply(_engine(), source_id, _engine().rules(source_id)))
 
 
 @bp.put("/sources/<source_id>/rules")
@@ -114,7 +115,7 @@ def put_rules(source_id):
     if source_id not in _engine().source_ids():
         return _error(f"no running source with id {source_id!r}", 404)
     rules = _engine().set_rules(source_id, parse_rules_request(_json_body(), f"PUT /api/sources/{source_id}/rules"))
-    return jsonify(ok=True, source=source_id, rules=rules)
+    return jsonify(ok=True, **rules_reply(_engine(), source_id, rules))
 
 
 @bp.get("/monitoring")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from server.audio.source import SourceState
 from server.config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS
 from server.monitor.alerts import DEFAULTS as RULE_DEFAULTS
+from server.monitor.segments import UNCERTAIN
 from server.sinks.payloads import TOP_TAGS
 
 # States in which a source is still being read (or retried): the dashboard offers Stop.
@@ -26,4 +27,5 @@ def contract() -> dict:
         "top_tags": TOP_TAGS,
         "rule_defaults": RULE_DEFAULTS,
         "hop": {"default": DEFAULT_HOP_SECONDS, "choices": list(HOP_CHOICES)},
+        "uncertain": UNCERTAIN,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import urllib.parse
 
 from server import schemas
+from server.monitor.alerts import missing_genres
 from server.schemas import SchemaError
 from server.web.media import MediaPathError, resolve_media_path
 from server.web.uploads import UploadError
@@ -98,6 +99,14 @@ def parse_model_request(data, request: str = "select_model") -> str:
 def parse_rules_request(data, request: str = "set_rules") -> list:
     """The ``rules`` list of a PUT rules body (the engine checks each rule)."""
     return checked(request, schemas.check_event, "put_rules", data)["rules"]
+
+
+def rules_reply(engine, source_id: str, rules: list) -> dict:
+    """A source's rules as the client gets them, with ``missing_genres``: the genres they expect that
+    the current model cannot output (kept and shown, never matched; empty while no model is ready)."""
+    model = engine.sources_payload().get("model") or {}
+    missing = missing_genres(rules, model["labels"]) if model.get("ready") else []
+    return {"source": source_id, "rules": rules, "missing_genres": missing}
 
 
 def parse_monitoring_request(data, request: str = "set_monitoring") -> dict:

@@ -17,7 +17,8 @@ from socketio.exceptions import ConnectionRefusedError
 from server import schemas
 from server.sinks.socketio_sink import room
 from server.web.request_parsing import (RequestError, checked, known_source, merge_monitoring,
-                                        parse_model_request, parse_monitoring_request, parse_source_id, parse_source_request)
+                                        parse_model_request, parse_monitoring_request, parse_source_id, parse_source_request,
+                                        rules_reply)
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,7 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
     def set_rules(data):
         data = checked("set_rules", schemas.check_event, "set_rules", data)
         source_id = known_source(engine, data["source"], "set_rules")
-        rules = engine.set_rules(source_id, data["rules"])
-        return {"source": source_id, "rules": rules}
+        return rules_reply(engine, source_id, engine.set_rules(source_id, data["rules"]))
 
     def set_monitoring(data):
         return {"monitoring": engine.set_monitoring(**merge_monitoring(engine, parse_monitoring_request(data)))}

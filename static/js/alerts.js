@@ -58,6 +58,7 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
   // --- rules editor ---------------------------------------------------------------------------
   const form = dialog.querySelector('form');
   const genres = dialog.querySelector('#rule-genres');
+  const missingNote = dialog.querySelector('#rule-missing');
   const genreOn = dialog.querySelector('#rule-genre-on');
   const genreFor = dialog.querySelector('#rule-genre-for');
   const silenceOn = dialog.querySelector('#rule-silence-on');
@@ -68,8 +69,21 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
   const noMusicFor = dialog.querySelector('#rule-nomusic-for');
   const title = dialog.querySelector('#rules-source');
 
+  // One expected-genre checkbox; ``missing``: a genre the rule names that the model lacks.
+  function chip(label, checked, missing, model) {
+    const lab = document.createElement('label');
+    lab.className = missing ? 'chip missing' : 'chip';
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.value = label;
+    box.checked = checked;
+    lab.append(box, ` ${label}`);
+    if (missing) lab.title = `${label} is not a genre of model ${model || '(none)'}: it never comes out on top`;
+    return lab;
+  }
+
   async function openEditor() {
-    const { source, labels } = getContext();
+    const { source, labels, model } = getContext();
     if (!source) { toast.show('Start or pick a source first.', { level: 'warning', title: 'Rules' }); return; }
     let rules = [];
     try { rules = (await api.getRules(source)).rules || []; } catch (err) {
@@ -81,16 +95,14 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     const talk = rules.find((r) => r.type === 'talk');
     const noMusic = rules.find((r) => r.type === 'no_music');
     title.textContent = source;
-    genres.replaceChildren(...labels.map((label) => {
-      const lab = document.createElement('label');
-      lab.className = 'chip';
-      const box = document.createElement('input');
-      box.type = 'checkbox';
-      box.value = label;
-      box.checked = !!g && g.expected.includes(label);
-      lab.append(box, ` ${label}`);
-      return lab;
-    }));
+    // Genres of another model stay in the rule, shown apart, until they are unticked.
+    const expected = g ? g.expected : [];
+    const missing = expected.filter((x) => !labels.includes(x));
+    genres.replaceChildren(...labels.map((label) => chip(label, expected.includes(label), false)),
+      ...missing.map((label) => chip(label, true, true, model)));
+    missingNote.hidden = !missing.length;
+    missingNote.textContent = missing.length
+      ? `Greyed: not ${missing.length > 1 ? 'genres' : 'a genre'} of model ${model || '(none)'}; kept, but never matched.` : '';
     genreOn.checked = !!g;
     genreFor.value = g ? g.for : RULE_DEFAULTS.unexpected_genre.for;
     silenceOn.checked = !!s;

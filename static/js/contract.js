@@ -11,3 +11,5 @@ export const LIVE_STATES = new Set(contract.live_states);
 export const TOP_TAGS = contract.top_tags;
 // Alert rules' defaults by type: {silence: {for, threshold_db}, talk: {for}, ...}.
 export const RULE_DEFAULTS = contract.rule_defaults;
+// The pseudo-genre of windows and segments below the model's confidence threshold.
+export const UNCERTAIN = contract.uncertain;

@@ -37,7 +37,7 @@ export function createGrid({ root, onOpen }) {
       el.querySelector('.mini-genre').textContent = capitalise(p.content);
       el.querySelector('.mini-conf').textContent = 'no genre';
     } else {
-      el.style.setProperty('--genre', genreColor(Math.max(i, 0)));
+      el.style.setProperty('--genre', genreColor(top));
       el.querySelector('.mini-genre').textContent = top;
       el.querySelector('.mini-conf').textContent = `${Math.round(probs[i] * 100)}%${uncertain ? ' · uncertain' : ''}`;
     }
@@ -47,14 +47,14 @@ export function createGrid({ root, onOpen }) {
       row.className = 'mini-bar';
       row.innerHTML = '<span></span><b><i></i></b><em></em>';
       row.children[0].textContent = p.labels[k];
-      row.children[1].firstChild.style.cssText = `width:${(v * 100).toFixed(1)}%;background:${genreColor(k)}`;
+      row.children[1].firstChild.style.cssText = `width:${(v * 100).toFixed(1)}%;background:${genreColor(p.labels[k])}`;
       row.children[2].textContent = `${Math.round(v * 100)}%`;
       return row;
     }));
     const seg = p.segment;
     el.querySelector('.mini-seg').textContent = seg
       ? `${seg.genre} since ${fmtClock(seg.start_wall)}` : 'no segment yet';
-    el.querySelector('.mini-seg').style.color = seg ? colorOf(seg.genre, p.labels) : '';
+    el.querySelector('.mini-seg').style.color = seg ? colorOf(seg.genre) : '';
   }
 
   return {

@@ -40,7 +40,8 @@ async function request(event, payload, title) {
 }
 
 const labels = () => (store.model && store.model.labels) || [];
-const context = () => ({ source: store.viewing, labels: labels(), buffer: store.viewing ? store.buffer(store.viewing) : null });
+const context = () => ({ source: store.viewing, labels: labels(), model: store.model && store.model.name,
+  buffer: store.viewing ? store.buffer(store.viewing) : null });
 
 const now = createNowPlaying();
 const probs = createProbsChart($('probs-plot'));
@@ -58,6 +59,11 @@ const alerts = createAlerts({
     const res = await request('set_rules', { source, rules }, 'Rules');
     if (res) toast.show(rules.length ? `${rules.length} rule${rules.length > 1 ? 's' : ''} active for ${source}.`
       : `No alert rules for ${source}.`, { level: 'info', title: 'Rules' });
+    const missing = (res && res.missing_genres) || [];
+    if (missing.length) {
+      toast.show(`${missing.join(', ')}: not a genre of the current model, so never on top; kept in the rule.`,
+        { level: 'warning', title: 'Rules' });
+    }
     return !!res;
   },
 });
@@ -100,7 +106,7 @@ function syncWatch() {
 function drawTimeline(id) {
   const buf = store.buffer(id);
   timeline.draw(buf.predictions, buf.segmentList());
-  segments.update(buf.segmentList(), labels());
+  segments.update(buf.segmentList());
 }
 
 // Fill a source's buffers from the history (timeline + segments), once per page load.

@@ -49,8 +49,7 @@ export function createNowPlaying() {
   function update(p, source, preds = []) {
     if (p.top == null && p.content) { showContent(p, source, preds); return; }
     delete card.dataset.content;
-    const idx = p.labels.indexOf(p.top);
-    card.style.setProperty('--genre', genreColor(Math.max(idx, 0)));
+    card.style.setProperty('--genre', genreColor(p.top));
     card.dataset.state = p.uncertain ? 'uncertain' : 'confident';
     genre.textContent = p.top;
     genre.title = p.uncertain ? `Uncertain: best guess ${p.top}` : p.top;

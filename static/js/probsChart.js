@@ -16,7 +16,7 @@ export function createProbsChart(div) {
   }
 
   function draw(labels, probs, top) {
-    const colors = labels.map((l, i) => (top == null ? UNCERTAIN_COLOR : l === top ? genreColor(i) : `${genreColor(i)}99`));
+    const colors = labels.map((l) => (top == null ? UNCERTAIN_COLOR : l === top ? genreColor(l) : `${genreColor(l)}99`));
     const trace = {
       type: 'bar', orientation: 'h', x: probs, y: labels,
       marker: { color: colors, line: { width: 0 } },
@@ -25,9 +25,9 @@ export function createProbsChart(div) {
       hovertemplate: '%{y}: %{x:.1%}<extra></extra>',
     };
     const key = labels.join();
-    if (key !== labelsKey) {
+    if (key !== labelsKey) { // another model: a fresh plot, as a transition would tween the old bars' colours
       labelsKey = key;
-      Plotly.react(div, [trace], layout(labels), PLOT_CONFIG);
+      Plotly.newPlot(div, [trace], layout(labels), PLOT_CONFIG);
     } else {
       Plotly.react(div, [trace], div.layout, PLOT_CONFIG);
     }

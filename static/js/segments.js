@@ -6,13 +6,13 @@ const SHOWN = 40;
 
 export function createSegments(list, empty) {
   return {
-    update(segments, labels) {
+    update(segments) {
       const newest = segments.slice(-SHOWN).reverse();
       empty.hidden = newest.length > 0;
       list.replaceChildren(...newest.map((s) => {
         const li = document.createElement('li');
         li.classList.toggle('current', !!s.open);
-        li.style.setProperty('--genre', colorOf(s.genre, labels));
+        li.style.setProperty('--genre', colorOf(s.genre));
         const dot = document.createElement('i');
         const name = document.createElement('span');
         name.className = 'name';

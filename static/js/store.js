@@ -16,6 +16,16 @@ export function windowToPrediction(w, source) {
   };
 }
 
+// Every label of ``preds``: the newest window's in its model's order, then those only older
+// windows have (recorded under another model), newest first.
+export function labelsOf(preds) {
+  const out = [];
+  for (let i = preds.length - 1; i >= 0; i -= 1) {
+    for (const l of preds[i].labels) if (!out.includes(l)) out.push(l);
+  }
+  return out;
+}
+
 class SourceBuffer {
   constructor() {
     this.predictions = []; // last TIMELINE_SECONDS (wall clock) of prediction payloads
@@ -28,10 +38,8 @@ class SourceBuffer {
     this.historyLoaded = false;
   }
 
+  // Windows of different models (label sets) sit side by side: each carries its own labels.
   addPrediction(p) {
-    if (this.predictions.length && p.labels.join() !== this.predictions[this.predictions.length - 1].labels.join()) {
-      this.predictions = []; // the model changed: old probabilities are another label set
-    }
     this.last = p;
     this.sessionStart = p.wall - p.t;
     this.predictions.push(p);
@@ -42,8 +50,7 @@ class SourceBuffer {
   // History rows older than the first live window go in front (a reload or restart shows the past).
   addHistory(preds) {
     const first = this.predictions.length ? this.predictions[0].wall : Infinity;
-    const labels = this.predictions.length ? this.predictions[0].labels.join() : null;
-    const older = preds.filter((p) => p.wall < first - 0.01 && (labels === null || p.labels.join() === labels));
+    const older = preds.filter((p) => p.wall < first - 0.01);
     this.predictions = older.concat(this.predictions);
     if (!this.last && older.length) this.last = older[older.length - 1];
     this.trim(this.predictions.length ? this.predictions[this.predictions.length - 1].wall : 0);

@@ -20,7 +20,7 @@ export function createSummary({ div, rangeSelect, total, exports, getContext }) 
     return [to - Number(v), to];
   }
 
-  function draw(summary, labels) {
+  function draw(summary) {
     // Genres, then the time that was talk, silence or noise (the server's `content`, less music).
     const genres = Object.entries((summary && summary.genres) || {}).filter(([, s]) => s > 0)
       .sort((a, b) => b[1] - a[1]);
@@ -33,7 +33,7 @@ export function createSummary({ div, rangeSelect, total, exports, getContext }) 
     const trace = {
       type: 'pie', hole: 0.58, sort: false, direction: 'clockwise',
       labels: entries.map(([g]) => g), values: entries.map(([, s]) => s),
-      marker: { colors: entries.map(([g]) => colorOf(g, labels)), line: { color: '#131824', width: 2 } },
+      marker: { colors: entries.map(([g]) => colorOf(g)), line: { color: '#131824', width: 2 } },
       textinfo: 'percent', textposition: 'inside', insidetextorientation: 'horizontal',
       textfont: { size: 11, color: '#0b0e14' },
       hovertemplate: '%{label}: %{percent} (%{value:.0f} s)<extra></extra>',
@@ -53,15 +53,15 @@ export function createSummary({ div, rangeSelect, total, exports, getContext }) 
   }
 
   async function refresh() {
-    const { source, labels } = getContext();
+    const { source } = getContext();
     lastFetch = Date.now();
     const r = range();
     updateExports(source, r);
-    if (!source) { draw(null, labels); return; }
+    if (!source) { draw(null); return; }
     if (inFlight) return;
     inFlight = true;
     try {
-      draw(await api.getSummary(source, r[0], r[1]), labels);
+      draw(await api.getSummary(source, r[0], r[1]));
     } catch (err) {
       total.textContent = err.message;
     } finally {

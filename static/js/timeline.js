@@ -3,7 +3,7 @@
 // segments (genres, speech, silence) underneath.
 
 import { AXIS, PLOT_CONFIG, baseLayout, capitalise, colorOf, contentColor, genreColor } from './theme.js';
-import { TIMELINE_SECONDS } from './store.js';
+import { TIMELINE_SECONDS, labelsOf } from './store.js';
 
 const BAND = [0.02, 0.15]; // paper y of the segment band, between the plot and the time axis
 const ms = (wall) => wall * 1000;
@@ -20,14 +20,14 @@ export function createTimeline(div) {
     return [ms(start), ms(Math.max(end + 1, start + 30))];
   }
 
-  function band(segments, labels, [x0, x1]) {
+  function band(segments, [x0, x1]) {
     const shapes = [];
     const annotations = [];
     for (const s of segments) {
       const a = ms(s.start_wall);
       const b = ms(s.open || s.end_wall == null ? last.preds.at(-1)?.wall ?? s.end_wall : s.end_wall);
       if (b < x0 || a > x1) continue;
-      const color = colorOf(s.genre, labels);
+      const color = colorOf(s.genre);
       shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0: a, x1: b, y0: BAND[0], y1: BAND[1],
         fillcolor: color, opacity: s.open ? 0.55 : 0.85, line: { width: 1, color: '#131824' } });
       const left = Math.max(a, x0);
@@ -71,25 +71,29 @@ export function createTimeline(div) {
   function render() {
     scheduled = false;
     const { preds, segments } = last;
-    const labels = preds.length ? preds[preds.length - 1].labels : [];
+    // Every genre of the windows shown: after a model switch the older windows keep their own
+    // labels, so values are looked up by name (a genre a window's model lacks is a gap).
+    const labels = labelsOf(preds);
     const xs = preds.map((p) => ms(p.wall));
+    const index = preds.map((p) => new Map(p.labels.map((l, k) => [l, k])));
     const traces = [];
-    labels.forEach((label, i) => {
-      const smoothedAvailable = preds.some((p) => p.smoothed);
+    const smoothedAvailable = preds.some((p) => p.smoothed);
+    labels.forEach((label) => {
+      const at = (values, j) => (values && index[j].has(label) ? values[index[j].get(label)] : null);
       if (showRaw || !smoothedAvailable) {
         traces.push({ type: 'scatter', mode: 'lines', name: label, legendgroup: label, x: xs,
-          y: preds.map((p) => (p.top == null && p.content ? null : p.probs[i])), showlegend: !smoothedAvailable,
-          line: { color: genreColor(i), width: smoothedAvailable ? 1 : 2 }, opacity: smoothedAvailable ? 0.35 : 1,
+          y: preds.map((p, j) => (p.top == null && p.content ? null : at(p.probs, j))), showlegend: !smoothedAvailable,
+          line: { color: genreColor(label), width: smoothedAvailable ? 1 : 2 }, opacity: smoothedAvailable ? 0.35 : 1,
           hovertemplate: `${label} raw %{y:.0%}<extra></extra>` });
       }
       if (smoothedAvailable) {
         traces.push({ type: 'scatter', mode: 'lines', name: label, legendgroup: label, x: xs,
-          y: preds.map((p) => (p.smoothed ? p.smoothed[i] : null)), connectgaps: false,
-          line: { color: genreColor(i), width: 2.2 }, hovertemplate: `${label} %{y:.0%}<extra></extra>` });
+          y: preds.map((p, j) => at(p.smoothed, j)), connectgaps: false,
+          line: { color: genreColor(label), width: 2.2 }, hovertemplate: `${label} %{y:.0%}<extra></extra>` });
       }
     });
     const r = range(preds);
-    const segBand = band(segments, labels, r);
+    const segBand = band(segments, r);
     const talk = contentBand(preds, r);
     const shapes = [...talk.shapes, ...segBand.shapes];
     const annotations = [...talk.annotations, ...segBand.annotations];
