@@ -1,10 +1,10 @@
 """Zero-shot genre model: the backbones' own genre tags, without any training.
 
 The fallback until a trained head is installed, and the baseline the model card
-compares against. Each GTZAN genre scores the highest of the MSD/MTT tags that name
-it; the scores are normalised into a distribution. Neither tag vocabulary has reggae
-(nor disco: ``dance`` and ``funk`` stand in), so the model's labels are the nine
-genres it can name.
+compares against. Each genre (GTZAN's ten, and electronic music) scores the highest
+of the MSD/MTT tags that name it; the scores are normalised into a distribution.
+Neither tag vocabulary has reggae (nor disco: ``dance`` and ``funk`` stand in), so
+the model's labels are the genres it can name.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from .tag_features import TagSet
 
 BACKBONES = ["MSD_musicnn", "MTT_musicnn"]
 
-# GTZAN genre → (backbone, tag) pairs that name it.
-GTZAN_TAGS: dict[str, list[tuple[str, str]]] = {
+# Genre → (backbone, tag) pairs that name it.
+TAGS_OF_GENRE: dict[str, list[tuple[str, str]]] = {
     "blues": [("MSD_musicnn", "blues")],
     "classical": [("MTT_musicnn", "classical")],
     "country": [("MSD_musicnn", "country"), ("MTT_musicnn", "country")],
     "disco": [("MSD_musicnn", "dance"), ("MSD_musicnn", "funk"), ("MTT_musicnn", "dance")],
+    # MTT's techno and synth, and both ambient tags, also fire on hip-hop, metal or classical
+    "electronic": [("MSD_musicnn", "electronic"), ("MSD_musicnn", "electronica"), ("MSD_musicnn", "electro"),
+                   ("MSD_musicnn", "House"), ("MTT_musicnn", "electronic")],
     "hiphop": [("MSD_musicnn", "Hip-Hop"), ("MSD_musicnn", "rnb")],
     "jazz": [("MSD_musicnn", "jazz")],
     "metal": [("MSD_musicnn", "metal"), ("MSD_musicnn", "heavy metal"), ("MTT_musicnn", "metal")],
@@ -31,7 +34,7 @@ GTZAN_TAGS: dict[str, list[tuple[str, str]]] = {
     "rock": [("MSD_musicnn", "rock"), ("MSD_musicnn", "classic rock"), ("MSD_musicnn", "hard rock"),
              ("MTT_musicnn", "rock")],
 }
-ZEROSHOT_LABELS = [g for g, tags in GTZAN_TAGS.items() if tags]
+ZEROSHOT_LABELS = [g for g, tags in TAGS_OF_GENRE.items() if tags]
 
 
 def genre_scores(outputs: dict[str, np.ndarray], genres: list[str]) -> np.ndarray:
@@ -41,7 +44,7 @@ def genre_scores(outputs: dict[str, np.ndarray], genres: list[str]) -> np.ndarra
     n = next(iter(outputs.values())).shape[0]
     scores = np.zeros((n, len(genres)), np.float64)
     for j, genre in enumerate(genres):
-        for backbone, tag in GTZAN_TAGS.get(genre, []):
+        for backbone, tag in TAGS_OF_GENRE.get(genre, []):
             col = outputs[f"{backbone}/tags"][:, tag_names(backbone).index(tag)]
             scores[:, j] = np.maximum(scores[:, j], col)
     total = scores.sum(axis=1, keepdims=True)
@@ -58,7 +61,7 @@ def shrink_toward_tags(probs: np.ndarray, outputs: dict[str, np.ndarray], labels
     to artists the head never heard. The tag map's distribution is spread over the mass
     the head gives the named genres; genres no tag names (reggae) keep the head's own.
     """
-    named = np.array([bool(GTZAN_TAGS.get(g)) for g in labels])
+    named = np.array([bool(TAGS_OF_GENRE.get(g)) for g in labels])
     if weight <= 0 or not named.any():
         return probs
     tags = genre_scores(outputs, labels)[:, named].astype(np.float64)

@@ -16,14 +16,19 @@ def register(subparsers) -> None:
                               description="Train a genre head on DATA_DIR/<genre>/<audio files> (one or more "
                                           "collections). Models are chosen by cross-validation that keeps "
                                           "an artist's tracks on one side of every split.")
-    p.add_argument("data_dir", nargs="+", help="folder(s) holding one folder of audio files per genre")
+    p.add_argument("data_dir", nargs="+",
+                   help="folder(s) holding one folder of audio files per genre; NAME=FOLDER names the "
+                        "collection a folder belongs to (folders of one collection share a NAME; default: "
+                        "each folder is its own). With several collections, training balances them within "
+                        "each genre and also validates leave-one-collection-out")
     p.add_argument("--out", help="model directory to write (default: models/<name of the first DATA_DIR>)")
     p.add_argument("--split", action="append", metavar="FILE",
                    help="use only the tracks listed in FILE (genre/file lines); repeatable. Artist-disjoint "
                         "lists (e.g. GTZAN's fault-filtered train/valid/test) also give the validation groups")
-    p.add_argument("--groups", metavar="FILE",
-                   help="validation groups: '<track>,<group>' lines (group = artist or album); default: the "
-                        "artist in the files' tags, else the --split lists' id blocks, else the track")
+    p.add_argument("--groups", action="append", metavar="FILE",
+                   help="validation groups: '<track>,<group>' lines (group = artist or album); repeatable "
+                        "(e.g. one file per collection). Each track's group comes from these files, else the "
+                        "artist in its tags, else the --split lists' id blocks, else the track itself")
     p.add_argument("--arch", choices=("head", "small-cnn"), default="head",
                    help="head: small head on the pretrained musicnn backbones (default); "
                         "small-cnn: CNN from scratch (needs a large collection)")

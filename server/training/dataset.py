@@ -27,9 +27,19 @@ class Track:
     path: str
     label: str
     track_id: str  # "<genre>/<file stem>", the unit that must never straddle a split
+    collection: str = ""  # where the recordings come from (a studio, a label, a corpus): held out whole
 
 
-def scan_collection(data_dir: str) -> tuple[list[Track], dict[str, str]]:
+def collection_arg(arg: str) -> tuple[str, str]:
+    """``(collection name, folder)`` of a ``DATA_DIR`` argument: ``NAME=FOLDER`` names the collection
+    (folders of one collection share a name), a plain folder is a collection of its own."""
+    name, sep, folder = arg.partition("=")
+    if not sep or os.path.isdir(arg) or not name or "/" in name:
+        return os.path.basename(os.path.normpath(arg)), arg
+    return name, folder
+
+
+def scan_collection(data_dir: str, collection: str = "") -> tuple[list[Track], dict[str, str]]:
     """The audio files one level below ``data_dir``, labelled by their folder, sorted, and
     ``{path: reason}`` for what was left out (dangling links, unreadable files, empty folders)."""
     if not os.path.isdir(data_dir):
@@ -58,16 +68,17 @@ def scan_collection(data_dir: str) -> tuple[list[Track], dict[str, str]]:
             elif not os.access(path, os.R_OK):
                 skipped[path] = "not readable (permissions)"
             else:
-                tracks.append(Track(path, genre, f"{genre}/{os.path.splitext(name)[0]}"))
+                tracks.append(Track(path, genre, f"{genre}/{os.path.splitext(name)[0]}",
+                                    collection or os.path.basename(os.path.normpath(data_dir))))
                 found += 1
         if not found:
             skipped[folder] = "no audio files in this genre folder"
     return tracks, skipped
 
 
-def list_tracks(data_dir: str, skipped: dict[str, str] | None = None) -> list[Track]:
+def list_tracks(data_dir: str, skipped: dict[str, str] | None = None, collection: str = "") -> list[Track]:
     """``scan_collection``'s tracks; what it left out goes into ``skipped``. Raises when there are none."""
-    tracks, left_out = scan_collection(data_dir)
+    tracks, left_out = scan_collection(data_dir, collection)
     if skipped is not None:
         skipped.update(left_out)
     if not tracks:
@@ -78,8 +89,9 @@ def list_tracks(data_dir: str, skipped: dict[str, str] | None = None) -> list[Tr
 
 
 def list_collections(data_dirs: list[str], skipped: dict[str, str] | None = None) -> list[Track]:
-    """The tracks of several collections together (e.g. full clips and short excerpts)."""
-    return [t for d in data_dirs for t in list_tracks(d, skipped)]
+    """The tracks of several folders together (``collection_arg``: ``NAME=FOLDER`` or a folder)."""
+    return [t for arg in data_dirs for name, folder in [collection_arg(arg)]
+            for t in list_tracks(folder, skipped, name)]
 
 
 def check_label_counts(tracks: list[Track], minimum: int = 2) -> None:
@@ -114,12 +126,14 @@ def read_split(path: str) -> set[str]:
 
 
 def filter_split(tracks: list[Track], split_files: list[str] | None) -> list[Track]:
-    """Keep the tracks listed in any of ``split_files`` (all tracks when none given)."""
+    """Keep the tracks listed in any of ``split_files`` (all tracks when none given); a collection
+    none of whose tracks the lists name is kept whole (the lists are another collection's)."""
     if not split_files:
         return tracks
     wanted = set().union(*(read_split(p) for p in split_files))
-    kept = [t for t in tracks if t.track_id in wanted]
-    if not kept:
+    listed = {t.collection for t in tracks if t.track_id in wanted}
+    kept = [t for t in tracks if t.track_id in wanted or t.collection not in listed]
+    if not listed:
         raise DatasetError("None of the tracks in the data folder are listed in the split file(s).")
     return kept
 

@@ -2,17 +2,20 @@
 
 Validation that lets an artist's tracks sit on both sides of a split measures how well
 the model recognises that artist, not the genre, and overstates accuracy on music
-it has never heard. A track's group is, first found:
+it has never heard. Each track's group is the first of these that names one:
 
 - ``file``: a ``--groups FILE`` line ``<track>,<group>`` (``<track>``: the file name,
-  its stem, or ``genre/stem``);
+  its stem, or ``genre/stem``); several files may be given, one per collection;
 - ``tags``: the artist (else album artist, else album) in the file's own tags;
 - ``split``: GTZAN ids in artist-disjoint split lists (``--split``): a run of
   consecutive ids of one genre in one list, the blocks GTZAN's artists come in;
-- ``track``: the track itself (same-artist validation; said so in the output).
+- ``track``: the track itself.
 
-``track_groups`` picks the first rule that names a group for most tracks; the others
-keep a group of their own.
+The rule is chosen per track, so collections that name their artists differently
+(GTZAN through an artist file, another collection through its tags) train together
+with every artist on one side of each fold. An artist named by a file and by tags is
+one group. When fewer than ``MIN_COVERAGE`` of the tracks have an artist, validation is
+same-artist (``track``) and says so.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from .dataset import DatasetError, Track, read_split
 
 GROUPINGS = ("file", "tags", "split", "track")
 ARTIST_DISJOINT = ("file", "tags", "split")
+SAME_ARTIST = "track"
 _GTZAN_ID = re.compile(r"^([a-z]+)\.(\d{5})$")
-# A rule is used when it names a group for at least this share of the tracks.
+# Validation is artist-disjoint when the rules name an artist for at least this share of the tracks.
 MIN_COVERAGE = 0.8
 
 
@@ -71,7 +75,7 @@ def tag_artist(path: str) -> str | None:
     for field in ("artist", "albumartist", "album"):
         values = tags.get(field) or []
         if values and str(values[0]).strip():
-            return f"{field}:{str(values[0]).strip().lower()}"
+            return f"{'album' if field == 'album' else 'artist'}:{str(values[0]).strip().lower()}"
     return None
 
 
@@ -101,29 +105,37 @@ def split_runs(split_files: list[str]) -> dict[str, str]:
     return runs
 
 
-def track_groups(tracks: list[Track], *, groups_file: str | None = None,
+def track_groups(tracks: list[Track], *, groups_file: str | list[str] | None = None,
                  split_files: list[str] | None = None, read_tags: bool = True) -> tuple[np.ndarray, str]:
-    """``(group index per track, grouping name)``; ``grouping`` is one of ``GROUPINGS``."""
+    """``(group index per track, grouping)``: ``grouping`` names the rules that gave the groups,
+    joined by ``+`` in ``GROUPINGS`` order (e.g. ``file+tags``), or ``track``."""
+    files = [groups_file] if isinstance(groups_file, str) else list(groups_file or [])
     rules = []
-    if groups_file:
-        table = read_groups_file(groups_file)
-        rules.append(("file", lambda t: _lookup(t, table)))
+    for path in files:
+        table = {k: f"artist:{v.strip().lower()}" for k, v in read_groups_file(path).items()}
+        if not any(_lookup(t, table) for t in tracks):
+            raise DatasetError(f"Groups file {path} names no group for any of the {len(tracks)} tracks "
+                               f"(e.g. {', '.join(t.track_id for t in tracks[:3])}): expected "
+                               "'<track>,<group>' lines with the tracks' file names or genre/stem.")
+        rules.append(("file", lambda t, table=table: _lookup(t, table)))
     if read_tags:
         rules.append(("tags", lambda t: tag_artist(t.path)))
     if split_files:
         runs = split_runs(split_files)
-        rules.append(("split", lambda t: runs.get(t.track_id)))
-    for name, rule in rules:
-        found = [rule(t) for t in tracks]
-        named = sum(g is not None for g in found)
-        if named >= MIN_COVERAGE * len(tracks):
-            keys = [g if g is not None else f"track:{t.track_id}" for g, t in zip(found, tracks)]
-            return _index(keys), name
-        if name == "file":
-            missing = [t.track_id for g, t in zip(found, tracks) if g is None]
-            raise DatasetError(f"Groups file {groups_file} names no group for {len(missing)} of {len(tracks)} "
-                               f"tracks (e.g. {', '.join(missing[:3])}).")
-    return _index([t.track_id for t in tracks]), "track"
+        rules.append(("split", lambda t: (f"block:{runs[t.track_id]}" if t.track_id in runs else None)))
+    keys, used = [], []
+    for t in tracks:
+        for name, rule in rules:
+            if (group := rule(t)) is not None:
+                keys.append(group)
+                used.append(name)
+                break
+        else:
+            keys.append(None)
+    if sum(k is not None for k in keys) < MIN_COVERAGE * len(tracks) or not tracks:
+        return _index([t.track_id for t in tracks]), SAME_ARTIST
+    keys = [k if k is not None else f"track:{t.track_id}" for k, t in zip(keys, tracks)]
+    return _index(keys), "+".join(g for g in ARTIST_DISJOINT if g in used)
 
 
 def _index(keys: list[str]) -> np.ndarray:
@@ -131,12 +143,13 @@ def _index(keys: list[str]) -> np.ndarray:
     return np.array([uniq[k] for k in keys], dtype=int)
 
 
+_RULE_TEXT = {"file": "the --groups file(s)", "tags": "the artist in each file's tags",
+              "split": "GTZAN id blocks within the split lists"}
+
+
 def describe(grouping: str) -> str:
     """One line for the user: what a grouping keeps apart."""
-    return {
-        "file": "artist-disjoint: groups from the --groups file",
-        "tags": "artist-disjoint: the artist in each file's tags",
-        "split": "artist-disjoint: GTZAN id blocks within the split lists",
-        "track": "same-artist: grouped by track only (no artist information found; "
-                 "figures overstate accuracy on new artists — pass --groups FILE or --split lists)",
-    }[grouping]
+    if grouping == SAME_ARTIST:
+        return ("same-artist: grouped by track only (no artist information found; figures overstate "
+                "accuracy on new artists — pass --groups FILE or --split lists)")
+    return "artist-disjoint: " + ", else ".join(_RULE_TEXT[r] for r in grouping.split("+"))

@@ -19,8 +19,6 @@ import numpy as np
 
 from ..model.head_forward import ensemble_forward
 
-# Feature sets compared by cross-validation: names → backbone output keys.
-
 from ..model.tag_features import assemble
 
 # Feature sets compared by cross-validation: names → backbone output keys.
@@ -36,6 +34,7 @@ FEATURE_SETS = {
     # The backbones' tag knowledge, learned from 200k tracks: what carries over to new artists.
     "tags": ["MSD_musicnn/tag_logits", "MTT_musicnn/tag_logits"],
     "genre-tags": ["MSD_musicnn/genre_tag_logits", "MTT_musicnn/genre_tag_logits"],
+    "tags+emb": ["MSD_musicnn/tag_logits", "MTT_musicnn/tag_logits", "MSD_musicnn/embedding", "MTT_musicnn/embedding"],
 }
 
 
@@ -70,8 +69,12 @@ def _class_weight(spec: dict) -> str | None:
     return "balanced" if spec.get("balanced") else None
 
 
-def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fit a head on standardised features; returns ``{mean, scale, W0, b0, ...}`` float32."""
+def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int = 0,
+             sample_weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit a head on standardised features; returns ``{mean, scale, W0, b0, ...}`` float32.
+
+    ``sample_weight`` (per window, see ``balance_weights``) replaces the spec's class balancing.
+    """
     from sklearn.exceptions import ConvergenceWarning
 
     mean = X.mean(axis=0)
@@ -85,8 +88,8 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
             from sklearn.linear_model import LogisticRegression
 
             clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 300),
-                                     class_weight=_class_weight(spec))
-            clf.fit(Z, y)
+                                     class_weight=None if sample_weight is not None else _class_weight(spec))
+            clf.fit(Z, y, sample_weight=sample_weight)
             layers = [_logits_layer(clf.coef_.T, clf.intercept_, len(present))]
         elif spec["kind"] == "kernel":
             from sklearn.kernel_approximation import Nystroem
@@ -97,13 +100,13 @@ def fit_head(X: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, seed: int 
             nys = Nystroem(gamma=gamma, n_components=min(spec.get("centers", 1000), len(Z)), random_state=seed)
             K = nys.fit_transform(Z)
             clf = LogisticRegression(C=spec.get("C", 1.0), max_iter=spec.get("max_iter", 500),
-                                     class_weight=_class_weight(spec))
-            clf.fit(K, y)
+                                     class_weight=None if sample_weight is not None else _class_weight(spec))
+            clf.fit(K, y, sample_weight=sample_weight)
             # Nyström features are kernel values times a fixed matrix: fold it into the first layer.
             weights.update(centers=nys.components_, gamma=np.float32(gamma))
             layers = [_logits_layer(nys.normalization_.T @ clf.coef_.T, clf.intercept_, len(present))]
         elif spec["kind"] == "svm":
-            weights.update(_fit_svm(Z, y, n_labels, spec))
+            weights.update(_fit_svm(Z, y, n_labels, spec, sample_weight))
             layers = []  # its dense layer is in the weights; pairwise coupling covers every label
         elif spec["kind"] == "mlp":
             from sklearn.neural_network import MLPClassifier
@@ -148,7 +151,7 @@ def _ovo_layer(svc) -> np.ndarray:
     return W
 
 
-def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict) -> dict:
+def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict, sample_weight=None) -> dict:
     """RBF SVM, one-vs-one, with a Platt sigmoid per pair of labels.
 
     Exported as kernel centres (the support vectors), one dense layer giving the
@@ -163,7 +166,8 @@ def _fit_svm(Z: np.ndarray, y: np.ndarray, n_labels: int, spec: dict) -> dict:
 
     gamma = spec.get("gamma", 1.0 / Z.shape[1])
     svc = SVC(C=spec.get("C", 1.0), kernel="rbf", gamma=gamma, decision_function_shape="ovo",
-              cache_size=500, class_weight=_class_weight(spec)).fit(Z, y)
+              cache_size=500, class_weight=None if sample_weight is not None else _class_weight(spec)
+              ).fit(Z, y, sample_weight=sample_weight)
     pairs = _ovo_pairs(svc.classes_)
     decisions = svc.decision_function(Z).reshape(len(Z), -1)
     a, b = np.zeros(len(pairs)), np.zeros(len(pairs))
@@ -197,33 +201,60 @@ def grouped_folds(track_labels: np.ndarray, n_splits: int, seed: int,
     return list(splitter.split(tracks, track_labels, groups=groups))
 
 
+def balance_weights(y: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Per-window weights under which every genre weighs the same and, within a genre, every
+    collection (``cells``: a collection index per window) weighs the same: a genre that one
+    collection holds most of is not learnt as that collection's sound. Mean weight 1."""
+    w = np.zeros(len(y))
+    genres = np.unique(y)
+    for g in genres:
+        in_genre = y == g
+        sources = np.unique(cells[in_genre])
+        for c in sources:
+            cell = in_genre & (cells == c)
+            w[cell] = 1.0 / (len(genres) * len(sources) * cell.sum())
+    return w * len(y)
+
+
 def fit_members(outputs: dict[str, list[dict]], track_labels: np.ndarray, track_idx: np.ndarray, n_labels: int,
                 members: list[tuple[list[str], dict]], train_conditions=("clean",),
-                seed: int = 0) -> list[tuple[list[str], dict]]:
-    """Fit every member head on the windows of ``track_idx`` under ``train_conditions``."""
+                seed: int = 0, collections: np.ndarray | None = None) -> list[tuple[list[str], dict]]:
+    """Fit every member head on the windows of ``track_idx`` under ``train_conditions``.
+
+    With ``collections`` (an index per track) spanning more than one collection, windows are
+    weighted by ``balance_weights``.
+    """
     fitted = []
     for keys, spec in members:
         parts = [design([outputs[c][i] for i in track_idx], track_labels[track_idx], keys, track_idx)
                  for c in train_conditions]
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
-        fitted.append((keys, fit_head(X, y, n_labels, spec, seed=seed)))
+        weight = None
+        if collections is not None and len(np.unique(collections[track_idx])) > 1:
+            weight = balance_weights(y, collections[np.concatenate([p[2] for p in parts])])
+        fitted.append((keys, fit_head(X, y, n_labels, spec, seed=seed, sample_weight=weight)))
     return fitted
 
 
 def cross_validate(outputs: dict[str, list[dict]], track_labels: np.ndarray, n_labels: int,
                    members: list[tuple[list[str], dict]], train_conditions=("clean",), eval_conditions=("clean",),
                    n_splits: int = 5, repeats: int = 1, seed: int = 0,
-                   groups: np.ndarray | None = None) -> dict[str, dict]:
+                   groups: np.ndarray | None = None, collections: np.ndarray | None = None,
+                   folds=None) -> dict[str, dict]:
     """Held-out window probabilities of a candidate (its member heads), pooled over folds and repeats.
 
-    ``groups`` (one per track) keeps each group's tracks on one side of every fold.
+    ``groups`` (one per track) keeps each group's tracks on one side of every fold;
+    ``collections`` (one per track) balances them in training (``fit_members``);
+    ``folds`` (``(train, test)`` track indices) replaces the grouped folds (one repeat).
     Returns ``{condition: {"probs": (N,L), "y": (N,), "groups": (N,) track index, "repeat": (N,)}}``.
     """
     result = {c: {"probs": [], "y": [], "groups": [], "repeat": []} for c in eval_conditions}
-    for r in range(repeats):
-        for train_idx, test_idx in grouped_folds(track_labels, n_splits, seed + r, groups):
-            fitted = fit_members(outputs, track_labels, train_idx, n_labels, members, train_conditions, seed + r)
+    for r in range(1 if folds is not None else repeats):
+        for train_idx, test_idx in folds if folds is not None else grouped_folds(track_labels, n_splits, seed + r,
+                                                                                  groups):
+            fitted = fit_members(outputs, track_labels, train_idx, n_labels, members, train_conditions, seed + r,
+                                 collections)
             for c in eval_conditions:
                 for i in test_idx:
                     probs = ensemble_forward(outputs[c][i], fitted)

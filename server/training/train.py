@@ -17,27 +17,32 @@ import os
 import numpy as np
 
 from . import augment
-from .dataset import Track, check_label_counts, filter_split, list_collections
+from .dataset import Track, check_label_counts, collection_arg, filter_split, list_collections
 from .embeddings import collection_outputs
 from .evaluate import metrics
 from .groups import describe, track_groups
 from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
 from ..model.heads import FORMAT, format_version
 from ..model.zeroshot import BACKBONES as ZEROSHOT_BACKBONES
-from ..model.zeroshot import GTZAN_TAGS, shrink_toward_tags
+from ..model.zeroshot import TAGS_OF_GENRE, shrink_toward_tags
 
 # Every head is class-balanced: collections are rarely balanced (ours: 63 classical tracks,
 # 19 rock), and an unbalanced head learns the share of the data, not the genre.
 _GENRE_TAGS = ("genre-tags", {"kind": "logreg", "C": 0.01, "balanced": True})
 _TAGS = ("tags", {"kind": "logreg", "C": 0.003, "balanced": True})
 _EMB = ("emb", {"kind": "logreg", "C": 0.003, "balanced": True})
+# Tags and embeddings together, less regularised: telling one collection's pop from its rock
+# needs more than the tags' genre words.
+_TAGS_EMB = ("tags+emb", {"kind": "logreg", "C": 0.03, "balanced": True})
 DEFAULT_GRID = [
     _EMB,
+    _TAGS_EMB,
     ("tags", {"kind": "logreg", "C": 0.001, "balanced": True}),
     _TAGS,
     _GENRE_TAGS,
     ("ensemble", {"kind": "ensemble", "members": [_GENRE_TAGS, _TAGS]}),
     ("ensemble", {"kind": "ensemble", "members": [_GENRE_TAGS, _TAGS, _EMB]}),
+    ("ensemble", {"kind": "ensemble", "members": [_GENRE_TAGS, _TAGS_EMB]}),
 ]
 
 QUICK_GRID = [_TAGS]
@@ -78,21 +83,89 @@ def label_index(tracks: list[Track]) -> tuple[list[str], np.ndarray]:
     return labels, np.array([labels.index(t.label) for t in tracks])
 
 
-def cv_metrics(held_out: dict[str, dict], labels: list[str], threshold: float | None) -> dict:
-    """Scores of held-out predictions per condition; under ``clean`` also ``single_window``: the
-    tracks that make one window (clips of 3–6 s, excerpts shorter than a window)."""
+def cv_metrics(held: dict[str, dict], labels: list[str], threshold: float | None,
+               collections: list[str] | None = None, track_collection: np.ndarray | None = None) -> dict:
+    """Scores of held-out predictions per condition; under ``clean`` also ``single_window`` (the
+    tracks that make one window: clips of 3–6 s, excerpts shorter than a window) and, with
+    ``collections`` (names; ``track_collection``: an index per track), ``by_collection``."""
     out = {}
-    for c, res in held_out.items():
-        groups = held_units(res)
-        out[c] = metrics(res["probs"], res["y"], groups, labels, threshold)
-        out[c]["per_genre_recall_ci95"] = recall_intervals(out[c], labels, res["repeat"].max() + 1)
-        if c == "clean":
-            _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
-            single = counts[inv] == 1
-            if single.any():
-                m = metrics(res["probs"][single], res["y"][single], groups[single], labels, threshold)
-                out[c]["single_window"] = {k: m[k] for k in ("n_tracks", "track_accuracy",
-                                                             "balanced_track_accuracy", "per_genre_recall")}
+    for c, res in held.items():
+        out[c] = scores(res, labels, threshold)
+        if c != "clean":
+            continue
+        _, inv, counts = np.unique(held_units(res), return_inverse=True, return_counts=True)
+        single = counts[inv] == 1
+        if single.any():
+            m = scores(subset(res, single), labels, threshold)
+            out[c]["single_window"] = {k: m[k] for k in ("n_tracks", "track_accuracy",
+                                                         "balanced_track_accuracy", "per_genre_recall")}
+        if collections and len(collections) > 1:
+            row_collection = track_collection[res["groups"]]
+            out[c]["by_collection"] = {}
+            for k, name in enumerate(collections):
+                part = subset(res, row_collection == k)
+                m = scores(part, labels, threshold)
+                _, pinv, pcounts = np.unique(held_units(part), return_inverse=True, return_counts=True)
+                full = pcounts[pinv] > 1
+                if full.any() and not full.all():  # whole clips apart from one-window excerpts
+                    m["full_tracks"] = {k2: v for k2, v in scores(subset(part, full), labels, threshold).items()
+                                        if k2 in ("n_tracks", "track_accuracy", "balanced_track_accuracy",
+                                                  "per_genre_recall", "per_genre_recall_ci95")}
+                out[c]["by_collection"][name] = m
+    return out
+
+
+def scores(res: dict, labels: list[str], threshold: float | None) -> dict:
+    """``metrics`` of held-out rows, with 95 % intervals of each genre's track recall."""
+    m = metrics(res["probs"], res["y"], held_units(res), labels, threshold)
+    m["per_genre_recall_ci95"] = recall_intervals(m, labels, int(res["repeat"].max()) + 1 if len(res["y"]) else 1)
+    return m
+
+
+def subset(res: dict, rows: np.ndarray) -> dict:
+    """The held-out rows selected by a boolean mask."""
+    return {k: v[rows] for k, v in res.items()}
+
+
+def collection_folds(track_collection: np.ndarray, track_labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-collection-out: train on every other collection, test on one (when the others hold
+    at least two genres)."""
+    folds = []
+    for k in np.unique(track_collection):
+        train, test = np.flatnonzero(track_collection != k), np.flatnonzero(track_collection == k)
+        if len(np.unique(track_labels[train])) >= 2:
+            folds.append((train, test))
+    return folds
+
+
+def cross_collection(held: dict, track_collection: np.ndarray, track_labels: np.ndarray) -> dict:
+    """The held-out rows of each collection whose genre the other collections teach:
+    ``{collection index: (rows mask, trained genres)}``."""
+    row_collection = track_collection[held["groups"]]
+    out = {}
+    for k in np.unique(row_collection):
+        taught = np.unique(track_labels[track_collection != k])
+        out[int(k)] = ((row_collection == k) & np.isin(held["y"], taught), taught)
+    return out
+
+
+def loco_score(held: dict, track_collection: np.ndarray, track_labels: np.ndarray, n_labels: int) -> float | None:
+    """Mean over held-out collections of the genre-balanced window accuracy on the genres taught."""
+    parts = [selection_score({"clean": subset(held, rows)}, ("clean",), n_labels)
+             for rows, _ in cross_collection(held, track_collection, track_labels).values() if rows.any()]
+    return float(np.mean(parts)) if parts else None
+
+
+def loco_metrics(held: dict, labels: list[str], threshold: float | None, collections: list[str],
+                 track_collection: np.ndarray, track_labels: np.ndarray) -> dict:
+    """Per held-out collection: its scores on the genres the other collections teach."""
+    out = {}
+    for k, (rows, taught) in cross_collection(held, track_collection, track_labels).items():
+        if rows.any():
+            m = scores(subset(held, rows), labels, threshold)
+            m["trained_on"] = [n for j, n in enumerate(collections) if j != k]
+            m["genres_scored"] = [labels[i] for i in taught if i in held["y"][rows]]
+            out[collections[k]] = m
     return out
 
 
@@ -165,9 +238,9 @@ def selection_score(held: dict[str, dict], conditions, n_labels: int) -> float:
 def zeroshot_baseline(outputs: dict[str, list[dict]], labels: list[str], track_labels: np.ndarray,
                       conditions) -> dict | None:
     """The zero-shot tag mapping scored on the same tracks (no fitting), when it names these labels."""
-    from ..model.zeroshot import GTZAN_TAGS, genre_scores
+    from ..model.zeroshot import TAGS_OF_GENRE, genre_scores
 
-    if not set(labels) <= set(GTZAN_TAGS) or "MSD_musicnn/tags" not in outputs[conditions[0]][0]:
+    if not set(labels) <= set(TAGS_OF_GENRE) or "MSD_musicnn/tags" not in outputs[conditions[0]][0]:
         return None
     result = {}
     for c in conditions:
@@ -203,14 +276,16 @@ def save_confusion_png(conf: list[list[int]], labels: list[str], path: str, titl
     plt.close(fig)
 
 
-def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | None = None,
+def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | list[str] | None = None,
                n_augment: int = 2, n_mic: int = 0, live_sim: bool = False,
                grid=None, n_splits: int = 5, repeats: int = 2, hop_s: float = 3.0, level_norm: bool = True,
                cache_dir: str | None = None, progress: bool = True, name: str | None = None,
                description: str | None = None, seed: int = 0, log=print) -> dict:
     """Train, cross-validate and save a head; returns the saved ``model.json`` content.
 
-    ``data_dirs``: one collection folder or several (e.g. full clips and short excerpts).
+    ``data_dirs``: one collection folder or several (e.g. full clips and short excerpts); ``NAME=FOLDER``
+    names a folder's collection (``dataset.collection_arg``). With more than one collection, training
+    balances them within each genre and selection also scores leave-one-collection-out.
     """
     from tqdm import tqdm
 
@@ -230,50 +305,77 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
     labels, track_labels = label_index(tracks)
     groups, grouping = track_groups(tracks, groups_file=groups_file, split_files=split_files)
     n_groups = len(np.unique(groups))
-    log(f"{len(tracks)} tracks, {len(labels)} genres: {', '.join(labels)}")
-    log(f"validation folds: {describe(grouping)} ({n_groups} groups)")
+    collections = sorted({t.collection for t in tracks})
+    track_collection = np.array([collections.index(t.collection) for t in tracks])
+    loco_folds = collection_folds(track_collection, track_labels) if len(collections) > 1 else []
+    log(f"{len(tracks)} tracks, {len(labels)} genres: {', '.join(labels)}; collections: {', '.join(collections)}")
+    log(f"validation folds: {describe(grouping)} ({n_groups} groups)"
+        + (f"; and leave-one-collection-out ({len(loco_folds)} folds)" if loco_folds else ""))
 
     grid = grid or DEFAULT_GRID
     member_held: dict[str, dict] = {}  # an ensemble's held-out probabilities are its members' mean: fit each once
     for features, spec in grid:
         for member in candidate_members(features, spec):
             member_held.setdefault(json.dumps(member, sort_keys=True), member)
+    member_loco: dict[str, dict] = {}
     for key, member in tqdm(list(member_held.items()), desc="cross-validate", unit="head", disable=not progress):
         member_held[key] = cross_validate(outputs, track_labels, len(labels), [member], train_conditions,
                                           eval_conditions, n_splits=n_splits, repeats=repeats, seed=seed,
-                                          groups=groups)
+                                          groups=groups, collections=track_collection)
+        if loco_folds:
+            member_loco[key] = cross_validate(outputs, track_labels, len(labels), [member], train_conditions,
+                                              ("clean",), seed=seed, collections=track_collection,
+                                              folds=loco_folds)
     priors = [None] + ([{"kind": "zeroshot", "weight": w} for w in PRIOR_WEIGHTS]
-                       if any(GTZAN_TAGS.get(lab) for lab in labels) else [])
+                       if any(TAGS_OF_GENRE.get(lab) for lab in labels) else [])
     tag_rows = held_zeroshot(outputs, next(iter(member_held.values())), labels) if len(priors) > 1 else None
+    loco_tags = (held_zeroshot(outputs, next(iter(member_loco.values())), labels)
+                 if loco_folds and len(priors) > 1 else None)
     candidates = []
     for features, spec in grid:
-        mean = mean_held([member_held[json.dumps(m, sort_keys=True)] for m in candidate_members(features, spec)])
+        keys = [json.dumps(m, sort_keys=True) for m in candidate_members(features, spec)]
+        mean = mean_held([member_held[k] for k in keys])
         for prior in priors:
             held = with_prior(mean, tag_rows, labels, prior)
-            candidates.append({"name": spec_name(features, spec, prior), "features": features, "spec": spec,
-                               "prior": prior, "score": selection_score(held, eval_conditions, len(labels)),
-                               "held": held})
+            cand = {"name": spec_name(features, spec, prior), "features": features, "spec": spec,
+                    "prior": prior, "cv_score": selection_score(held, eval_conditions, len(labels)), "held": held}
+            if loco_folds:
+                cand["loco"] = with_prior(mean_held([member_loco[k] for k in keys]), loco_tags, labels, prior)
+                cand["loco_score"] = loco_score(cand["loco"]["clean"], track_collection, track_labels, len(labels))
+            # artists it never heard and collections it never heard weigh the same
+            cand["score"] = float(np.mean([v for v in (cand["cv_score"], cand.get("loco_score")) if v is not None]))
+            candidates.append(cand)
     best = max(candidates, key=lambda c: c["score"])
     pooled_probs = np.concatenate([best["held"][c]["probs"] for c in eval_conditions])
     pooled_y = np.concatenate([best["held"][c]["y"] for c in eval_conditions])
     threshold = round(calibrate_threshold(pooled_probs, pooled_y), 3)
-    cv = cv_metrics(best["held"], labels, threshold)
+    cv = cv_metrics(best["held"], labels, threshold, collections, track_collection)
+    loco = (loco_metrics(best["loco"]["clean"], labels, threshold, collections, track_collection, track_labels)
+            if loco_folds else None)
     members = candidate_members(best["features"], best["spec"])
     same_artist = None
     if grouping != "track":  # the figure a user of the training artists would see, for comparison
         held = cross_validate(outputs, track_labels, len(labels), members, train_conditions, ("clean",),
-                              n_splits=n_splits, repeats=repeats, seed=seed)
+                              n_splits=n_splits, repeats=repeats, seed=seed, collections=track_collection)
         if best["prior"]:
             held = with_prior(held, held_zeroshot(outputs, held, labels), labels, best["prior"])
         same_artist = cv_metrics(held, labels, threshold)["clean"]
     log(f"chosen {best['name']}: {grouping}-grouped CV track accuracy {cv['clean']['track_accuracy']:.3f} "
         f"(genre-balanced {cv['clean']['balanced_track_accuracy']:.3f}), window accuracy "
         f"{cv['clean']['window_accuracy']:.3f}, uncertain threshold {threshold}")
+    for name_, m in (cv["clean"].get("by_collection") or {}).items():
+        log(f"  {name_}: artist-disjoint track accuracy {m['track_accuracy']:.3f} "
+            f"(genre-balanced {m['balanced_track_accuracy']:.3f})")
+    for name_, m in (loco or {}).items():
+        log(f"  {name_} held out whole (trained on {', '.join(m['trained_on'])}): track accuracy "
+            f"{m['track_accuracy']:.3f} (genre-balanced {m['balanced_track_accuracy']:.3f}) "
+            f"on {', '.join(m['genres_scored'])}")
     if same_artist:
         log(f"  same-artist (grouped by track only): track accuracy {same_artist['track_accuracy']:.3f}, "
             f"window accuracy {same_artist['window_accuracy']:.3f}")
 
-    fitted = fit_members(outputs, track_labels, np.arange(len(tracks)), len(labels), members, train_conditions, seed)
+    fitted = fit_members(outputs, track_labels, np.arange(len(tracks)), len(labels), members, train_conditions, seed,
+                         track_collection)
     head, weights = export_head(best["features"], best["spec"], fitted)
     if best["prior"]:
         head = {**head, "prior": best["prior"]}
@@ -282,7 +384,7 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
 
     name = name or os.path.basename(os.path.normpath(out_dir))
     counts = {lab: int(np.sum(track_labels == i)) for i, lab in enumerate(labels)}
-    folders = ", ".join(os.path.basename(os.path.normpath(d)) for d in data_dirs)
+    folders = ", ".join(os.path.basename(os.path.normpath(collection_arg(d)[1])) for d in data_dirs)
     summary = ("window_accuracy", "track_accuracy", "balanced_track_accuracy", "macro_f1",
                "uncertain_rate", "accuracy_when_certain")
     meta = {
@@ -301,13 +403,18 @@ def train_head(data_dirs, out_dir: str, *, split_files=None, groups_file: str | 
             "n_groups": n_groups, "hop_s": hop_s,
             "train_conditions": list(train_conditions),
             "selection_score": "mean over " + ", ".join(eval_conditions) + " of the genre-balanced held-out "
-                               "window accuracy, each track weighted once",
-            "candidates": [{"name": c["name"], "score": c["score"]} for c in candidates],
+                               "window accuracy, each track weighted once"
+                               + ("; averaged with the same score leave-one-collection-out" if loco else ""),
+            "candidates": [{k: c.get(k) for k in ("name", "score", "cv_score", "loco_score")} for c in candidates],
             "conditions": cv,
             "same_artist": same_artist,
+            "collections": collections,
+            "tracks_per_collection": {n: {lab: int(np.sum((track_collection == k) & (track_labels == i)))
+                                          for i, lab in enumerate(labels)} for k, n in enumerate(collections)},
+            "leave_one_collection_out": loco,
         },
         "zeroshot_baseline": zeroshot_baseline(outputs, labels, track_labels, eval_conditions),
-        "training_data": {"folders": [os.path.abspath(d) for d in data_dirs], "n_tracks": len(tracks),
+        "training_data": {"folders": [os.path.abspath(collection_arg(d)[1]) for d in data_dirs], "n_tracks": len(tracks),
                           "tracks_per_label": counts, "split_files": list(split_files or []),
                           "skipped": skipped, "not_in_split_files": len(listed) - len(tracks),
                           "n_windows": sum(len(next(iter(o.values()))) for c in train_conditions for o in outputs[c])},
