@@ -43,6 +43,55 @@ def head_text(head):
     return f"the mean of {len(head['members'])} heads' probabilities — {names} ({kinds})"
 
 
+COLLECTION_TEXT = {
+    "gtzan": "GTZAN (Tzanetakis & Cook 2002; `gtzan-mini`, `gtzan-more`, `gtzan-excerpts`)",
+    "emotify": "Emotify (Aljanaki et al. 2016; Magnatune artists, Opus 32 kb/s)",
+}
+REPRODUCE = ("python run.py train gtzan=DATA/gtzan-mini gtzan=DATA/gtzan-more gtzan=DATA/gtzan-excerpts "
+             "emotify=DATA/emotify --split DATA/gtzan-splits/gtzan_filtered/train_filtered.txt "
+             "--split DATA/gtzan-splits/gtzan_filtered/valid_filtered.txt "
+             "--split DATA/gtzan-splits/gtzan_filtered/test_filtered.txt "
+             "--groups DATA/gtzan-splits/gtzan_artists.csv --groups DATA/emotify/artists.csv "
+             "--augment {aug}{mic} --out models/{name}")
+
+
+def per_genre_text(m, labels) -> str:
+    ci = m.get("per_genre_recall_ci95", {})
+    return ", ".join(f"{g} {pct(m['per_genre_recall'][g])}"
+                     + (f" ({pct(ci[g][0])}–{pct(ci[g][1])})" if g in ci else "")
+                     for g in labels if g in m["per_genre_recall"])
+
+
+def collection_sections(cv, by_coll, loco, labels, w):
+    """The figures a user meets first: per collection on new artists, and on a collection never heard."""
+    w("## Accuracy on music it has never heard\n")
+    if by_coll:
+        w("### Artists it never heard, per collection\n")
+        w(f"Artist-disjoint {cv['folds']}-fold cross-validation, repeated {cv['repeats']}× ({cv['grouping']}; "
+          f"{cv['n_groups']} artist groups); every figure counts each held-out track once per repeat, "
+          "per genre with its 95 % Wilson interval.\n")
+        w("| collection | track acc. | genre-balanced | whole clips (no excerpts) | recall per genre |")
+        w("|---|---|---|---|---|")
+        for name, m in by_coll.items():
+            full = m.get("full_tracks")
+            w(f"| {COLLECTION_TEXT.get(name, name)} | **{pct(m['track_accuracy'])}** | "
+              f"**{pct(m['balanced_track_accuracy'])}** | "
+              f"{pct(full['track_accuracy']) + ' (' + str(full['n_tracks']) + ')' if full else '–'} | "
+              f"{per_genre_text(m, labels)} |")
+        w("")
+    if loco:
+        w("### Collections it never heard (leave-one-collection-out)\n")
+        w("The head trained without a collection, then scored on all of it — other artists, another studio "
+          "chain and codec. Only the genres the remaining collection teaches can be scored.\n")
+        w("| held out | trained on | genres scored | track acc. | genre-balanced | recall per genre |")
+        w("|---|---|---|---|---|---|")
+        for name, m in loco.items():
+            w(f"| {COLLECTION_TEXT.get(name, name)} | {', '.join(m['trained_on'])} | "
+              f"{', '.join(m['genres_scored'])} | **{pct(m['track_accuracy'])}** | "
+              f"**{pct(m['balanced_track_accuracy'])}** | {per_genre_text(m, labels)} |")
+        w("")
+
+
 def genre_rows(m, labels, w):
     ci = m.get("per_genre_recall_ci95", {})
     w("| genre | track recall (95 % interval) | window recall |\n|---|---|---|")
@@ -74,9 +123,13 @@ def main() -> int:
     w(f"{meta['description']}. Created {meta['created']}. Files: `{meta['name']}/model.json` "
       f"(labels, features, threshold, all measured figures), `{meta['name']}/weights.npz` "
       f"(standardisation + head weights, numpy only), `{meta['name']}/confusion.png`.\n")
-    w("## Accuracy on artists it has never heard\n")
+    by_coll = clean.get("by_collection") or {}
+    loco = cv.get("leave_one_collection_out") or {}
+    if by_coll or loco:
+        collection_sections(cv, by_coll, loco, labels, w)
+    w("## Accuracy on artists it has never heard, all collections pooled\n")
     w(f"Protocol: {cv['folds']}-fold cross-validation, repeated {cv['repeats']}×, **{cv['grouping']}** "
-      f"({cv['n_groups']} groups): no artist block has tracks on both sides of a fold, so every held-out track "
+      f"({cv['n_groups']} groups): no artist has tracks on both sides of a fold, so every held-out track "
       "is by an artist the fold's head never heard. A track's genre is the argmax of its mean window "
       "probabilities.\n")
     w(f"- Track accuracy **{pct(clean['track_accuracy'])}**, genre-balanced **{pct(clean['balanced_track_accuracy'])}**"
@@ -89,10 +142,10 @@ def main() -> int:
           f"{pct(single['track_accuracy'])}, genre-balanced {pct(single['balanced_track_accuracy'])} "
           f"({single['n_tracks']} predictions).")
     if same:
-        w(f"- For comparison, the same head with folds grouped by track only (artists on both sides, the protocol "
-          f"this project used before): track accuracy {pct(same['track_accuracy'])}, genre-balanced "
-          f"{pct(same['balanced_track_accuracy'])}, window {pct(same['window_accuracy'])}. The gap is what "
-          "recognising an artist is worth; users meet the first figure.")
+        w(f"- For comparison, the same head with folds grouped by track only (artists on both sides): track "
+          f"accuracy {pct(same['track_accuracy'])}, genre-balanced {pct(same['balanced_track_accuracy'])}, window "
+          f"{pct(same['window_accuracy'])}. The gap is what recognising an artist is worth; users meet the first "
+          "figure.")
     w("\nPer genre (held-out tracks; intervals are 95 % Wilson intervals counting each track once):\n")
     genre_rows(clean, labels, w)
     w(f"\n![confusion matrix]({meta['name']}/confusion.png)\n")
@@ -101,9 +154,10 @@ def main() -> int:
       "these figures or somewhat better, with the intervals above. Genres with few artist blocks here (blues, "
       "reggae, rock: 3–4 each) have the widest intervals.\n")
     w("## Data\n")
-    w(f"- {td['n_tracks']} real clips of the GTZAN genre collection (Tzanetakis & Cook 2002) from "
-      f"{', '.join(f'`{f}`' for f in folders)}: {', '.join(f'{k} {v}' for k, v in td['tracks_per_label'].items())}"
-      " (full 30-s clips and 2.1–2.9-s excerpts of other clips).")
+    w(f"- {td['n_tracks']} real clips from {', '.join(f'`{f}`' for f in folders)}: "
+      f"{', '.join(f'{k} {v}' for k, v in td['tracks_per_label'].items())}.")
+    for name, counts in (cv.get("tracks_per_collection") or {}).items():
+        w(f"  - {COLLECTION_TEXT.get(name, name)}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ".")
     if td.get("split_files"):
         w(f"- Limited to the fault-filtered artist-conditional split lists (Kereliuk, Sturm & Larsen 2015: "
           f"{', '.join(os.path.basename(p) for p in td['split_files'])}), which also give the artist blocks; "
@@ -122,22 +176,22 @@ def main() -> int:
       f"200k tracks, which carries over to new artists better than their embeddings); each window's mel power is "
       f"first rescaled to a mean of {LEVEL_REF_DB:g} dB (per-window level normalisation).")
     w(f"- Head: {head_text(meta['head'])}; class-balanced (every genre weighs the same, whatever its share of the "
-      "data); fitted with sklearn on standardised features, exported as plain weights (numpy only at run time).")
+      "data)" + ("; within each genre every collection weighs the same (so a genre is not learnt as one "
+                 "collection's recording sound)" if len(cv.get("collections") or []) > 1 else "")
+      + "; fitted with sklearn on standardised features, exported as plain weights (numpy only at run time).")
     w(f"- Training data per clip: {', '.join(cv['train_conditions'])} — `rand*` are random live-like chains: "
       "gain −12..+6 dB, time shift, white noise, EQ tilt, capture at 22.05/44.1/48 kHz and resampling, and "
       "half the time a speaker→microphone simulation (band-limit, soft saturation, synthetic room response, "
       "pink noise); `mic*` are the same chains always through the speaker→microphone simulation.")
-    w(f"- Model selection on the artist-disjoint folds; score = {cv['selection_score']}. Candidates:\n")
-    w("| candidate | CV score |\n|---|---|")
+    w(f"- Model selection: score = {cv['selection_score']}. Candidates:\n")
+    w("| candidate | score | artist-disjoint CV | leave-one-collection-out |\n|---|---|---|---|")
     for c in cv["candidates"]:
-        w(f"| {c['name']} | {pct(c['score'])} |")
+        w(f"| {c['name']} | {pct(c['score'])} | {pct(c.get('cv_score', c['score']))} | {pct(c.get('loco_score'))} |")
     n_aug = sum(c.startswith("rand") for c in cv["train_conditions"])
     n_mic = sum(c.startswith("mic") for c in cv["train_conditions"])
     mic = f" --mic {n_mic}" if n_mic else ""
-    splits = "".join(f" --split {p}" for p in td.get("split_files", []))
-    w(f"\nReproduce: `python run.py train {' '.join('DATA/' + f for f in folders)}{splits} --out "
-      f"models/{meta['name']} --live-sim --augment {n_aug}{mic}` then `python scripts/eval_modelcard.py` "
-      "(cached embeddings make reruns take minutes).")
+    w(f"\nReproduce: `{REPRODUCE.format(aug=n_aug, mic=mic, name=meta['name'])}` then "
+      "`python scripts/eval_modelcard.py` (cached embeddings make reruns take minutes).")
     w(f"\nThe figures are the chosen candidate's held-out predictions from that same CV (selection among "
       f"{len(cv['candidates'])} candidates on it makes them slightly optimistic).\n")
     w("## Uncertain decision\n")
@@ -167,15 +221,22 @@ def main() -> int:
               f"{pct(conds[c]['window_accuracy'])} | {pct(conds[c]['track_accuracy'])} |")
         w("")
     w("## Targets\n")
-    w("The project asks, on artists outside the training data, for ≥ 85 % track accuracy with no genre below "
-      "60 %, ≥ 85 % on 2.5-s clips, live conditions within 1 point of clean and speaker→microphone within 3. "
-      "Measured here on the artist-disjoint folds:")
-    worst = min(clean["per_genre_recall"].items(), key=lambda kv: kv[1])
-    w(f"- track accuracy {pct(clean['track_accuracy'])}, lowest genre {worst[0]} {pct(worst[1])}: "
-      + ("met" if clean["track_accuracy"] >= 0.85 and worst[1] >= 0.6 else "**not met**") + ".")
-    if single:
-        w(f"- single-window clips {pct(single['track_accuracy'])}: "
-          + ("met" if single["track_accuracy"] >= 0.85 else "**not met**") + ".")
+    w("Asked for on music by artists outside the training data: on another collection's artists (Emotify), "
+      "genre-balanced track accuracy ≥ 80 % over classical, pop, rock and electronic with each ≥ 60 %; on GTZAN "
+      "artists, track accuracy ≥ 80 % with no genre below 55 %. Measured here on the artist-disjoint folds:")
+    for name, m in by_coll.items():
+        worst = min(m["per_genre_recall"].items(), key=lambda kv: kv[1])
+        goal, floor = (0.8, 0.6) if name == "emotify" else (0.8, 0.55)
+        figure = m["balanced_track_accuracy"] if name == "emotify" else m["track_accuracy"]
+        ok = figure >= goal and worst[1] >= floor
+        lo, hi = m.get("per_genre_recall_ci95", {}).get(worst[0], (None, None))
+        full = m.get("full_tracks")
+        w(f"- {COLLECTION_TEXT.get(name, name)}: {'genre-balanced ' if name == 'emotify' else ''}track accuracy "
+          f"{pct(figure)}" + (f" (whole 30-s clips alone {pct(full['track_accuracy'])}, mostly classical and "
+                               "pop; the excerpts are 2–3 s)" if full else "")
+          + f", lowest genre {worst[0]} {pct(worst[1])} (95 % interval {pct(lo)}–{pct(hi)}): "
+          + ("met" if ok else f"**not met** (short by {100 * max(goal - figure, floor - worst[1], 0):.0f} "
+                              "points at most)") + ".")
     for c, m in conds.items():
         if c == "clean":
             continue
@@ -192,9 +253,12 @@ def main() -> int:
       "its 443 tracks, are 79–80 % (musicnn features 79.0 %, a 5-billion-parameter Jukebox probe 79.7 %).")
     w("- GTZAN has known faults (repeated clips, mislabelling, distortion; Sturm 2013).")
     w("- Reggae is absent from both backbones' tag vocabularies; the head learns it from its own examples.")
-    w("- Ten GTZAN genres only: other music is forced into one of them (the uncertain flag helps, it is no "
-      "open-set detector). Train your own: `python run.py train DATA_DIR --out models/NAME --live-sim` "
-      "(artist groups from the files' tags, or `--groups FILE`).")
+    w(f"- {len(labels)} genres only ({', '.join(labels)}): other music is forced into one of them (the uncertain "
+      "flag helps, it is no open-set detector). Electronic music is learnt from one collection's ambient, "
+      "electronica, downtempo and dance (Magnatune); house, techno and trance are covered through the backbones' "
+      "tags (the zero-shot prior), not through labelled examples. Train your own: "
+      "`python run.py train NAME=DATA_DIR ... --out models/NAME --live-sim` (artist groups from `--groups FILE` "
+      "per collection, else the files' tags).")
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(L) + "\n")
     print(f"wrote {args.out}")
