@@ -21,3 +21,15 @@ def model():
     m = load_model(None)
     m.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), np.float32))
     return m
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """A 12-s synthetic music file at 44.1 kHz (a module's own copy)."""
+    import soundfile as sf
+
+    from tests.support.audio import make_music
+
+    path = tmp_path_factory.mktemp("audio") / "song.wav"
+    sf.write(path, make_music(sr=44100, seconds=12.0), 44100)
+    return str(path)

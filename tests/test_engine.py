@@ -5,21 +5,12 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from server.config import FIRST_WINDOW_SECONDS
 from server.engine import Engine, EngineError
-from tests.support.audio import make_music
 from tests.support.sinks import Collector
 from tests.support.wait import poll
 from tests.support.threads import together
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory):
-    path = tmp_path_factory.mktemp("audio") / "song.wav"
-    sf.write(path, make_music(sr=44100, seconds=12.0), 44100)
-    return str(path)
 
 
 

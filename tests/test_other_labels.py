@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from server.cli import build_parser
 from server.config import GTZAN_GENRES, N_MELS, WINDOW_FRAMES
@@ -16,7 +15,6 @@ from server.model.registry import list_models, load_model
 from server.settings import Settings
 from server.sinks.history import open_store
 from server.web.app import create_app
-from tests.support.audio import make_music
 from tests.support.models import OTHER_LABELS, relabelled_model
 from tests.support.sinks import Collector
 from tests.support.training import make_collection
@@ -36,13 +34,6 @@ def other_model(other_dir):
     m = load_model(other_dir)
     m.predict(np.zeros((1, WINDOW_FRAMES, N_MELS), np.float32))
     return m
-
-
-@pytest.fixture(scope="module")
-def song(tmp_path_factory):
-    path = tmp_path_factory.mktemp("audio") / "song.wav"
-    sf.write(path, make_music(sr=44100, seconds=12.0), 44100)
-    return str(path)
 
 
 def test_the_other_model_is_listed_and_predicts_its_own_labels(other_dir, other_model):
