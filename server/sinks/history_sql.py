@@ -1,8 +1,10 @@
-"""The SQL dialects under ``HistoryStore``: an embedded SQLite file, or a shared PostgreSQL database.
+"""The history database: its schema, the rows written to it, their statements, and the two dialects.
 
-``HistoryStore`` writes its SQL once, in a neutral form (``?`` placeholders, ``GREATEST``/``LEAST``,
-``INSERT … ON CONFLICT``); a dialect translates it and knows how to connect, set up the schema,
-lend read connections and tell a "try again later" error from a rejected row.
+The SQL is written once, in a neutral form (``?`` placeholders, ``GREATEST``/``LEAST``,
+``INSERT … ON CONFLICT``); a dialect (an embedded SQLite file, or a shared PostgreSQL database)
+translates it and knows how to connect, set up the schema, lend read connections and tell a
+"try again later" error from a rejected row. Each row record's fields are its table's columns,
+in the order its statement takes them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import sqlite3
 import threading
 import time
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
@@ -60,8 +63,99 @@ def upgrade_sql(version: int, schema: str = SCHEMA) -> str:
     if version == 0:
         return schema
     return schema + "".join(MIGRATIONS.get(v, "") for v in range(version + 1, SCHEMA_VERSION + 1))
+
+
 PG_SCHEMA_LOCK = 0x67656E7265  # advisory lock id: processes starting together set up the schema once
 
+
+# --- rows: one record per table written; fields are the table's columns in statement order ----------------
+class WindowRow(NamedTuple):
+    """One classified window; ``labels`` (JSON) is stored as the id of its row in ``labelsets``."""
+    source: str | None
+    wall: float
+    t: float | None
+    model: str | None
+    top: str | None
+    confidence: float | None
+    uncertain: int
+    labels: str
+    probs: str
+    smoothed: str | None
+    level_db: float | None
+    content: str | None
+
+    def params(self, labelset: int) -> tuple:
+        """The parameters of its INSERT: the labels replaced by their labelset's id."""
+        return tuple(self._replace(labels=labelset))
+
+
+class SegmentRow(NamedTuple):
+    """A segment, written again (upserted by source and start) each time it grows or closes."""
+    source: str | None
+    start_wall: float
+    end_wall: float | None
+    start_t: float | None
+    end_t: float | None
+    genre: str | None
+    mean_confidence: float | None
+    windows: int
+    open: int
+
+
+class AlertRow(NamedTuple):
+    source: str | None
+    wall: float
+    t: float | None
+    rule: int | None
+    type: str | None
+    state: str | None
+    message: str | None
+    payload: str | None
+
+
+class SourceRow(NamedTuple):
+    """A source's description; ``spec`` is JSON."""
+    id: str | None
+    kind: str | None
+    label: str | None
+    spec: str | None
+    first_seen: float
+    last_seen: float
+
+
+def _insert(table: str, row_type, conflict: str = "") -> str:
+    columns = ["labelset" if c == "labels" else c for c in row_type._fields]
+    return f"INSERT INTO {table}({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}){conflict}"
+
+
+# The statement that writes each row type.
+INSERT = {
+    WindowRow: _insert("windows", WindowRow),
+    SegmentRow: _insert("segments", SegmentRow, " ON CONFLICT(source, start_wall) DO UPDATE SET "
+                        "end_wall=excluded.end_wall, end_t=excluded.end_t, genre=excluded.genre, "
+                        "mean_confidence=excluded.mean_confidence, windows=excluded.windows, open=excluded.open"),
+    AlertRow: _insert("alerts", AlertRow),
+    SourceRow: _insert("sources", SourceRow, " ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, "
+                       "label=excluded.label, spec=excluded.spec, "
+                       "last_seen=GREATEST(COALESCE(sources.last_seen, 0), excluded.last_seen)"),
+}
+LABELSET_ADD = "INSERT INTO labelsets(labels) VALUES (?) ON CONFLICT(labels) DO NOTHING"
+LABELSET_ID = "SELECT id FROM labelsets WHERE labels=?"
+# A source seen only through its windows still gets a row (so it can be queried and pruned):
+# SOURCE_SEEN (id, first wall, last wall), then SOURCE_TOUCH (last, last, first, first, id).
+SOURCE_SEEN = "INSERT INTO sources(id, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING"
+SOURCE_TOUCH = ("UPDATE sources SET last_seen=GREATEST(COALESCE(last_seen, ?), ?), "
+                "first_seen=LEAST(COALESCE(first_seen, ?), ?) WHERE id=?")
+# Pruning goes source by source so that the (source, wall) indexes do the work.
+SOURCE_IDS = "SELECT id FROM sources ORDER BY id"
+PRUNE_WINDOWS = "DELETE FROM windows WHERE source=? AND wall<?"  # (source, cutoff)
+PRUNE_ALERTS = "DELETE FROM alerts WHERE source=? AND wall<?"  # (source, cutoff)
+PRUNE_SEGMENTS = ("DELETE FROM segments WHERE source=? AND start_wall<? "  # (source, cutoff, cutoff)
+                  "AND COALESCE(end_wall, start_wall)<?")
+PRUNE_SOURCES = "DELETE FROM sources WHERE last_seen<?"  # (cutoff,)
+
+
+# --- dialects ---------------------------------------------------------------------------------------------
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
