@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_serve(args) -> int:
     from .engine import Engine, EngineError
     from .settings import Settings, data_dir
+    from .sinks.from_settings import build_sinks
     from .source_specs import SourceSpecError, parse_cli_spec
     from .web.app import serve
 
@@ -114,13 +115,10 @@ def cmd_serve(args) -> int:
     # Sources given on the command line win; otherwise those running at the last stop, else the demo.
     specs = specs or list(settings["sources"]) or [{"kind": "demo"}]
     engine = Engine(model_name=args.model, hop=args.hop, fast=args.fast, settings=settings)
-    store = _open_store(data, settings, args.history_url)
-    if store is not None:
-        engine.add_sink(store)
-        engine.history = store
-    webhook = _webhook(settings)
-    if webhook is not None:
-        engine.add_sink(webhook)
+    sinks = build_sinks(settings, args.history_url or data / "history.sqlite")
+    for sink in sinks.all():
+        engine.add_sink(sink)
+    engine.history = sinks.history
     for spec in specs:
         if args.output_device is not None and spec["kind"] in ("demo", "file"):
             spec["output_device"] = int(args.output_device) if args.output_device.isdigit() else args.output_device
@@ -133,47 +131,12 @@ def cmd_serve(args) -> int:
     os.makedirs(upload_dir, exist_ok=True)
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
-        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store, token=token,
+        serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=sinks.history, token=token,
               require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin)
     finally:
         engine.shutdown()
-        if store is not None:
-            store.close()
+        sinks.close()
     return 0
-
-
-def _open_store(data, settings, url=None):
-    from .sinks.history import StoreError, open_store
-
-    try:
-        return open_store(url or data / "history.sqlite", retention_days=float(settings["retention_days"]))
-    except StoreError as exc:
-        # Monitoring goes on without history rather than not at all.
-        logging.getLogger("genre-monitor").error("history disabled: %s", exc)
-        return None
-
-
-class _AlertWebhook:
-    """Sink that forwards alerts to the configured webhook URL."""
-
-    def __init__(self, sender):
-        self.sender = sender
-
-    def on_alert(self, payload: dict) -> None:
-        self.sender.send(payload)
-
-
-def _webhook(settings):
-    from .monitor.webhook import WebhookSender
-
-    url = settings["webhook"]
-    if not url:
-        return None
-    try:
-        return _AlertWebhook(WebhookSender(url))
-    except ValueError as exc:
-        logging.getLogger("genre-monitor").error("webhook disabled: %s", exc)
-        return None
 
 
 def cmd_devices(args) -> int:

@@ -286,3 +286,28 @@ def test_two_workers_two_web_processes_and_a_worker_killed(r, redis_url):
                 store.close()
             for p in procs:
                 p.end()
+
+
+@pytest.mark.timeout(600)
+def test_a_workers_rule_alert_is_posted_to_the_webhook_in_its_settings(r, redis_url, tmp_path):
+    import numpy as np
+
+    from tests.support.webhook import Receiver
+
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(22050 * 30, np.float32), 22050)
+    sid = registry.add(r, {"kind": "file", "path": str(quiet), "id": "quiet"})
+    shared_settings.update(r, rules={sid: [{"type": "silence", "for": 2, "threshold_db": -50}]})
+    receiver = Receiver()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "settings.json").write_text(json.dumps({"webhook": receiver.url}))
+    worker = Proc("worker", ["worker", "--redis", redis_url, "--data-dir", str(data), "--fast"], tmp_path)
+    try:
+        _wait("the silence alert at the webhook", lambda: [b for b in receiver.bodies if b.get("source") == sid],
+              400, [worker])  # TensorFlow start-up on a shared machine: generous
+        alert = receiver.bodies[0]
+        assert alert["type"] == "silence" and alert["state"] == "firing" and alert["rule"] == 0, alert
+    finally:
+        worker.end()
+        receiver.close()

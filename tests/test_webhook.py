@@ -1,49 +1,14 @@
 """Webhook sender against a real HTTP server on 127.0.0.1."""
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from server.monitor.webhook import WebhookError, WebhookSender
+from server.sinks.webhook import WebhookError, WebhookSender
 from tests.support.wait import wait_until
+from tests.support.webhook import Receiver
 
 WAIT_S = 10.0  # generous: these tests check correctness, not speed
-
-
-class Receiver:
-    """A local HTTP server recording POSTed JSON; ``gate`` holds every request until set."""
-
-    def __init__(self, status=200):
-        self.bodies, self.headers = [], []
-        self.arrived = threading.Event()
-        self.gate = threading.Event()
-        self.gate.set()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.headers.append(dict(self.headers))
-                outer.bodies.append(json.loads(body))
-                outer.arrived.set()
-                outer.gate.wait(10)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -122,3 +87,38 @@ def test_bad_urls_are_rejected(url, words):
         WebhookSender(url)
     assert words in str(err.value)
     assert isinstance(err.value, ValueError)
+
+
+# --- the sinks a process builds from its settings ------------------------------------------------------
+def test_sinks_from_settings_post_alerts_and_record_them(receiver, tmp_path):
+    from server.settings import Settings
+    from server.sinks.from_settings import build_sinks
+
+    settings = Settings(None)
+    settings.update(webhook=receiver.url)
+    sinks = build_sinks(settings, tmp_path / "history.sqlite")
+    try:
+        assert sinks.all() == [sinks.history, sinks.webhook]
+        alert = {"rule": 0, "type": "silence", "state": "firing", "message": "silence for 10 s", "t": 13.0,
+                 "wall": 1763800013.0, "source": "radio"}
+        for sink in sinks.all():
+            sink.on_alert(alert)
+        wait_until(lambda: receiver.bodies, WAIT_S, 0.01)
+        assert receiver.bodies == [alert]
+        assert sinks.history.flush()
+        assert [a["message"] for a in sinks.history.alerts("radio")] == ["silence for 10 s"]
+    finally:
+        sinks.close()
+
+
+def test_sinks_left_out_are_logged_and_the_rest_still_built(tmp_path, caplog):
+    from server.settings import Settings
+    from server.sinks.from_settings import build_sinks
+
+    settings = Settings(None)
+    settings.update(webhook="ftp://example.com/hook")
+    with caplog.at_level("ERROR"):
+        sinks = build_sinks(settings, tmp_path)  # a directory: no history there either
+    assert sinks.all() == [] and sinks.history is None and sinks.webhook is None
+    assert "webhook disabled" in caplog.text and "history disabled" in caplog.text
+    assert build_sinks(Settings(None)).all() == []  # nothing configured: nothing built

@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 
-log = logging.getLogger("genre-monitor")
 
 
 def register(sub) -> None:
@@ -29,6 +28,9 @@ def register(sub) -> None:
     w.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY, help="most sources this worker runs")
     w.add_argument("--history-url", default=None, metavar="URL",
                    help="history store: postgresql://… (shared) or a SQLite path (default: none)")
+    w.add_argument("--data-dir", default=None,
+                   help="its settings.json configures the sinks: webhook, retention_days "
+                        "(default: $GENRE_MONITOR_DATA or ~/.local/share/genre-monitor)")
     w.add_argument("--model", default=None, help="model to load unless the cluster has selected one")
     w.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
     w.add_argument("--fast", action="store_true", help="file sources run as fast as possible")
@@ -42,21 +44,10 @@ def add_serve_args(serve) -> None:
                        help="web tier of a cluster: sources run on workers sharing this Redis (docs/scaling.md)")
 
 
-def open_history(url: str | None):
-    """The history store at ``url`` (None: no history); errors are logged, not fatal."""
-    if not url:
-        return None
-    from server.sinks.history import StoreError, open_store
-
-    try:
-        return open_store(url)
-    except StoreError as exc:
-        log.error("history disabled: %s", exc)
-        return None
-
-
 def cmd_worker(args) -> int:
     from server.engine import EngineError, validate_hop
+    from server.settings import Settings, data_dir
+    from server.sinks.from_settings import build_sinks
     from server.source_specs import SourceSpecError, parse_cli_spec
 
     from .redis_conn import ClusterError
@@ -65,16 +56,21 @@ def cmd_worker(args) -> int:
     try:
         hop = validate_hop(args.hop)
         specs = [parse_cli_spec(s) for s in args.sources]
+        settings = Settings(data_dir(args.data_dir) / "settings.json")
     except (SourceSpecError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = open_history(args.history_url)
+    except OSError as exc:
+        print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
+        return 2
+    sinks = build_sinks(settings, args.history_url)
     try:
         worker = ClusterWorker(args.redis, capacity=args.capacity, worker_id=args.worker_id,
                                lease_ttl=args.lease_ttl, model_name=args.model, hop=hop, fast=args.fast,
-                               sinks=[store] if store is not None else [])
+                               sinks=sinks.all())
         register_specs(worker.r, specs)
     except (ClusterError, EngineError, ValueError) as exc:
+        sinks.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _stop_on_signals(worker.stop)
@@ -82,8 +78,7 @@ def cmd_worker(args) -> int:
     try:
         worker.run()
     finally:
-        if store is not None:
-            store.close()
+        sinks.close()
     return 0
 
 
@@ -95,6 +90,7 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
     """
     from server.config import DEFAULT_HOP_SECONDS
     from server.engine import EngineError
+    from server.sinks.from_settings import open_history_reader
     from server.web.app import serve
 
     from .remote_engine import RemoteEngine
@@ -106,7 +102,7 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     os.makedirs(upload_dir, exist_ok=True)
-    store = open_history(getattr(args, "history_url", None))
+    store = open_history_reader(getattr(args, "history_url", None))
     print(f"Genre Monitor (cluster on {args.redis}) on http://{args.host}:{args.port}", flush=True)
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,

@@ -1,4 +1,4 @@
-"""POST alerts as JSON to a webhook URL, from a daemon thread.
+"""The alert webhook: an engine sink that POSTs each alert as JSON to a URL, from a daemon thread.
 
 ``send`` never blocks the caller (the engine worker): payloads go into a
 bounded queue and are dropped (and counted) when it is full, e.g. while the
@@ -140,3 +140,16 @@ class WebhookSender:
         with self._lock:
             self.failed += 1
             self.last_error = error
+
+
+class AlertWebhook:
+    """Engine sink: every alert (firing and resolved) to ``sender``."""
+
+    def __init__(self, sender: WebhookSender):
+        self.sender = sender
+
+    def on_alert(self, payload: dict) -> None:
+        self.sender.send(payload)
+
+    def close(self) -> None:
+        self.sender.close()
