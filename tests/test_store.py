@@ -324,3 +324,39 @@ def test_a_second_damaged_file_keeps_the_first(tmp_path):
     second.close()
     assert first.reset["damaged"] != second.reset["damaged"]
     assert os.path.exists(first.reset["damaged"]) and os.path.exists(second.reset["damaged"])
+
+
+# --- the reader alone, and the rows ---------------------------------------------------------------------
+def test_a_reader_alone_sets_up_a_new_history_and_reads_what_a_writer_commits(tmp_path):
+    import threading
+
+    from server.sinks.history import open_reader
+
+    path = tmp_path / "h.db"
+    writers_before = sum(t.name == "history-writer" for t in threading.enumerate())
+    reader = open_reader(path)  # before any writer: the schema is there, the history empty
+    try:
+        assert sum(t.name == "history-writer" for t in threading.enumerate()) == writers_before
+        assert reader.sources() == [] and not reader.has_source("a")
+        assert reader.status() == {"enabled": True, "reset": None, "last_error": None}
+        writer = HistoryStore(path, retention_days=KEEP)
+        writer.on_prediction(prediction("a", 1000.0, smoothed=[0.1, 0.2, 0.6, 0.1]))
+        assert writer.flush()
+        assert reader.windows("a") == writer.windows("a") and len(reader.windows("a")) == 1
+        assert reader.summary("a")["windows"] == 1
+        writer.close()
+    finally:
+        reader.close()
+
+
+def test_every_row_field_is_a_column_of_its_table():
+    import re
+
+    from server.sinks.history_sql import INSERT, SCHEMA
+
+    tables = {name: set(re.findall(r"(\w+) [A-Z]+", body))
+              for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", SCHEMA, re.S)}
+    for row_type, statement in INSERT.items():
+        table = statement.split()[2].split("(")[0]
+        columns = ["labelset" if f == "labels" else f for f in row_type._fields]
+        assert set(columns) <= tables[table], (row_type.__name__, set(columns) - tables[table])
