@@ -58,7 +58,7 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
                upload_retention_days: float | None = None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
-    ``store`` (a ``server.sinks.history.HistoryStore`` or None) answers the history API; wiring it
+    ``store`` (a ``server.sinks.history`` store or reader, or None) answers the history API; wiring it
     to the engine as a sink is the caller's job. ``token`` (or a generated one when
     ``require_token``) guards the page, REST and Socket.IO; ``app.extensions["genre_guard"].token``
     holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no
