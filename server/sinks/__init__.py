@@ -1,1 +1,1 @@
-"""Where results go: payloads, the Socket.IO sink and the history store."""
+"""Where results go: payloads, the Socket.IO sink, the history store, the alert webhook; from_settings builds them."""
