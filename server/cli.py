@@ -97,13 +97,12 @@ def cmd_serve(args) -> int:
         print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data / "settings.json")
-    from .web.auth import AuthConfigError, resolve_token
+    from .web.auth import AuthConfigError, configured_token, resolve_token
     from .web.media import MediaPathError, normalise_dirs
 
     # Refuse a bad token or media folder before anything starts listening or capturing.
     try:
-        token = resolve_token(args.host, args.token or os.environ.get("GENRE_MONITOR_TOKEN") or settings["token"],
-                              args.require_token)
+        token = resolve_token(args.host, configured_token(args.token, settings["token"]), args.require_token)
         media_dirs = normalise_dirs(args.media_dir)
     except (AuthConfigError, MediaPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
