@@ -24,13 +24,15 @@ def _hop(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .source_kinds import cli_usage
+
     parser = argparse.ArgumentParser(prog="run.py", description="Genre Monitor: live music-genre monitoring.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", help="run the dashboard (the default command)")
     serve.add_argument("--source", action="append", default=[], metavar="SPEC",
-                       help="demo | mic[:DEVICE] | file:PATH[,PATH...] (repeatable; default: demo)")
+                       help=f"{cli_usage()} (repeatable; default: demo)")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--hop", type=_hop, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
@@ -96,13 +98,12 @@ def cmd_serve(args) -> int:
         print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data / "settings.json")
-    from .web.auth import AuthConfigError, resolve_token
+    from .web.auth import AuthConfigError, configured_token, resolve_token
     from .web.media import MediaPathError, normalise_dirs
 
     # Refuse a bad token or media folder before anything starts listening or capturing.
     try:
-        token = resolve_token(args.host, args.token or os.environ.get("GENRE_MONITOR_TOKEN") or settings["token"],
-                              args.require_token)
+        token = resolve_token(args.host, configured_token(args.token, settings["token"]), args.require_token)
         media_dirs = normalise_dirs(args.media_dir)
     except (AuthConfigError, MediaPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)

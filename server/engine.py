@@ -13,9 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from .config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
+from .config import DEFAULT_HOP_SECONDS, N_FFT, N_MELS, WINDOW_FRAMES
 from .stream.features import mel_power
 from .model.content import CONTENT_LABELS, NOT_MUSIC
+from .schemas import HOP, SchemaError
 from .source_specs import SourceSpecError, make_source, source_id_for
 from .stream.pipeline import Pipeline
 from .worker import Worker, thread_task
@@ -38,9 +39,11 @@ def check_model_name(name, models: list[dict]) -> None:
 
 
 def validate_hop(hop) -> float:
-    if not isinstance(hop, (int, float)) or isinstance(hop, bool) or not (MIN_HOP_SECONDS <= hop <= MAX_HOP_SECONDS):
-        raise EngineError(f"hop must be a number of seconds from {MIN_HOP_SECONDS} to {MAX_HOP_SECONDS}")
-    return float(hop)
+    """``schemas.HOP``, the one hop rule, with ``EngineError`` for the user."""
+    try:
+        return HOP(hop, "hop")
+    except SchemaError as exc:
+        raise EngineError(str(exc)) from None
 
 
 class Engine:

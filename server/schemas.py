@@ -12,6 +12,8 @@ import math
 import sys
 
 from server.config import MAX_HOP_SECONDS, MAX_LABEL_CHARS, MIN_HOP_SECONDS
+from server.monitor.smoothing import KINDS as SMOOTHING_KINDS
+from server.monitor.stage import SEGMENT_SETTINGS
 
 MAX_STRING = 2000
 MAX_LIST = 200
@@ -43,12 +45,12 @@ def number(lo: float, hi: float, unit: str = "", integer: bool = False):
 
     def check(value, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SchemaError(f"{where} must be {what} {span}, got {_show(value)}")
+            raise SchemaError(f"{where} must be {what} {span}, got {show(value)}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise SchemaError(f"{where} must be a finite number {span}, got {_show(value)}")
+            raise SchemaError(f"{where} must be a finite number {span}, got {show(value)}")
         # Compared before any float(): a JSON integer may have hundreds of digits, which float() overflows on.
         if not lo <= value <= hi or (integer and value != int(value)):
-            raise SchemaError(f"{where} must be {what} {span}, got {_show(value)}")
+            raise SchemaError(f"{where} must be {what} {span}, got {show(value)}")
         return int(value) if integer else float(value)
     return check
 
@@ -64,9 +66,9 @@ def _json_numbers(value, where):
         if isinstance(value, bool):
             continue
         if isinstance(value, int) and not -MAX_JSON_NUMBER <= value <= MAX_JSON_NUMBER:
-            raise SchemaError(f"{where} must be a number a float can hold, got {_show(value)}")
+            raise SchemaError(f"{where} must be a number a float can hold, got {show(value)}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise SchemaError(f"{where} must be a finite number, got {_show(value)}")
+            raise SchemaError(f"{where} must be a finite number, got {show(value)}")
         if isinstance(value, dict):
             todo += [(v, f"{where}.{k}") for k, v in value.items()]
         elif isinstance(value, list):
@@ -76,7 +78,7 @@ def _json_numbers(value, where):
 def enum(*values):
     def check(value, where):
         if not isinstance(value, str) or value not in values:
-            raise SchemaError(f"{where} must be one of {', '.join(values)}; got {_show(value)}")
+            raise SchemaError(f"{where} must be one of {', '.join(values)}; got {show(value)}")
         return value
     return check
 
@@ -124,7 +126,7 @@ def device(value, where):
     raise SchemaError(f"{where} must be a device index, a name, or null")
 
 
-def _show(value) -> str:
+def show(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 30:
         # repr() of a huge int is useless to the reader (and raises past 4300 digits).
         return f"a number of about {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
@@ -158,20 +160,11 @@ def validate(data, fields: dict, required=(), where: str = "") -> dict:
 # --- Socket.IO events / REST bodies --------------------------------------------------------------------
 HOP = number(MIN_HOP_SECONDS, MAX_HOP_SECONDS, " s")
 LABEL = string(MAX_LABEL_CHARS)
-_COMMON = {"kind": enum("demo", "mic", "file", "upload", "stream"), "hop": HOP}
+# A start_source request's fields are its kind's (``server.source_kinds``), checked by ``server.source_specs``.
 
-START_SOURCE = {
-    "demo": ({**_COMMON, "label": LABEL}, ("kind",)),
-    "mic": ({**_COMMON, "device": device, "label": LABEL}, ("kind",)),
-    "file": ({**_COMMON, "path": string(4096), "label": LABEL}, ("kind", "path")),
-    "stream": ({**_COMMON, "url": string(4096), "label": LABEL}, ("kind", "url")),
-    "upload": ({**_COMMON, "upload_id": string(64)}, ("kind", "upload_id")),
-}
-
-SMOOTHING = {"kind": enum("ema", "median", "none"), "tau": number(0.001, 3600, " s"),
+SMOOTHING = {"kind": enum(*SMOOTHING_KINDS), "tau": number(0.001, 3600, " s"),
              "n": number(1, 101, integer=True)}
-SEGMENTS = {"min_duration": number(0, 3600, " s"), "hysteresis": number(0, 1),
-            "max_gap": number(0, 3600, " s"), "max_backdate": number(0, 3600, " s")}
+SEGMENTS = {key: number(*bounds) for key, bounds in SEGMENT_SETTINGS.items()}
 RULES = list_of(any_object(), max_items=50)
 
 
@@ -200,18 +193,6 @@ def check_event(event: str, data) -> dict:
     return validate({} if data is None else data, fields, required)
 
 
-def check_start_source(data) -> dict:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SchemaError(f"payload must be a JSON object, got {type(data).__name__}")
-    kind = data.get("kind")
-    if not isinstance(kind, str) or kind not in START_SOURCE:
-        raise SchemaError(f"'kind' must be one of {', '.join(START_SOURCE)}; got {_show(kind)}")
-    fields, required = START_SOURCE[kind]
-    return validate(data, fields, required)
-
-
 def check_monitoring(data) -> dict:
     out = check_event("set_monitoring", data)
     if not out:
@@ -228,27 +209,11 @@ def _smoothing_fits_kind(sm: dict) -> dict:
     return sm
 
 
-# --- settings.json: the same checkers as the API, one field at a time ------------------------------------
+# --- settings.json: the same checkers as the API (the fields are ``server.settings.FIELDS``) -------------
 def boolean(value, where):
     if not isinstance(value, bool):
-        raise SchemaError(f"{where} must be true or false, got {_show(value)}")
+        raise SchemaError(f"{where} must be true or false, got {show(value)}")
     return value
-
-
-# What the engine adds to a source's API fields when it saves the spec (and what the CLI gives).
-_SAVED_SOURCE_EXTRA = {"id": string(40), "output_device": device, "paths": list_of(string(4096)),
-                       "loop": boolean, "samplerate": number(1000, 384000, " Hz")}
-
-
-def saved_source(value, where):
-    """A source spec as the engine saves it: an API start_source payload plus its id and extras."""
-    if not isinstance(value, dict):
-        raise SchemaError(f"{where} must be an object with a 'kind'")
-    kind = value.get("kind")
-    if kind not in START_SOURCE or kind == "upload":  # uploads are saved as file sources
-        raise SchemaError(f"{where}.kind must be one of demo, mic, file, stream; got {_show(kind)}")
-    fields = {**START_SOURCE[kind][0], **_SAVED_SOURCE_EXTRA}
-    return validate(value, fields, ("kind",), where)
 
 
 def rules_by_source(value, where):
@@ -260,7 +225,7 @@ def rules_by_source(value, where):
     return {string(200)(k, f"{where} key"): RULES(v, f"{where}.{k}") for k, v in value.items()}
 
 
-def _smoothing_setting(value, where):
+def smoothing_setting(value, where):
     sm = nested(SMOOTHING, ("kind",))(value, where)
     try:
         return _smoothing_fits_kind(sm)
@@ -268,40 +233,12 @@ def _smoothing_setting(value, where):
         raise SchemaError(f"{where}: {exc}") from None
 
 
-# Each field is checked on its own: a bad one falls back to its default, the rest are kept.
-SETTINGS = {
-    "sources": list_of(saved_source),
-    "rules": rules_by_source,
-    "smoothing": _smoothing_setting,
-    "segments": nested(SEGMENTS),
-    "retention_days": number(0.001, 100000, " days"),
-    "webhook": string(4096),
-    "token": string(500),
-    "max_sessions_per_client": number(0, 100000, integer=True),
-    "upload_quota_mb": number(1, 1e9, " MB"),
-    "upload_retention_days": number(0.001, 100000, " days"),
-}
-
-
-def check_settings(data: dict) -> tuple[dict, list[str]]:
-    """(the usable fields of ``data``, one message per field that is not); unknown keys are left out."""
-    good, problems = {}, []
-    for key, check in SETTINGS.items():
-        if data.get(key) is None:
-            continue
-        try:
-            good[key] = check(data[key], f"'{key}'")
-        except SchemaError as exc:
-            problems.append(str(exc))
-    return good, problems
-
-
 # --- REST query strings --------------------------------------------------------------------------------
 def _unix_time(raw, where):
     try:
         value = float(raw)
     except ValueError:
-        raise SchemaError(f"{where} must be a unix time in seconds, not {_show(raw)}") from None
+        raise SchemaError(f"{where} must be a unix time in seconds, not {show(raw)}") from None
     return number(0, MAX_UNIX_TIME, " (unix seconds)")(value, where)
 
 
@@ -309,7 +246,7 @@ def _limit(raw, where):
     try:
         value = int(raw)
     except ValueError:
-        raise SchemaError(f"{where} must be a whole number from 1 to {MAX_HISTORY_LIMIT}, not {_show(raw)}") from None
+        raise SchemaError(f"{where} must be a whole number from 1 to {MAX_HISTORY_LIMIT}, not {show(raw)}") from None
     return number(1, MAX_HISTORY_LIMIT, integer=True)(value, where)
 
 
@@ -329,7 +266,7 @@ def check_query(args, kind: str) -> dict:
         values = args.getlist(key)
         if key not in fields:
             allowed = ", ".join(fields) or "none"
-            raise SchemaError(f"unknown query parameter {_show(key)}; allowed: {allowed}")
+            raise SchemaError(f"unknown query parameter {show(key)}; allowed: {allowed}")
         if len(values) > 1:
             raise SchemaError(f"query parameter '{key}' given {len(values)} times")
         raw = values[0].strip()

@@ -9,25 +9,33 @@ import tempfile
 import threading
 from pathlib import Path
 
+from . import schemas as sc
 from .monitor.segments import DEFAULT_HYSTERESIS, DEFAULT_MIN_DURATION_S
 from .monitor.smoothing import DEFAULT_SMOOTHING
+from .source_specs import saved_source
 
 log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "GENRE_MONITOR_DATA"
 
-DEFAULTS: dict = {
-    "sources": [],                       # source specs, restarted at start-up
-    "rules": {},                         # source id -> alert rules
-    "smoothing": dict(DEFAULT_SMOOTHING),
-    "segments": {"min_duration": DEFAULT_MIN_DURATION_S, "hysteresis": DEFAULT_HYSTERESIS},
-    "retention_days": 30.0,
-    "webhook": None,                     # URL that receives alerts as JSON
-    "token": None,                       # access token for the dashboard when exposed beyond loopback
-    "max_sessions_per_client": None,     # Socket.IO sessions per client address (None: 32; 0: no limit)
-    "upload_quota_mb": None,             # all uploads together (None: 2048 MB)
-    "upload_retention_days": None,       # unused uploads older than this are removed at start (None: 30)
+
+# Every saved setting once: ``{key: (default, checker)}``, the checkers the API's (``server.schemas``).
+FIELDS: dict = {
+    "sources": ([], sc.list_of(saved_source)),            # source specs, restarted at start-up
+    "rules": ({}, sc.rules_by_source),                     # source id -> alert rules
+    "smoothing": (dict(DEFAULT_SMOOTHING), sc.smoothing_setting),
+    "segments": ({"min_duration": DEFAULT_MIN_DURATION_S, "hysteresis": DEFAULT_HYSTERESIS},
+                 sc.nested(sc.SEGMENTS)),
+    "retention_days": (30.0, sc.number(0.001, 100000, " days")),
+    "webhook": (None, sc.string(4096)),                    # URL that receives alerts as JSON
+    "token": (None, sc.string(500)),     # access token for the dashboard when exposed beyond loopback
+    # Socket.IO sessions per client address (None: 32; 0: no limit).
+    "max_sessions_per_client": (None, sc.number(0, 100000, integer=True)),
+    "upload_quota_mb": (None, sc.number(1, 1e9, " MB")),  # all uploads together (None: 2048 MB)
+    # Unused uploads older than this are removed at start (None: 30).
+    "upload_retention_days": (None, sc.number(0.001, 100000, " days")),
 }
+DEFAULTS: dict = {key: default for key, (default, _check) in FIELDS.items()}
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -49,10 +57,23 @@ def _engine_checks() -> dict:
             "rules": lambda v: [validate_rules(r) for r in v.values()]}
 
 
+def check_settings(data: dict) -> tuple[dict, list[str]]:
+    """(the usable fields of ``data``, one message per field that is not); unknown keys are left out.
+
+    Each field is checked on its own: a bad one falls back to its default, the rest are kept."""
+    good, problems = {}, []
+    for key, (_default, check) in FIELDS.items():
+        if data.get(key) is None:
+            continue
+        try:
+            good[key] = check(data[key], f"'{key}'")
+        except sc.SchemaError as exc:
+            problems.append(str(exc))
+    return good, problems
+
+
 def check_values(loaded: dict) -> tuple[dict, list[str]]:
     """(usable fields, a message per bad one): the API's schemas field by field, then the engine's checks."""
-    from .schemas import check_settings
-
     good, problems = check_settings(loaded)
     for key, check in _engine_checks().items():
         if key in good:

@@ -21,7 +21,8 @@ LAYERS = [
     ("server.model",),
     ("server.monitor",),
     ("server.sinks",),
-    ("server.schemas", "server.source_specs", "server.settings", "server.engine", "server.worker"),
+    ("server.schemas", "server.source_kinds", "server.source_specs", "server.settings", "server.engine",
+     "server.worker"),
     ("server.web", "server.cluster"),
     ("server.training", "server.classify", "server.cli"),
 ]

@@ -18,7 +18,7 @@ import websocket
 
 from server.engine import Engine
 from server.web.app import create_app
-from server.web.auth import COOKIE, is_loopback, resolve_token
+from server.web.auth import COOKIE, configured_token, is_loopback, resolve_token
 from tests.support.web import app_server, write_wav
 
 TOKEN = "test-token-0123456789abcdef"
@@ -57,6 +57,14 @@ def test_token_needed_off_loopback_only():
     assert resolve_token("0.0.0.0", token=TOKEN) == TOKEN
     with pytest.raises(ValueError, match="at least 16"):
         resolve_token("0.0.0.0", token="short")
+
+
+def test_token_precedence_is_flag_then_environment_then_settings(monkeypatch):
+    monkeypatch.delenv("GENRE_MONITOR_TOKEN", raising=False)
+    assert configured_token() is None and configured_token(saved="s" * 16) == "s" * 16
+    monkeypatch.setenv("GENRE_MONITOR_TOKEN", "e" * 16)
+    assert configured_token(saved="s" * 16) == "e" * 16
+    assert configured_token("f" * 16, saved="s" * 16) == "f" * 16
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,14 @@ import threading
 
 def register(sub) -> None:
     from server.config import DEFAULT_HOP_SECONDS
+    from server.source_kinds import cli_usage
 
     from . import DEFAULT_CAPACITY, LEASE_TTL
 
     w = sub.add_parser("worker", help="run monitoring pipelines for the web tier, meeting it through Redis")
     w.add_argument("--redis", required=True, metavar="URL", help="redis://HOST:PORT/DB shared with the web tier")
     w.add_argument("--sources", nargs="*", default=[], metavar="SPEC",
-                   help="register these sources (demo | mic[:DEVICE] | file:PATH | url:URL) if not registered yet")
+                   help=f"register these sources ({cli_usage()}) if not registered yet")
     w.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY, help="most sources this worker runs")
     w.add_argument("--history-url", default=None, metavar="URL",
                    help="history store: postgresql://… (shared) or a SQLite path (default: none)")

@@ -14,6 +14,7 @@ import threading
 
 from server.config import DEFAULT_HOP_SECONDS
 from server.engine import EngineError, check_model_name, validate_hop
+from server import source_specs
 from server.source_specs import SourceSpecError
 
 from . import LEASE_TTL, registry, shared_settings, state
@@ -21,33 +22,12 @@ from .redis_conn import ClusterError, connect
 
 log = logging.getLogger(__name__)
 
-KINDS = ("demo", "file", "mic", "stream")
-
-
 def check_spec(spec) -> dict:
-    """The checks ``make_source`` makes that need nothing opened (the worker opens it)."""
-    if not isinstance(spec, dict):
-        raise EngineError("a source must be an object with a 'kind'")
-    kind = spec.get("kind")
-    if kind not in KINDS:
-        raise EngineError(f"unknown source kind {kind!r}: use demo, file, mic or stream")
-    if kind == "file":
-        paths = spec.get("paths") or ([spec["path"]] if spec.get("path") else [])
-        if not paths or not all(isinstance(p, str) and p for p in paths):
-            raise EngineError("a file source needs a 'path'")
-    if kind == "mic" and spec.get("device") is not None and not isinstance(spec["device"], (int, str)):
-        raise EngineError("'device' must be a device index or name")
-    if kind == "stream":
-        from server.audio.stream_source import StreamError, validate_url
-
-        url = spec.get("url")
-        if not isinstance(url, str) or not url.strip():
-            raise EngineError("a stream source needs a 'url'")
-        try:
-            validate_url(url.strip(), allow_file=False)
-        except (StreamError, ValueError) as exc:
-            raise EngineError(str(exc)) from None
-    return spec
+    """The checks ``make_source`` makes that open nothing (the worker opens the source)."""
+    try:
+        return source_specs.check_spec(spec)
+    except SourceSpecError as exc:
+        raise EngineError(str(exc)) from None
 
 
 class RemoteEngine:

@@ -13,7 +13,10 @@ from .alerts import AlertEvaluator
 from .segments import SegmentError, SegmentTracker
 from .smoothing import make_smoother
 
-_SEGMENT_KEYS = {"min_duration", "hysteresis", "max_gap", "max_backdate"}
+# The segment settings (``SegmentTracker``'s keywords) and their bounds: the API's, the saved settings'
+# and the monitor's one list.
+SEGMENT_SETTINGS = {"min_duration": (0, 3600, " s"), "hysteresis": (0, 1), "max_gap": (0, 3600, " s"),
+                    "max_backdate": (0, 3600, " s")}
 
 
 class SourceMonitor:
@@ -31,10 +34,10 @@ class SourceMonitor:
         self.labels = [str(x) for x in labels]
         self.uncertain_threshold = uncertain_threshold
         segments = dict(segments or {})
-        extra = set(segments) - _SEGMENT_KEYS
+        extra = set(segments) - set(SEGMENT_SETTINGS)
         if extra:
             raise SegmentError(f"unknown segment setting(s): {', '.join(sorted(map(str, extra)))}"
-                               f" (allowed: {', '.join(sorted(_SEGMENT_KEYS))})")
+                               f" (allowed: {', '.join(sorted(SEGMENT_SETTINGS))})")
         self.smoother = make_smoother(smoothing)
         self.tracker = SegmentTracker(self.labels, uncertain_threshold=uncertain_threshold, **segments)
         self.alerts = AlertEvaluator(rules or [], self.labels)
@@ -80,9 +83,6 @@ class SourceMonitor:
         self._smoothed = None
         return [("segment", {"source": source, **e["segment"], "event": e["event"]})
                 for e in self.tracker.finish()]
-
-
-SEGMENT_SETTINGS = ("min_duration", "hysteresis", "max_gap", "max_backdate")
 
 
 def validate_monitoring(smoothing: dict | None = None, segments: dict | None = None) -> None:

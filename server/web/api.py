@@ -9,9 +9,9 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import schemas
-from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
-                                        parse_monitoring_request, parse_rules_request, parse_source_request,
-                                        rules_reply)
+from server.web.request_parsing import (RequestError, UnknownSource, checked, known_source, merge_monitoring,
+                                        parse_model_request, parse_monitoring_request, parse_rules_request,
+                                        parse_source_id, parse_source_request, rules_reply)
 from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -51,6 +51,11 @@ def _bad_request(exc):
     return _error(str(exc), 400)
 
 
+@bp.errorhandler(UnknownSource)
+def _not_found(exc):
+    return _error(str(exc), 404)
+
+
 @bp.errorhandler(UploadQuotaError)
 def _insufficient_storage(exc):
     return _error(str(exc), 507)
@@ -88,33 +93,30 @@ def start_source():
 
 @bp.delete("/sources/<source_id>")
 def stop_source(source_id):
-    known = {s["id"] for s in _engine().sources_payload().get("sources", [])}
-    if source_id not in known:
-        return _error(f"no source with id {source_id!r}", 404)
+    parse_source_id(_engine(), {"id": source_id}, f"DELETE /api/sources/{source_id}")
     _engine().stop_source(source_id)
     return jsonify(ok=True, id=source_id)
 
 
 @bp.post("/sources/<source_id>/restart")
 def restart_source(source_id):
-    if source_id not in _engine().source_ids():
-        return _error(f"no source with id {source_id!r}", 404)
+    parse_source_id(_engine(), {"id": source_id}, f"POST /api/sources/{source_id}/restart")
     _engine().restart_source(source_id)
     return jsonify(ok=True, id=source_id)
 
 
 @bp.get("/sources/<source_id>/rules")
 def get_rules(source_id):
-    if source_id not in _engine().source_ids():
-        return _error(f"no running source with id {source_id!r}", 404)
+    known_source(_engine(), source_id, f"GET /api/sources/{source_id}/rules")
     return jsonify(rules_reply(_engine(), source_id, _engine().rules(source_id)))
 
 
 @bp.put("/sources/<source_id>/rules")
 def put_rules(source_id):
-    if source_id not in _engine().source_ids():
-        return _error(f"no running source with id {source_id!r}", 404)
-    rules = _engine().set_rules(source_id, parse_rules_request(_json_body(), f"PUT /api/sources/{source_id}/rules"))
+    request_name = f"PUT /api/sources/{source_id}/rules"
+    known_source(_engine(), source_id, request_name)  # a missing source is a 404 whatever the body
+    source_id, rules = parse_rules_request(_engine(), _json_body(), request_name, source_id=source_id)
+    rules = _engine().set_rules(source_id, rules)
     return jsonify(ok=True, **rules_reply(_engine(), source_id, rules))
 
 

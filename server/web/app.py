@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from server.sinks.socketio_sink import SocketIOSink
 from server.web import api, history_api, socket_events
-from server.web.auth import Guard, resolve_token, token_from_env
+from server.web.auth import Guard, configured_token, resolve_token
 from server.web.contract import contract
 from server.web.media import normalise_dirs
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
@@ -173,7 +173,7 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     Listening on a non-loopback address always requires a token: ``token``, else
     ``$GENRE_MONITOR_TOKEN``, else a generated one, printed with the link to open.
     """
-    token = resolve_token(host, token if token is not None else token_from_env(), require_token)
+    token = resolve_token(host, configured_token(token), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
                                message_queue=message_queue, limits=limits, upload_quota_mb=upload_quota_mb,

@@ -167,5 +167,7 @@ class Guard:
         app.extensions["genre_guard"] = self
 
 
-def token_from_env() -> str | None:
-    return os.environ.get(TOKEN_ENV) or None
+def configured_token(explicit: str | None = None, saved: str | None = None) -> str | None:
+    """The token the user asked for, the one place of its precedence: ``--token``, else
+    ``$GENRE_MONITOR_TOKEN``, else the settings' ``token``; None when none is set (see ``resolve_token``)."""
+    return explicit or os.environ.get(TOKEN_ENV) or saved or None

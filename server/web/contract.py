@@ -2,7 +2,7 @@
 
 ``index.html`` embeds ``contract()`` as JSON (``<script id="contract">``) and
 ``static/js/contract.js`` reads it, so the browser never re-types a state name, a tag
-count or a rule default. The event payloads themselves are described in docs/events.md.
+count, a rule default or a source kind. The event payloads themselves are described in docs/events.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from server.config import DEFAULT_HOP_SECONDS, MAX_HOP_SECONDS, MIN_HOP_SECONDS
 from server.monitor.alerts import DEFAULTS as RULE_DEFAULTS
 from server.monitor.segments import UNCERTAIN
 from server.sinks.payloads import TOP_TAGS
+from server.source_kinds import KINDS
 
 # States in which a source is still being read (or retried): the dashboard offers Stop.
 LIVE_STATES = (SourceState.STARTING, SourceState.RUNNING, SourceState.RECONNECTING, SourceState.LOST)
@@ -28,4 +29,6 @@ def contract() -> dict:
         "rule_defaults": RULE_DEFAULTS,
         "hop": {"default": DEFAULT_HOP_SECONDS, "choices": list(HOP_CHOICES)},
         "uncertain": UNCERTAIN,
+        # The picker's tabs, in order: each kind's ``page`` entry (server/source_kinds.py).
+        "source_kinds": [{"kind": k.name, **k.page} for k in KINDS.values() if k.page],
     }

@@ -9,11 +9,10 @@ running source) is checked here.
 
 from __future__ import annotations
 
-import urllib.parse
-
-from server import schemas
+from server import schemas, source_specs
 from server.monitor.alerts import missing_genres
 from server.schemas import SchemaError
+from server.source_specs import SourceSpecError
 from server.web.media import MediaPathError, resolve_media_path
 from server.web.uploads import UploadError
 
@@ -27,68 +26,62 @@ def checked(request: str, fn, *args):
     try:
         return fn(*args)
     except SchemaError as exc:
-        raise RequestError(f"{request}: {exc}.") from None
+        raise RequestError(f"{request}: {_sentence(str(exc))}") from None
 
 
 def parse_source_request(data, uploads=None, request: str = "start_source", media_dirs=()) -> dict:
     """A start_source payload (Socket.IO) or POST /api/sources body → the engine's source spec.
 
-    Uploads become file specs inside the upload folder; file paths (and ``file:`` URLs)
-    must lie inside ``media_dirs`` (real paths, see ``server.web.media``).
+    The kind's entry (``server.source_kinds``) makes the spec: uploads become file specs inside
+    the upload folder; file paths (and ``file:`` URLs) must lie inside ``media_dirs`` (real
+    paths, see ``server.web.media``).
     """
-    data = checked(request, schemas.check_start_source, data)
-    kind = data["kind"]
-    spec: dict = {"kind": kind}
-    if kind == "mic":
-        spec["device"] = data.get("device")
-    elif kind == "file":
-        spec["path"] = _media_path(data["path"], uploads, media_dirs, request)
-    elif kind == "stream":
-        spec = _stream_spec(data["url"], uploads, media_dirs, request)
-    elif kind == "upload":
-        if uploads is None:
-            raise RequestError(f"{request}: uploads are not enabled.")
+    data = checked(request, source_specs.check_request, data)
+    try:
+        return source_specs.spec_from_request(data, _ServerFiles(uploads, media_dirs))
+    except SourceSpecError as exc:
+        raise RequestError(f"{request}: {_sentence(str(exc))}") from None
+
+
+class _ServerFiles:
+    """What a source request may name on this server: media files and uploads."""
+
+    def __init__(self, uploads, media_dirs):
+        self.uploads, self.media_dirs = uploads, list(media_dirs)
+
+    def media_path(self, path: str) -> str:
+        extra = [str(self.uploads.dir)] if self.uploads is not None else []
         try:
-            item = uploads.get(data["upload_id"])
+            return resolve_media_path(path, self.media_dirs, extra)
+        except MediaPathError as exc:
+            raise SourceSpecError(str(exc)) from None
+
+    def upload(self, upload_id: str) -> dict:
+        if self.uploads is None:
+            raise SourceSpecError("uploads are not enabled.")
+        try:
+            return self.uploads.get(upload_id)
         except UploadError as exc:
-            raise RequestError(f"{request}: {exc}") from None
-        spec = {"kind": "file", "path": item["path"], "label": item["name"]}
-    if "label" in data:
-        spec["label"] = data["label"]
-    if "hop" in data:
-        spec["hop"] = data["hop"]
-    return spec
+            raise SourceSpecError(str(exc)) from None
 
 
-def _stream_spec(url: str, uploads, media_dirs, request: str) -> dict:
-    if url.lower().startswith("file:"):
-        # A local file named as a URL: allowed only where a file path would be.
-        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-        try:
-            return {"kind": "file", "path": _media_path(path, uploads, media_dirs, request)}
-        except RequestError as exc:
-            raise RequestError(f"{request}: a stream URL must be http:// or https://; file: URLs work only "
-                               f"for files inside the media folders ({str(exc).removeprefix(request + ': ')})") from None
-    from server.audio.stream_source import StreamError, validate_url
-
-    try:
-        validate_url(url, allow_file=False)
-    except StreamError as exc:
-        raise RequestError(f"{request}: {exc}.") from None
-    return {"kind": "stream", "url": url}
+def _sentence(text: str) -> str:
+    return text if text.endswith(".") else text + "."
 
 
-def _media_path(path: str, uploads, media_dirs, request: str) -> str:
-    extra = [str(uploads.dir)] if uploads is not None else []
-    try:
-        return resolve_media_path(path, list(media_dirs), extra)
-    except MediaPathError as exc:
-        raise RequestError(f"{request}: {exc}") from None
+class UnknownSource(RequestError):
+    """The request names no running source (REST answers 404)."""
 
 
-def parse_source_id(data, request: str) -> str:
-    """The ``id`` of a stop_source / restart_source payload."""
-    return checked(request, schemas.check_event, "stop_source", data)["id"]
+def known_source(engine, source_id: str, request: str) -> str:
+    if source_id not in engine.source_ids():
+        raise UnknownSource(f"{request}: no running source with id {source_id!r}.")
+    return source_id
+
+
+def parse_source_id(engine, data, request: str) -> str:
+    """The ``id`` of a stop_source / restart_source request (REST: ``{"id": <from the path>}``): a running source."""
+    return known_source(engine, checked(request, schemas.check_event, "stop_source", data)["id"], request)
 
 
 def parse_model_request(data, request: str = "select_model") -> str:
@@ -96,9 +89,14 @@ def parse_model_request(data, request: str = "select_model") -> str:
     return checked(request, schemas.check_event, "select_model", data)["name"]
 
 
-def parse_rules_request(data, request: str = "set_rules") -> list:
-    """The ``rules`` list of a PUT rules body (the engine checks each rule)."""
-    return checked(request, schemas.check_event, "put_rules", data)["rules"]
+def parse_rules_request(engine, data, request: str = "set_rules", source_id: str | None = None) -> tuple[str, list]:
+    """(a running source's id, its ``rules`` list) of a set_rules payload, or of a PUT rules body
+    with ``source_id`` from the path; the engine checks each rule."""
+    if source_id is None:
+        data = checked(request, schemas.check_event, "set_rules", data)
+        return known_source(engine, data["source"], request), data["rules"]
+    known_source(engine, source_id, request)
+    return source_id, checked(request, schemas.check_event, "put_rules", data)["rules"]
 
 
 def rules_reply(engine, source_id: str, rules: list) -> dict:
@@ -120,8 +118,3 @@ def merge_monitoring(engine, wanted: dict) -> dict:
         wanted = {**wanted, "segments": {**(engine.monitoring().get("segments") or {}), **wanted["segments"]}}
     return wanted
 
-
-def known_source(engine, source_id: str, request: str) -> str:
-    if source_id not in engine.source_ids():
-        raise RequestError(f"{request}: no running source with id {source_id!r}.")
-    return source_id

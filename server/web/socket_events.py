@@ -16,9 +16,9 @@ from socketio.exceptions import ConnectionRefusedError
 
 from server import schemas
 from server.sinks.socketio_sink import room
-from server.web.request_parsing import (RequestError, checked, known_source, merge_monitoring,
-                                        parse_model_request, parse_monitoring_request, parse_source_id, parse_source_request,
-                                        rules_reply)
+from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
+                                        parse_monitoring_request, parse_rules_request, parse_source_id,
+                                        parse_source_request, rules_reply)
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,12 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
         return {"id": source_id}
 
     def stop_source(data):
-        source_id = parse_source_id(data, "stop_source")
+        source_id = parse_source_id(engine, data, "stop_source")
         engine.stop_source(source_id)
         return {"id": source_id}
 
     def restart_source(data):
-        source_id = parse_source_id(data, "restart_source")
+        source_id = parse_source_id(engine, data, "restart_source")
         engine.restart_source(source_id)
         return {"id": source_id}
 
@@ -163,9 +163,8 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
         return {"name": name}
 
     def set_rules(data):
-        data = checked("set_rules", schemas.check_event, "set_rules", data)
-        source_id = known_source(engine, data["source"], "set_rules")
-        return rules_reply(engine, source_id, engine.set_rules(source_id, data["rules"]))
+        source_id, rules = parse_rules_request(engine, data)
+        return rules_reply(engine, source_id, engine.set_rules(source_id, rules))
 
     def set_monitoring(data):
         return {"monitoring": engine.set_monitoring(**merge_monitoring(engine, parse_monitoring_request(data)))}

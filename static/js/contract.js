@@ -13,3 +13,5 @@ export const TOP_TAGS = contract.top_tags;
 export const RULE_DEFAULTS = contract.rule_defaults;
 // The pseudo-genre of windows and segments below the model's confidence threshold.
 export const UNCERTAIN = contract.uncertain;
+// The picker's tabs: [{kind, tab, panel?, field?, label?, placeholder?, hint?, pattern?, prompt?}, ...].
+export const SOURCE_KINDS = contract.source_kinds;

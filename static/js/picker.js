@@ -1,6 +1,8 @@
-// Source picker: demo / device (incl. loopback) / stream URL / server file / upload, with Start and Stop.
+// Source picker: one tab per source kind the server offers (contract.SOURCE_KINDS), with Start and Stop.
+// A kind with a text field needs nothing here; the device list and the upload have their own code.
 
 import * as api from './api.js';
+import { SOURCE_KINDS } from './contract.js';
 
 export function createPicker({ onStart, onStop, toast }) {
   const root = document.getElementById('picker');
@@ -8,15 +10,13 @@ export function createPicker({ onStart, onStop, toast }) {
   const panels = [...root.querySelectorAll('[data-panel]')];
   const deviceSelect = document.getElementById('device-select');
   const deviceHint = document.getElementById('device-hint');
-  const filePath = document.getElementById('file-path');
-  const streamUrl = document.getElementById('stream-url');
   const uploadInput = document.getElementById('upload-input');
   const progress = document.getElementById('upload-progress');
   const uploadHint = document.getElementById('upload-hint');
   const hopSelect = document.getElementById('hop-select');
   const startBtn = document.getElementById('start-btn');
   const stopBtn = document.getElementById('stop-btn');
-  let tab = 'demo';
+  let tab = SOURCE_KINDS[0].kind;
   let devicesLoaded = false;
 
   function selectTab(name) {
@@ -72,22 +72,23 @@ export function createPicker({ onStart, onStop, toast }) {
 
   async function buildSpec() {
     const hop = Number(hopSelect.value);
-    if (tab === 'demo') return { kind: 'demo', hop };
     if (tab === 'mic') {
       if (deviceSelect.value === '') throw new Error('Pick an input device first.');
       const v = deviceSelect.value;
       return { kind: 'mic', device: v.startsWith('loopback:') ? v : Number(v), hop };
     }
-    if (tab === 'stream') {
-      const url = streamUrl.value.trim();
-      if (!/^https?:\/\/\S+$/i.test(url)) throw new Error('Enter an http:// or https:// stream address (Icecast, Shoutcast, HLS…).');
-      return { kind: 'stream', url, hop };
+    if (tab === 'upload') return uploadSpec(hop);
+    const offer = SOURCE_KINDS.find((k) => k.kind === tab);
+    const spec = { kind: tab, hop };
+    if (offer.field) {
+      const value = root.querySelector(`[data-panel="${tab}"] [data-field]`).value.trim();
+      if (!value || (offer.pattern && !new RegExp(offer.pattern, 'i').test(value))) throw new Error(offer.prompt);
+      spec[offer.field] = value;
     }
-    if (tab === 'file') {
-      const path = filePath.value.trim();
-      if (!path) throw new Error('Enter the path of an audio file on the server.');
-      return { kind: 'file', path, hop };
-    }
+    return spec;
+  }
+
+  async function uploadSpec(hop) {
     const file = uploadInput.files[0];
     if (!file) throw new Error('Choose an audio file to upload.');
     const limit = Number(document.body.dataset.maxUploadMb || 0);
@@ -119,8 +120,9 @@ export function createPicker({ onStart, onStop, toast }) {
     }
   });
   stopBtn.addEventListener('click', () => onStop());
-  streamUrl.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
-  filePath.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
+  root.querySelectorAll('[data-field]').forEach((input) => {
+    input.addEventListener('keydown', (e) => { if (e.key === 'Enter') startBtn.click(); });
+  });
 
   return {
     setStoppable(ok) { stopBtn.disabled = !ok; },
