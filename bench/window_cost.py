@@ -113,7 +113,7 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
 
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
-    from server.model.heads import backbone_features
+    from server.model.genre_model import backbone_features
     from server.model.level import normalize_level
     from server.stream.features import window_mel
 
@@ -201,7 +201,7 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
 def compare_outputs(norm: np.ndarray, original: dict, backbones: list[str]) -> dict:
     """Largest absolute differences between our backbones' outputs and the original's, and the
     embedding's scale (largest |value| of the original's), which float32 errors are relative to."""
-    from server.model.heads import backbone_features
+    from server.model.genre_model import backbone_features
 
     ours = backbone_features(norm, backbones, level_norm=False)
     out = {}

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from server.model.heads import ModelError
+from server.model.genre_model import ModelError
 
 from server.model.tag_features import GENRE_TAGS
 from server.model.registry import MODELS_DIR, ModelNotFound, list_models, load_model
