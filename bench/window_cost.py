@@ -42,7 +42,7 @@ class Original:
     def __init__(self, python=GOLDEN_PY, timeout: float = 300.0):
         if not os.path.exists(python):
             raise BenchError(f"the original musicnn stack is missing ({python}); build it with "
-                             "`make bench` or `python scripts/make_golden.py --venv-only`")
+                             "`make bench` or `python scripts/tools/make_golden.py --venv-only`")
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                    PYTHONPATH="")
         self.proc = subprocess.Popen([str(python), str(ROOT / "bench" / "original.py")], stdin=subprocess.PIPE,
