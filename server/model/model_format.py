@@ -6,10 +6,9 @@ import json
 import os
 
 from .genre_model import ModelError
+from .head_forward import KIND_VERSION
 
 FORMAT = "genre-monitor-model"
-# The first format version that reads each head kind (older kinds: 1) and a head's prior.
-KIND_VERSION = {"kernel": 2, "ensemble": 2, "svm": 3}
 PRIOR_VERSION = 4  # a head shrunk toward the zero-shot tag map (``head["prior"]``)
 FORMAT_VERSION = max(*KIND_VERSION.values(), PRIOR_VERSION)  # the newest format read (all older ones are)
 
