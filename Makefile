@@ -26,20 +26,20 @@ lint: $(TEST_STAMP)
 # The original musicnn (numpy 1.26, TF 2.17, tf-keras) runs beside ours in its own venv.
 # The bench only builds that venv; it never writes a tracked file.
 bench: system-deps $(STAMP)
-	test -x build/golden-venv/bin/python || $(PY) scripts/make_golden.py --venv-only
+	test -x build/golden-venv/bin/python || $(PY) scripts/tools/make_golden.py --venv-only
 	$(PY) -m bench
 
 # Rewrites the tracked tests/golden/musicnn_golden.npz from the original network: commit it only on purpose.
 golden: system-deps $(STAMP)
-	$(PY) scripts/make_golden.py
+	$(PY) scripts/tools/make_golden.py
 
 setup: system-deps $(STAMP)
 
 system-deps:
-	@bash scripts/install_system_deps.sh run
+	@bash scripts/tools/install_system_deps.sh run
 
 system-deps-test:
-	@bash scripts/install_system_deps.sh test
+	@bash scripts/tools/install_system_deps.sh test
 
 # musicnn ships the pretrained weights; its own pins (numpy<1.17) don't build
 # on Python 3.11, so it is installed without its dependencies. The project itself is

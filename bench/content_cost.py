@@ -16,7 +16,7 @@ from .common import stats_ms
 
 def measure(model, repeats: int = 200) -> dict:
     from server.model.content import default_head, window_level_db
-    from server.model.heads import backbone_features
+    from server.model.genre_model import backbone_features
     from server.model.level import normalize_level
     from server.stream.features import window_mel
 

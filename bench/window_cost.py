@@ -42,7 +42,7 @@ class Original:
     def __init__(self, python=GOLDEN_PY, timeout: float = 300.0):
         if not os.path.exists(python):
             raise BenchError(f"the original musicnn stack is missing ({python}); build it with "
-                             "`make bench` or `python scripts/make_golden.py --venv-only`")
+                             "`make bench` or `python scripts/tools/make_golden.py --venv-only`")
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                    PYTHONPATH="")
         self.proc = subprocess.Popen([str(python), str(ROOT / "bench" / "original.py")], stdin=subprocess.PIPE,
@@ -113,7 +113,7 @@ def live_windows(model, audio: np.ndarray, sr: int, n: int, name: str) -> dict[s
 
 def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original: bool = True) -> dict:
     """Per-window cost (ms) at each batch size for both sides, and their agreement."""
-    from server.model.heads import backbone_features
+    from server.model.genre_model import backbone_features
     from server.model.level import normalize_level
     from server.stream.features import window_mel
 
@@ -201,7 +201,7 @@ def measure(model, repeats: int = 20, batches=(1, 16), rounds: int = 2, original
 def compare_outputs(norm: np.ndarray, original: dict, backbones: list[str]) -> dict:
     """Largest absolute differences between our backbones' outputs and the original's, and the
     embedding's scale (largest |value| of the original's), which float32 errors are relative to."""
-    from server.model.heads import backbone_features
+    from server.model.genre_model import backbone_features
 
     ours = backbone_features(norm, backbones, level_norm=False)
     out = {}

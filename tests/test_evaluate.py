@@ -83,7 +83,8 @@ def test_ensemble_head_trains_saves_and_predicts_as_its_members(tmp_path):
     from server.audio.resample import resample
     from server.stream.features import fill_silence
     from server.model.head_forward import dense_forward
-    from server.model.heads import backbone_features, load_directory
+    from server.model.genre_model import backbone_features
+    from server.model.heads import load_directory
     from server.model.level import normalize_level
     from server.stream.features import window_mels
     from server.training.dataset import list_tracks, load_audio

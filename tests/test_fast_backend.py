@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from server.model import fast, musicnn
+from server.model import fast, graph_cache, musicnn
 from tests.support.golden import assert_matches_golden, load_golden
 from tests.support.tolerance import (DECISION_TOL, assert_f32_close, assert_outputs_close, assert_same_ranking,
                                      output_tol)
@@ -56,11 +56,11 @@ def test_bad_input_is_a_clear_error(pair):
 
 
 def test_graph_is_cached_on_disk_and_keyed_by_variant():
-    paths = {v: fast.cache_path(v) for v in musicnn.VARIANTS}
+    paths = {v: graph_cache.cache_path(v) for v in musicnn.VARIANTS}
     assert len(set(paths.values())) == 2
     for variant, path in paths.items():
-        assert fast.tflite_model(variant) == path and os.path.getsize(path) > 1_000_000
-        assert path.startswith(fast.cache_dir())
+        assert graph_cache.tflite_model(variant) == path and os.path.getsize(path) > 1_000_000
+        assert path.startswith(graph_cache.cache_dir())
 
 
 def test_backend_choice(monkeypatch):

@@ -3,7 +3,7 @@
 source (``audio``) → ring buffer, frames, features (``stream``) → ``model`` →
 smoothing, segments, alerts (``monitor``) → ``sinks`` → ``engine``/``worker`` →
 ``web``/``cluster``; ``training`` and the command line sit on top. Every import
-counts, also those inside functions.
+counts, also those inside functions, and no modules may import each other (a circle).
 """
 
 import ast
@@ -78,3 +78,57 @@ def test_imports_point_upstream(path):
 
 def test_cluster_worker_does_not_import_the_web_app():
     assert not [m for m in imports_of(SERVER / "cluster" / "worker.py") if m.startswith("server.web")]
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each server module → the server modules it imports (a name inside a module counts as that module)."""
+    names = {module_name(p): p for p in MODULES}
+    graph = {}
+    for name, path in names.items():
+        targets = set()
+        for m in imports_of(path):
+            while m not in names:  # ``server.model.fast.get_backbone`` → ``server.model.fast``
+                m = m.rpartition(".")[0]
+            if m not in (name, "server"):
+                targets.add(m)
+        graph[name] = targets
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (as a path that returns to its start) through each group of modules that import each other."""
+    cycles, done = [], set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        stack, path, on_path = [(start, iter(sorted(graph[start])))], [start], {start}
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                cycle = path[path.index(child):] + [child]
+                if not done.intersection(cycle):
+                    cycles.append(cycle)
+                    done.update(cycle)
+            elif child not in done:
+                stack.append((child, iter(sorted(graph[child]))))
+                path.append(child)
+                on_path.add(child)
+    return cycles
+
+
+def test_import_cycles_are_found():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    """A circle hidden in a function-level import still ties its modules together: none allowed."""
+    cycles = import_cycles(module_graph())
+    assert not cycles, "server modules that import each other: " + "; ".join(" → ".join(c) for c in cycles)

@@ -1,7 +1,7 @@
 """A lossless pipeline (a file read as fast as the worker goes) never loses a window, however
 slowly the worker reads one: the writer may overwrite audio only once the window is cut.
 
-Found by ``scripts/soak.py --race``: the extra load let the file's reader thread run between
+Found by ``scripts/qa/soak.py --race``: the extra load let the file's reader thread run between
 the scheduler taking a window and the worker reading it, so windows went missing at hop 3 s.
 """
 

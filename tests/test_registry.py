@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from server.model.heads import ModelError
+from server.model.genre_model import ModelError
 
 from server.model.tag_features import GENRE_TAGS
 from server.model.registry import MODELS_DIR, ModelNotFound, list_models, load_model
@@ -60,6 +60,20 @@ def test_damaged_model_is_a_clear_error(tmp_path):
     (tmp_path / "bad" / "model.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ModelError, match="unknown model format"):
         load_model(str(tmp_path / "bad"))
+
+
+def test_every_head_kind_written_is_read_and_a_newer_format_refused(tmp_path):
+    from server.model.head_forward import KIND_VERSION
+    from server.model.model_format import FORMAT, format_version, read_model_json
+
+    head = {"kind": "ensemble", "members": [{"spec": {"kind": k}} for k in KIND_VERSION],
+            "prior": {"kind": "zeroshot", "weight": 0.5}}
+    newest = format_version(head)
+    (tmp_path / "model.json").write_text(json.dumps({"format": FORMAT, "version": newest}))
+    assert read_model_json(str(tmp_path))["version"] == newest
+    (tmp_path / "model.json").write_text(json.dumps({"format": FORMAT, "version": newest + 1}))
+    with pytest.raises(ModelError, match="unknown model format"):
+        read_model_json(str(tmp_path))
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(MODELS_DIR, "default", "model.json")),

@@ -5,10 +5,8 @@ TFLite graph run by LiteRT (XNNPACK). ``fast`` (the default): two onnxruntime
 graphs (``onnx_graphs``) — the timbral front-end, run only for frames a live
 stream has not computed already (``frontend.TimbralFrontEnd``), and the rest of
 the network; onnxruntime's convolutions are ~1.6x faster than XNNPACK's on
-these single-channel shapes (``make bench``). Graphs are converted from the
-Keras port the first time a variant is used, with the weights frozen as
-constants, and cached on disk under ``~/.cache/genre-monitor`` keyed by the
-variant and the package versions; nothing is downloaded. Outputs match the
+these single-channel shapes (``make bench``). The graphs come converted from
+the Keras port and cached on disk (``graph_cache``). Outputs match the
 Keras port within ~3e-4 of a max-pool of ~70 (4e-6 of the values' scale: sums
 run in another order), inside the float32 tolerance the tests hold every backend
 and the original network to (``tests/support/tolerance.py``).
@@ -26,27 +24,25 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
-import importlib.metadata
 import os
-import tempfile
 import threading
 import warnings
 
 import numpy as np
 
-from .musicnn import MusicnnError, check_variant, check_patches, checkpoint_prefix, empty_outputs, tag_names
+from .frontend import TimbralFrontEnd
+from .graph_cache import OUTPUTS, split_model, tflite_model
+from .musicnn import MusicnnError, check_variant, check_patches, empty_outputs, tag_names
+from .musicnn import get_backbone as keras_backbone
+from .quantized import int8_timbral_path
 
 BACKENDS = ("keras", "tflite", "fast")
 DEFAULT_BACKEND = "fast"
 PRECISIONS = ("float", "int8")  # of the ``fast`` backend's timbral front-end
-# Bump when the conversion changes, so stale cached graphs are rebuilt.
-CONVERSION_VERSION = 3
-_OUTPUTS = ("embedding", "max_pool", "mean_pool", "tags")  # the frozen graph's (sorted) output order
 
 
 class BackendError(MusicnnError):
-    """Unknown backend name or a graph that cannot be built; message for the user."""
+    """Unknown backend, thread count or precision, or stream keys that do not fit; message for the user."""
 
 
 def backend_name(name: str | None = None) -> str:
@@ -85,96 +81,6 @@ def limit_blas_threads() -> None:
     except ImportError:
         return
     threadpool_limits(1, user_api="blas")
-
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "genre-monitor")
-
-
-def _version(*dists: str) -> str:
-    for dist in dists:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "none"
-
-
-def cache_path(variant: str, part: str = "tflite", ext: str = "tflite") -> str:
-    """Where a converted ``part`` of ``variant`` is cached (the name changes with any version)."""
-    check_variant(variant)
-    key = "|".join([variant, str(CONVERSION_VERSION), _version("musicnn"), _version("tensorflow", "tensorflow-cpu"),
-                    _version("keras")])
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return os.path.join(cache_dir(), f"{variant}-{part}-{digest}.{ext}")
-
-
-def _freeze(fn):
-    """TFLite flatbuffer of a ``tf.function`` with the variables it reads frozen in as constants."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    # Frozen constants: a graph that reads resource variables yields NaN under XNNPACK.
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
-    names = [t.name.split(":")[0] for t in frozen.outputs]
-    if len(names) != len(_OUTPUTS):
-        raise BackendError(f"Unexpected outputs of a converted graph: {names}")
-    return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
-
-
-def convert(variant: str) -> bytes:
-    """TFLite flatbuffer of the Keras port of ``variant`` with its weights frozen in."""
-    from .musicnn import MusicnnBackbone
-
-    return _freeze(MusicnnBackbone(variant).infer)
-
-
-def convert_split(variant: str) -> tuple[bytes, bytes, bytes]:
-    """``(npz of the input norm, ONNX timbral graph, ONNX rest-of-network graph)`` of ``variant``."""
-    import io
-
-    from .frontend import input_norm
-    from .musicnn import MusicnnBackbone
-    from .onnx_graphs import rest_graph, timbral_graph
-
-    model = MusicnnBackbone(variant).model
-    buf = io.BytesIO()
-    np.savez(buf, norm=np.array(input_norm(model), np.float64))
-    return buf.getvalue(), timbral_graph(model), rest_graph(model)
-
-
-def write_cached(path: str, data: bytes) -> str:
-    """Write ``data`` atomically at ``path`` (or in a temp dir when the cache is read-only)."""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
-    except OSError:  # read-only home: keep this process's copy in the temp dir
-        path = os.path.join(tempfile.mkdtemp(prefix="genre-monitor-"), os.path.basename(path))
-        fd, tmp = os.open(path + ".part", os.O_WRONLY | os.O_CREAT, 0o644), path + ".part"
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)  # atomic: a concurrent process never reads half a file
-    return path
-
-
-def tflite_model(variant: str) -> str:
-    """Path of the cached graph of ``variant``, converting it on first use."""
-    path = cache_path(variant)
-    if not os.path.exists(path):
-        checkpoint_prefix(variant)  # clear error when the weights are missing
-        path = write_cached(path, convert(variant))
-    return path
-
-
-def split_model(variant: str) -> tuple[str, str, str]:
-    """Paths of the cached ``(input norm .npz, timbral .onnx, rest .onnx)`` of ``variant``."""
-    paths = (cache_path(variant, "norm", "npz"), cache_path(variant, "timbral", "onnx"),
-             cache_path(variant, "rest", "onnx"))
-    if not all(os.path.exists(p) for p in paths):
-        checkpoint_prefix(variant)
-        paths = tuple(write_cached(p, data) for p, data in zip(paths, convert_split(variant)))
-    return paths
 
 
 def _interpreter(path: str, threads: int):
@@ -228,7 +134,7 @@ class TFLiteBackbone:
         with self._lock:
             for i in range(0, mel.shape[0], self.max_batch):
                 chunks.append(self._run(np.ascontiguousarray(mel[i:i + self.max_batch])))
-        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(_OUTPUTS)}
+        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(OUTPUTS)}
 
     def __repr__(self) -> str:
         return f"TFLiteBackbone({self.variant!r}, threads={self.threads})"
@@ -254,8 +160,6 @@ class FastBackbone:
     """
 
     def __init__(self, variant: str = "MSD_musicnn", threads: int | None = None, precision: str = "float"):
-        from .frontend import TimbralFrontEnd
-
         self.variant = check_variant(variant)
         self.tag_names = tag_names(variant)
         self.threads = threads or default_threads()
@@ -264,8 +168,6 @@ class FastBackbone:
         self.precision = precision
         norm_path, timbral_path, rest_path = split_model(variant)
         if precision == "int8":
-            from .quantized import int8_timbral_path
-
             timbral_path = int8_timbral_path(variant)
         with np.load(norm_path) as z:
             norm = tuple(z["norm"])
@@ -284,10 +186,10 @@ class FastBackbone:
         with self._lock:
             timbral = self.frontend(mel, streams)
             # One window per call: a batch's temporal maps (~3.7 MB a window) would spill out of cache.
-            chunks = [self._rest.run(list(_OUTPUTS), {"mel": np.ascontiguousarray(mel[i:i + 1]),
+            chunks = [self._rest.run(list(OUTPUTS), {"mel": np.ascontiguousarray(mel[i:i + 1]),
                                                       "timbral": timbral[i:i + 1]})
                       for i in range(mel.shape[0])]
-        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(_OUTPUTS)}
+        return {name: np.concatenate([c[j] for c in chunks]) for j, name in enumerate(OUTPUTS)}
 
     def __repr__(self) -> str:
         return f"FastBackbone({self.variant!r}, threads={self.threads}, precision={self.precision!r})"
@@ -311,8 +213,6 @@ def get_backbone(variant: str = "MSD_musicnn", backend: str | None = None, threa
         _blas_limited = True
         limit_blas_threads()
     if backend == "keras":
-        from .musicnn import get_backbone as keras_backbone
-
         return keras_backbone(variant)
     threads = threads or default_threads()
     if backend == "tflite":

@@ -6,6 +6,10 @@ import numpy as np
 
 from .tag_features import assemble
 
+# The first model format (``model_format``) whose forward pass runs each head kind; kinds not named: 1.
+KIND_VERSION = {"kernel": 2, "ensemble": 2, "svm": 3}
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)

@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from . import fast
+from . import fast, quantized
+from .graph_cache import cache_path, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +98,14 @@ def _paced_analyse(model, mel: np.ndarray) -> tuple[np.ndarray, np.ndarray, list
 
 def verdict_path(model) -> str:
     """Where the check's verdict for this model, these graphs and this CPU is kept."""
-    from . import quantized
-
     key = json.dumps([CHECK_VERSION, model.name, getattr(model, "meta", None), list(model.backbones),
                       quantized.QUANT_VERSION, quantized.ort_version(), quantized.cpu_flags(), MIN_AGREEMENT,
                       TIE_MARGIN, MAX_PROB_DIFF, MAX_TAG_DIFF], sort_keys=True, default=str)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    return fast.cache_path(model.backbones[0], f"precision-check-{digest}", "json")
+    return cache_path(model.backbones[0], f"precision-check-{digest}", "json")
 
 
 def _check(model, mode: str) -> dict:
-    from . import quantized
-
     for variant in model.backbones:  # builds (or finds) every int8 graph before anything switches
         quantized.int8_timbral_path(variant)
     if mode == "int8":
@@ -125,7 +122,7 @@ def _check(model, mode: str) -> dict:
             float_out = _paced_analyse(model, mel)
         with fast.precision("int8"):
             check = compare(float_out, _paced_analyse(model, mel))
-        fast.write_cached(path, json.dumps(check).encode())
+        write_cached(path, json.dumps(check).encode())
         cached = False
     verdict = "kept" if check["passed"] else "changed"
     return {"precision": "int8" if check["passed"] else "float", "check": check,

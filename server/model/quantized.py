@@ -14,7 +14,7 @@ int8 temporal convolutions (one input channel, 128/64/32 taps) are no faster tha
 
 Integer convolutions with fixed scales make each frame's maps depend only on its
 own input rows, so live frame reuse (``frontend.TimbralFrontEnd``) works as for
-float. The graph is cached on disk next to the float ones.
+float. The graph is cached on disk next to the float ones (``graph_cache``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from .frontend import CONTEXT
+from .graph_cache import cache_path, split_model, write_cached
 
 # Bump when the quantisation recipe changes, so stale cached graphs are rebuilt.
 QUANT_VERSION = 2
@@ -96,8 +99,6 @@ def ort_version() -> str:
 
 def int8_timbral_path(variant: str) -> str:
     """Path of the cached int8 timbral graph of ``variant``, quantising it on first use."""
-    from .fast import cache_path, split_model, write_cached
-
     if importlib.util.find_spec("onnxruntime.quantization") is None:
         raise QuantizationUnavailable("onnxruntime.quantization is missing")
     path = cache_path(variant, f"timbral-int8-q{QUANT_VERSION}-ort{ort_version()}", "onnx")
@@ -113,8 +114,6 @@ def quantize_timbral(timbral_path: str, norm_path: str, mel: np.ndarray) -> byte
 
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    from .frontend import CONTEXT
 
     with np.load(norm_path) as z:
         scale, shift = (np.float32(v) for v in z["norm"])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
-from .heads import GenreModel, ModelError, load_directory, read_model_json
+from .genre_model import GenreModel, ModelError
+from .heads import load_directory
+from .model_format import read_model_json
+from .zeroshot import ZEROSHOT_LABELS, ZeroShotModel
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models")
 ZEROSHOT = "zeroshot"
@@ -23,8 +26,6 @@ def _installed(models_dir: str) -> list[str]:
 
 def list_models(models_dir: str | None = None) -> list[dict]:
     """``[{name, labels, description, ...}]`` for installed heads (default first) and ``zeroshot``."""
-    from .zeroshot import ZEROSHOT_LABELS, ZeroShotModel
-
     models_dir = models_dir or MODELS_DIR
     names = _installed(models_dir)
     names.sort(key=lambda n: (n != "default", n))
@@ -53,8 +54,6 @@ def load_model(name: str | None = None, models_dir: str | None = None) -> GenreM
     if name is None:
         name = "default" if os.path.isfile(os.path.join(models_dir, "default", "model.json")) else ZEROSHOT
     if name == ZEROSHOT:
-        from .zeroshot import ZeroShotModel
-
         return ZeroShotModel()
     candidates = [os.path.join(models_dir, name)]
     if os.sep in name or "/" in name or os.path.isdir(name):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import GenreModel, backbone_features
-
+from .genre_model import GenreModel, backbone_features
 from .tag_features import TagSet
 
 BACKBONES = ["MSD_musicnn", "MTT_musicnn"]

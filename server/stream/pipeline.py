@@ -52,7 +52,7 @@ class Pipeline:
     clipped, counted in ``repaired_blocks``) so one bad burst never poisons a window.
 
     ``fault_hook`` (None in normal use) is for fault injection by tests and
-    ``scripts/soak.py``: ``fault_hook(stage, data)`` is called with
+    ``scripts/qa/soak.py``: ``fault_hook(stage, data)`` is called with
     ``("block", block)`` on the capture thread before repair (return a
     replacement block, or None to keep it) and with ``("window", native)`` on the
     worker with the window's audio before feature extraction (return value

@@ -104,7 +104,7 @@ def run_train(args) -> int:
 def run_evaluate(args) -> int:
     from ..audio.decode import DecodeError
     from ..model import fast
-    from ..model.heads import ModelError
+    from ..model.genre_model import ModelError
     from ..model.registry import ModelNotFound, load_model
     from . import augment
     from .dataset import DatasetError

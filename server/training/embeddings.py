@@ -44,7 +44,7 @@ def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = Tr
     ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
     """
     from ..stream.features import fill_silence
-    from ..model.heads import backbone_features
+    from ..model.genre_model import backbone_features
     from ..model.level import StreamLevels
 
     mels = fill_silence(mels)

@@ -19,7 +19,7 @@ from .dataset import file_hash, filter_split, list_tracks, load_audio
 from .evaluate import metrics
 from .head import calibrate_threshold, grouped_folds
 from .train import label_index, save_confusion_png
-from ..model.heads import FORMAT, format_version
+from ..model.model_format import FORMAT, format_version
 from ..model.level import normalize_level
 
 

@@ -22,7 +22,7 @@ from .embeddings import collection_outputs
 from .evaluate import metrics
 from .groups import describe, track_groups
 from .head import FEATURE_SETS, backbones_of, calibrate_threshold, cross_validate, fit_members
-from ..model.heads import FORMAT, format_version
+from ..model.model_format import FORMAT, format_version
 from ..model.zeroshot import BACKBONES as ZEROSHOT_BACKBONES
 from ..model.zeroshot import TAGS_OF_GENRE, shrink_toward_tags
 

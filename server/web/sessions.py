@@ -18,6 +18,11 @@ queues outgoing packets without bound. ``SessionLimiter.install`` fixes all thre
   spectrogram and prediction events for that client are dropped (newer ones replace them);
   when what is left still does not fit, the client is too far behind and is disconnected
   (a browser reconnects and starts fresh).
+
+Engine.IO offers no public hooks for these, so the limiter replaces its internals (``handlers``,
+``create_queue``, ``Socket.schedule_ping``, the queue's ``_put``/``_get``, the wire prefix of an
+event): requirements.txt pins python-engineio to the tested range, and
+tests/test_engineio_internals.py fails, naming what moved, when an upgrade changes any of them.
 """
 
 from __future__ import annotations

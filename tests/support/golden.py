@@ -1,4 +1,4 @@
-"""Access to the musicnn golden data (tests/golden/musicnn_golden.npz, made by scripts/make_golden.py)."""
+"""Access to the musicnn golden data (tests/golden/musicnn_golden.npz, made by scripts/tools/make_golden.py)."""
 
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 """Speech made by our own tools for tests: espeak-ng (Debian's ``espeak-ng``, GPL-3; installed by
-``scripts/install_system_deps.sh test``). The synthesised audio is generated at test time, never stored."""
+``scripts/tools/install_system_deps.sh test``). The synthesised audio is generated at test time, never stored."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def espeak(path, text: str = TEXT, voice: str = "en-us", speed: int = 160) -> No
     """Write ``text`` spoken by espeak-ng to the WAV file ``path`` (22.05 kHz); skips without espeak-ng."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        pytest.skip("espeak-ng is not installed (scripts/install_system_deps.sh test installs it)")
+        pytest.skip("espeak-ng is not installed (scripts/tools/install_system_deps.sh test installs it)")
     subprocess.run([exe, "-v", voice, "-s", str(speed), "-w", str(path), text], check=True, capture_output=True)
 
 

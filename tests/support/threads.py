@@ -1,4 +1,4 @@
-"""Calls started at the same moment, for races (tests and scripts/soak.py)."""
+"""Calls started at the same moment, for races (tests and scripts/qa/soak.py)."""
 
 from __future__ import annotations
 

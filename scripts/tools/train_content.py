@@ -1,6 +1,6 @@
 """Train the content head (music / speech / noise) and write models/content/.
 
-    .venv/bin/python scripts/train_content.py [--data ../shared/data] [--out models/content]
+    .venv/bin/python scripts/tools/train_content.py [--data ../shared/data] [--out models/content]
 
 Training data: ``server.training.content.build_dataset`` (real speech and noise against the
 music of GTZAN and Emotify; talk clean, through a room, in noise, over a music bed, on a telephone line, in a hall).
@@ -67,8 +67,8 @@ def rates(P, y, kind, t_speech, t_noise=0.5) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "content"))
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "models", "content"))
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--C", type=float, default=0.1)
     ap.add_argument("--max-music", type=float, default=0.003, help="held-out music → speech allowed")

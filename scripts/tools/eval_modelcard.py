@@ -1,6 +1,6 @@
 """Write models/README.md (the model card) from a trained model's model.json.
 
-    python scripts/eval_modelcard.py [--model models/default]
+    python scripts/tools/eval_modelcard.py [--model models/default]
 
 Everything in the card is measured: the cross-validated figures come from ``train --live-sim``
 and are stored in model.json.
@@ -191,7 +191,7 @@ def main() -> int:
     n_mic = sum(c.startswith("mic") for c in cv["train_conditions"])
     mic = f" --mic {n_mic}" if n_mic else ""
     w(f"\nReproduce: `{REPRODUCE.format(aug=n_aug, mic=mic, name=meta['name'])}` then "
-      "`python scripts/eval_modelcard.py` (cached embeddings make reruns take minutes).")
+      "`python scripts/tools/eval_modelcard.py` (cached embeddings make reruns take minutes).")
     w(f"\nThe figures are the chosen candidate's held-out predictions from that same CV (selection among "
       f"{len(cv['candidates'])} candidates on it makes them slightly optimistic).\n")
     w("## Uncertain decision\n")

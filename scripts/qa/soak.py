@@ -1,6 +1,6 @@
 """Soak test: minutes of audio through the real engine, faster than real time, with faults.
 
-    python scripts/soak.py --minutes 20            # not part of the test suite
+    python scripts/qa/soak.py --minutes 20            # not part of the test suite
 
 Three lossless file sources (``Engine(fast=True)``: the reader waits for the
 worker, so nothing may be skipped) share the audio; a live stream runs beside them:
@@ -37,10 +37,12 @@ from server.audio.decode import decode
 from server.audio.resample import resample
 from server.config import FIRST_WINDOW_SECONDS, MODEL_SR, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES
 from server.engine import Engine
-from tests.support.http_audio import RadioServer, encode_mp3
-from tests.support.threads import together
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+# The test helpers are QA code that the package does not ship: they come from this checkout.
+sys.path.insert(0, str(ROOT))
+from tests.support.http_audio import RadioServer, encode_mp3  # noqa: E402
+from tests.support.threads import together  # noqa: E402
 
 SR = 22050
 BURST_EVERY_S, BURST_S = 45.0, 0.5      # corrupt source: a 0.5-s burst of garbage every 45 s

@@ -1,7 +1,7 @@
 """Silero VAD against the content head: how often each calls music windows speech.
 
     .venv/bin/pip install --no-deps silero-vad     # MIT; only its ONNX model is used (onnxruntime)
-    .venv/bin/python scripts/compare_silero_vad.py [--data ../shared/data]
+    .venv/bin/python scripts/experiments/compare_silero_vad.py [--data ../shared/data]
 
 A 3-s window (hop 3 s) counts as speech for Silero when the mean of its 32-ms speech
 probabilities is at least ``--threshold``. Speech: every third LibriSpeech utterance;
@@ -60,7 +60,7 @@ def window_means(p: np.ndarray) -> list[float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
     ap.add_argument("--threshold", type=float, default=0.5)
     args = ap.parse_args(argv)
     session = silero_session()

@@ -7,7 +7,7 @@ decision (top genre, or "uncertain" below the model's threshold), the largest an
 percentile change of a genre probability and a tag, and isolated batch-1 ``predict`` time
 of both, measured side by side (alternating).
 
-Run: ``.venv/bin/python scripts/probe_int8_agreement.py [data dir] [max clips]``.
+Run: ``.venv/bin/python scripts/experiments/probe_int8_agreement.py [data dir] [max clips]``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:

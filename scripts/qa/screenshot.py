@@ -6,11 +6,11 @@ free port (or uses ``--url``), shortens the segment minimum so segments show
 within a minute, lets live data arrive, and saves a 1280×900 PNG taken with the
 system's headless Chromium (Playwright never downloads a browser here).
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--seconds 45] [--mode grid]
-    .venv/bin/python scripts/screenshot.py --talk --out docs/screenshot-talk.png   # a DJ link between records
+    .venv/bin/python scripts/qa/screenshot.py [--out docs/screenshot.png] [--seconds 45] [--mode grid]
+    .venv/bin/python scripts/qa/screenshot.py --talk --out docs/screenshot-talk.png   # a DJ link between records
 
 ``--talk`` plays one file source instead: music, then talk read by espeak-ng (installed by
-``scripts/install_system_deps.sh test``), then music again, to show how talk is reported.
+``scripts/tools/install_system_deps.sh test``), then music again, to show how talk is reported.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from server.subprocesses import stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -2,8 +2,8 @@
 
 Run from the repo root with any Python 3.11:
 
-    python scripts/make_golden.py              # builds build/golden-venv, runs inside it, writes the npz
-    python scripts/make_golden.py --venv-only  # only builds build/golden-venv (what ``make bench`` needs)
+    python scripts/tools/make_golden.py              # builds build/golden-venv, runs inside it, writes the npz
+    python scripts/tools/make_golden.py --venv-only  # only builds build/golden-venv (what ``make bench`` needs)
 
 ``make golden`` runs the first: it rewrites a tracked file, so commit the result only on
 purpose (the tests hold the port to it within float32 error, whatever machine made it).
@@ -21,7 +21,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / "build" / "golden-venv"
 OUT = ROOT / "tests" / "golden" / "musicnn_golden.npz"
 VARIANTS = ("MSD_musicnn", "MTT_musicnn")

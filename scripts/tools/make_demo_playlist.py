@@ -6,8 +6,8 @@ installed), unpacks it with ``dpkg-deb``, cuts an excerpt with ffmpeg
 (0.5-s fades, Ogg Vorbis q3, 44.1 kHz stereo) and writes the playlist,
 README table and licence files.
 
-    python scripts/make_demo_playlist.py            # rebuild media/demo
-    python scripts/make_demo_playlist.py --unpinned # take whatever version apt has
+    python scripts/tools/make_demo_playlist.py      # rebuild media/demo
+    python scripts/tools/make_demo_playlist.py --unpinned # take whatever version apt has
 
 Edit TRACKS to change the selection; attribution text is copied verbatim into
 media/demo/README.md, so keep it exactly as the package records it.
@@ -179,7 +179,7 @@ def readme(rows, sizes):
         "# Demo playlist",
         "",
         "Short excerpts of freely licensed game music, used by the default file-playback",
-        "source and by tests. Built by `scripts/make_demo_playlist.py` from Debian",
+        "source and by tests. Built by `scripts/tools/make_demo_playlist.py` from Debian",
         "(bookworm) packages; rerun it to rebuild or change the selection.",
         "",
         "Each file is a cut of the original track (start–end in seconds of the original,",
@@ -273,7 +273,7 @@ def build(out, work, pinned):
 
 
 def main(argv=None):
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=repo / "media" / "demo")
     ap.add_argument("--work", type=Path, default=Path("/tmp/genre-monitor-demo"),
