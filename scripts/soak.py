@@ -56,10 +56,10 @@ class Collector:
         self.bad_probs = 0
         self.notices: list[dict] = []
 
-    def on_prediction(self, p):
+    def on_prediction(self, w):
         with self.lock:
-            self.preds.setdefault(p["source"], []).append(p["t"])
-            if not (np.isfinite(p["probs"]).all() and abs(sum(p["probs"]) - 1) < 1e-3):
+            self.preds.setdefault(w.source, []).append(w.t)
+            if not (np.isfinite(w.probs).all() and abs(sum(w.probs) - 1) < 1e-3):
                 self.bad_probs += 1
 
     def on_notice(self, p):

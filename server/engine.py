@@ -305,13 +305,13 @@ class Engine:
         for name, event in events:
             self.emit(f"on_{name}", event)
 
-    def monitor(self, payload: dict) -> tuple[dict, list]:
-        """Run a prediction through its source's monitor: ``(fields to add, events)``."""
+    def monitor(self, record):
+        """Run a classified window through its source's monitor: ``(the window with its view, events)``."""
         with self._lock:  # see _replace_monitors
-            monitor = self._monitors.get(payload["source"])
+            monitor = self._monitors.get(record.source)
             if monitor is None:
-                return {}, []
-            return monitor.process(payload)
+                return record, []
+            return monitor.process(record)
 
     def _make_monitor(self, source_id: str):
         model = self.model

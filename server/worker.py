@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 
 from .audio.source import SourceState
-from .sinks.payloads import content_probs_of, prediction_payload, spectrogram_payload
+from .monitor.classified import ClassifiedWindow, Counters, classified
+from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
 
 log = logging.getLogger(__name__)
@@ -113,21 +114,17 @@ class Worker:
             self.engine.notice(f"the model failed on a batch: {exc}")
             return
         for i, (p, w) in enumerate(due):
-            payload = prediction_payload(p, w, model, a.probs[i], a.tags[i], a.content[i], content_probs_of(a, i))
-            events = self._monitor(payload)
-            self.engine.emit("on_prediction", payload)
+            record = classified(w, a, i, model, Counters(p.windows, p.skipped, p.source.overflows))
+            record, events = self._monitor(record)
+            self.engine.emit("on_prediction", record)
             self.engine.emit_events(events)
 
-    def _monitor(self, payload: dict) -> list:
+    def _monitor(self, record: ClassifiedWindow) -> tuple[ClassifiedWindow, list]:
         try:
-            extra, events = self.engine.monitor(payload)
+            return self.engine.monitor(record)
         except Exception:
-            log.exception("monitoring failed for %s", payload["source"])
-            return []
-        # ``uncertain`` stays the raw window's, matching ``top``/``confidence``.
-        extra["smoothed_uncertain"] = extra.pop("uncertain", False)
-        payload.update(extra)
-        return events
+            log.exception("monitoring failed for %s", record.source)
+            return record, []
 
     def fail(self, p: Pipeline, exc: Exception) -> None:
         """One source's pipeline raised: stop that source only, say why; a restart revives it."""

@@ -282,4 +282,4 @@ def test_bad_choices_leave_a_running_source_alone(files, model):
         assert engine.worker.is_alive()
     finally:
         engine.shutdown()
-    assert all(p["source"] == good for p in preds)
+    assert all(p.source == good for p in preds)

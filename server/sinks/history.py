@@ -31,6 +31,7 @@ from typing import Iterator
 
 from ..config import MAX_HOP_SECONDS
 from ..model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC
+from ..monitor.classified import ClassifiedWindow
 from .history_sql import SCHEMA, SCHEMA_VERSION, StoreError, first_line, dialect_for
 
 __all__ = ["HistoryStore", "StoreError", "open_store", "SCHEMA", "SCHEMA_VERSION"]
@@ -315,23 +316,19 @@ class HistoryStore:
         log.warning("%s", message)
 
     # --- payload → rows (the window row names its labelset by its labels; _commit swaps in the id) ---------
-    def _rows_window(self, p: dict) -> list:
-        labels = list(p["labels"])
-        probs = [round(float(x), 5) for x in p["probs"]]
+    def _rows_window(self, w: ClassifiedWindow) -> list:
+        labels = list(w.labels)
+        probs = [round(float(x), 5) for x in w.probs]
         if len(probs) != len(labels):
             raise ValueError(f"{len(probs)} probs for {len(labels)} labels")
-        smoothed = p.get("smoothed")
-        if isinstance(smoothed, dict):
-            smoothed = [smoothed.get(lab, 0.0) for lab in labels]
-        if smoothed is not None:
-            smoothed = json.dumps([round(float(x), 5) for x in smoothed])
-        wall = _num(p["wall"])
+        smoothed = None if w.smoothed is None else json.dumps([round(float(x), 5) for x in w.smoothed])
+        wall = _num(w.wall)
         if wall is None:
-            raise ValueError(f"wall {p['wall']!r} is not a time")
+            raise ValueError(f"wall {w.wall!r} is not a time")
+        confidence = None if w.confidence is None else round(w.confidence, 5)
         return [("window", (
-            _text(p["source"]), wall, _num(p.get("t")), _text(p.get("model")), _text(p.get("top")),
-            _num(p.get("confidence")), int(bool(p.get("uncertain"))), json.dumps([_text(x) for x in labels]),
-            json.dumps(probs), smoothed, _num(p.get("level_db")), _text(p.get("content") or MUSIC)))]
+            _text(w.source), wall, _num(w.t), _text(w.model), _text(w.top), _num(confidence), int(w.uncertain),
+            json.dumps([_text(x) for x in labels]), json.dumps(probs), smoothed, _num(w.level_db), _text(w.content)))]
 
     def _rows_segment(self, p: dict) -> list:
         seg = p["segment"] if isinstance(p.get("segment"), dict) else p

@@ -6,6 +6,9 @@ The web layer joins clients to rooms; this module only emits.
 
 from __future__ import annotations
 
+from ..monitor.classified import ClassifiedWindow
+from .payloads import prediction_payload
+
 
 def room(source_id: str) -> str:
     """The Socket.IO room of a source's clients."""
@@ -23,8 +26,8 @@ class SocketIOSink:
         self.socketio = socketio
         self.watchers = watchers
 
-    def on_prediction(self, payload: dict) -> None:
-        self.socketio.emit("prediction", payload, to=room(payload["source"]))
+    def on_prediction(self, record: ClassifiedWindow) -> None:
+        self.socketio.emit("prediction", prediction_payload(record), to=room(record.source))
 
     def on_spectrogram(self, payload: dict) -> None:
         self.socketio.emit("spectrogram", payload, to=room(payload["source"]))
