@@ -117,7 +117,7 @@ def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
         # A restart before the DELETE answers 200, one after it 400/404; the DELETE always wins.
         if answers[2] != 200 or any(a not in (200, 400, 404) for a in answers[:2]):
             result["bad_answers"].append((sid, answers))
-        listed = sid in {s["id"] for s in engine.sources_payload()["sources"]}
+        listed = sid in {s["id"] for s in engine.status()["sources"]}
         deadline = time.monotonic() + 5.0
         while (alive := [t for t in threading.enumerate() if t.name == f"file-source-{label}" and t.is_alive()]) \
                 and time.monotonic() < deadline:
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     try:
         while True:
             time.sleep(0.1)
-            states = {s["id"]: s["state"] for s in engine.sources_payload()["sources"]}
+            states = {s["id"]: s["state"] for s in engine.status()["sources"]}
             if states["crash"] == "error" and not restarted:
                 engine.restart_source("crash")
                 restarted = True

@@ -117,7 +117,6 @@ def cmd_serve(args) -> int:
     store = _open_store(data, settings, args.history_url)
     if store is not None:
         engine.add_sink(store)
-        engine.history = store
     webhook = _webhook(settings)
     if webhook is not None:
         engine.add_sink(webhook)

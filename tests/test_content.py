@@ -252,7 +252,7 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     engine.set_rules(sid, [{"type": "talk", "for": 6}, {"type": "unexpected_genre", "expected": ["jazz"], "for": 200}])
     engine.worker.start()
     try:
-        poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended", 120, 0.2)
+        poll(lambda: engine.status()["sources"][0]["state"] == "ended", 120, 0.2)
         time.sleep(0.5)
     finally:
         engine.shutdown()
@@ -266,4 +266,4 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     assert any(s["genre"] == "speech" for s in sink.segments)
     fired = [a for a in sink.alerts if a["state"] == "firing"]
     assert [a["type"] for a in fired] == ["talk"]
-    assert engine.sources_payload()["model"]["no_genre"] == ["speech", "silence", "noise"]
+    assert engine.status()["model"]["no_genre"] == ["speech", "silence", "noise"]

@@ -295,7 +295,6 @@ def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog)
         assert [r["wall"] for r in s.windows("a")] == [9000.0 + i for i in range(20)]
         assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] == "ok"
         engine = Engine()
-        engine.history = s
         app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"), store=s)
         client = app.test_client()
         res = client.get("/api/history?source=a&from=8000&to=10000")

@@ -19,12 +19,14 @@ class SocketIOSink:
     """Engine sink over a ``flask_socketio.SocketIO``.
 
     ``watchers`` (optional) has ``follow_new(socketio, source_ids)``: clients watching
-    "everything" are joined to sources started after they connected.
+    "everything" are joined to sources started after they connected. ``view`` (optional)
+    turns the engine's status into the ``sources`` event the clients get.
     """
 
-    def __init__(self, socketio, watchers=None):
+    def __init__(self, socketio, watchers=None, view=None):
         self.socketio = socketio
         self.watchers = watchers
+        self.view = view
 
     def on_prediction(self, record: ClassifiedWindow) -> None:
         self.socketio.emit("prediction", prediction_payload(record), to=room(record.source))
@@ -35,7 +37,7 @@ class SocketIOSink:
     def on_sources(self, payload: dict) -> None:
         if self.watchers is not None:
             self.watchers.follow_new(self.socketio, [s["id"] for s in payload.get("sources", [])])
-        self.socketio.emit("sources", payload)
+        self.socketio.emit("sources", self.view(payload) if self.view is not None else payload)
 
     def on_notice(self, payload: dict) -> None:
         self.socketio.emit("notice", payload)

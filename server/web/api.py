@@ -12,6 +12,7 @@ from server import schemas
 from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
                                         parse_monitoring_request, parse_rules_request, parse_source_request,
                                         rules_reply)
+from server.web.sources_view import sources_payload
 from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -75,7 +76,7 @@ def devices():
 
 @bp.get("/sources")
 def sources():
-    return jsonify(_engine().sources_payload())
+    return jsonify(sources_payload(_engine(), current_app.extensions.get("genre_store")))
 
 
 @bp.post("/sources")
@@ -88,7 +89,7 @@ def start_source():
 
 @bp.delete("/sources/<source_id>")
 def stop_source(source_id):
-    known = {s["id"] for s in _engine().sources_payload().get("sources", [])}
+    known = {s["id"] for s in _engine().status().get("sources", [])}
     if source_id not in known:
         return _error(f"no source with id {source_id!r}", 404)
     _engine().stop_source(source_id)
@@ -138,7 +139,7 @@ def sessions():
 
 @bp.get("/models")
 def models():
-    payload = _engine().sources_payload().get("model") or {}
+    payload = _engine().status().get("model") or {}
     return jsonify(models=_engine().list_models(), current=payload.get("name"),
                    ready=payload.get("ready", False), precision=payload.get("precision"))
 
