@@ -24,7 +24,7 @@ class _Counter:
         self.n = 0
         self.lock = threading.Lock()
 
-    def on_prediction(self, payload):
+    def on_prediction(self, window):
         with self.lock:
             self.n += 1
 

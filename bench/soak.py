@@ -30,9 +30,9 @@ def soak(audio_file: str, minutes: float, hop: float = 1.0, warm_minutes: float 
     state = {"windows": 0, "rss_warm": None}
 
     class Sink:
-        def on_prediction(self, payload):
+        def on_prediction(self, window):
             state["windows"] += 1
-            t_min = payload["t"] / 60.0
+            t_min = window.t / 60.0
             if state["windows"] % 30 == 0:
                 rss = proc_status().get("VmRSS")
                 samples.append((round(t_min, 2), rss))

@@ -119,7 +119,6 @@ def cmd_serve(args) -> int:
     sinks = build_sinks(settings, args.history_url or data / "history.sqlite")
     for sink in sinks.all():
         engine.add_sink(sink)
-    engine.history = sinks.history
     for spec in specs:
         if args.output_device is not None and spec["kind"] in ("demo", "file"):
             spec["output_device"] = int(args.output_device) if args.output_device.isdigit() else args.output_device

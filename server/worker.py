@@ -5,9 +5,8 @@ every pipeline's due window, classifies them together and hands each result to i
 source's monitor and then to the sinks. A failure in one source stops only that
 source; the worker and the other sources carry on.
 
-The worker reads the engine through its public interface only: ``live()`` (the
-pipelines and the model), ``monitor(payload)``, ``emit``, ``emit_events``,
-``notice`` and ``emit_sources``.
+The worker reads only the engine parts it needs: the sources' ``pipelines()`` and
+``wake``, the model holder's ``current()``, the monitors' ``process`` and the event bus.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from .audio.source import SourceState
-from .sinks.payloads import content_probs_of, prediction_payload, spectrogram_payload
+from .monitor.classified import ClassifiedWindow, Counters, classified
+from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,23 @@ def thread_task(fn: Callable, *args) -> threading.Thread:
 class Worker:
     """The classify loop of one engine: ``start``/``stop``, ``tick`` for one pass."""
 
-    def __init__(self, engine):
-        self.engine = engine
-        self.wake = threading.Event()  # pipelines set it when a window is due
+    def __init__(self, sources, models, monitors, events):
+        """``sources``: ``pipelines()`` and ``wake`` (an Event the pipelines set when a window is due);
+        ``models``: ``current()``; ``monitors``: ``process(window)``; ``events``: ``emit``,
+        ``emit_events``, ``notice``, ``sources_changed`` (see ``server.engine``)."""
+        self._sources = sources
+        self._models = models
+        self._monitors = monitors
+        self._events = events
         self._running = False
         self._task = None
-        self._last_states: dict[str, tuple] = {}  # per source: the (state, error, notice) last announced
+        # Per source: the pipeline and its (state, error, notice) last announced; a new pipeline
+        # (the source restarted) is news again.
+        self._last_states: dict[str, tuple] = {}
+
+    @property
+    def wake(self) -> threading.Event:
+        return self._sources.wake
 
     @property
     def running(self) -> bool:
@@ -65,10 +76,6 @@ class Worker:
         if timeout is not None and isinstance(self._task, threading.Thread):
             self._task.join(timeout)
 
-    def forget(self, source_id: str) -> None:
-        """A source was stopped or restarted: its next state is news again."""
-        self._last_states.pop(source_id, None)
-
     def run(self) -> None:
         log.info("worker started")
         busy = False
@@ -84,7 +91,7 @@ class Worker:
 
     def tick(self) -> int:
         """Classify every due window; return how many were classified."""
-        pipelines, model = self.engine.live()
+        pipelines, model = self._sources.pipelines(), self._models.current()
         due: list[tuple[Pipeline, Window]] = []
         for p in pipelines:
             if p.failed or (model is None and p.lossless):
@@ -101,7 +108,7 @@ class Worker:
         # Spectrograms after predictions: they are larger and nobody waits on them.
         for _, w in due:
             if len(w.spec_times):
-                self.engine.emit("on_spectrogram", spectrogram_payload(w))
+                self._events.emit("on_spectrogram", spectrogram_payload(w))
         self._announce_states(pipelines)
         return len(due) if model is not None else 0
 
@@ -110,24 +117,20 @@ class Worker:
             a = model.analyse(np.stack([w.mel for _, w in due]), streams=[w.stream for _, w in due])
         except Exception as exc:
             log.exception("model failed")
-            self.engine.notice(f"the model failed on a batch: {exc}")
+            self._events.notice(f"the model failed on a batch: {exc}")
             return
         for i, (p, w) in enumerate(due):
-            payload = prediction_payload(p, w, model, a.probs[i], a.tags[i], a.content[i], content_probs_of(a, i))
-            events = self._monitor(payload)
-            self.engine.emit("on_prediction", payload)
-            self.engine.emit_events(events)
+            record = classified(w, a, i, model, Counters(p.windows, p.skipped, p.source.overflows))
+            record, events = self._monitor(record)
+            self._events.emit("on_prediction", record)
+            self._events.emit_events(events)
 
-    def _monitor(self, payload: dict) -> list:
+    def _monitor(self, record: ClassifiedWindow) -> tuple[ClassifiedWindow, list]:
         try:
-            extra, events = self.engine.monitor(payload)
+            return self._monitors.process(record)
         except Exception:
-            log.exception("monitoring failed for %s", payload["source"])
-            return []
-        # ``uncertain`` stays the raw window's, matching ``top``/``confidence``.
-        extra["smoothed_uncertain"] = extra.pop("uncertain", False)
-        payload.update(extra)
-        return events
+            log.exception("monitoring failed for %s", record.source)
+            return record, []
 
     def fail(self, p: Pipeline, exc: Exception) -> None:
         """One source's pipeline raised: stop that source only, say why; a restart revives it."""
@@ -141,24 +144,28 @@ class Worker:
         except Exception:
             log.exception("stopping failed source %s", p.source_id)
         s.fail(f"{s.error or 'processing failed'}; restart the source to try again")
-        self._last_states[p.source_id] = (s.state, s.error, s.notice)  # announced here, not again
-        self.engine.notice(s.error, source=p.source_id)
-        self.engine.emit_sources()
+        self._last_states[p.source_id] = (p, s.state, s.error, s.notice)  # announced here, not again
+        self._events.notice(s.error, source=p.source_id)
+        self._events.sources_changed()
 
     def _announce_states(self, pipelines: list[Pipeline]) -> None:
         """A notice for each source that newly failed or has a new notice; the sources list when any changed."""
         changed = False
+        for sid in set(self._last_states) - {p.source_id for p in pipelines}:
+            del self._last_states[sid]  # stopped
         for p in pipelines:
             s = p.source
-            key = (s.state, s.error, s.notice)
+            key = (p, s.state, s.error, s.notice)
             old = self._last_states.get(p.source_id)
             if old == key:
                 continue
+            if old is not None and old[0] is not p:
+                old = None  # restarted: as new
             self._last_states[p.source_id] = key
             changed = True
             if old is not None and s.state == SourceState.ERROR and s.error:
-                self.engine.notice(s.error, source=p.source_id)
-            elif old is not None and s.notice and s.notice != old[2]:
-                self.engine.notice(s.notice, level="warning", source=p.source_id)
+                self._events.notice(s.error, source=p.source_id)
+            elif old is not None and s.notice and s.notice != old[3]:
+                self._events.notice(s.notice, level="warning", source=p.source_id)
         if changed:
-            self.engine.emit_sources()
+            self._events.sources_changed()

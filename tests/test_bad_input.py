@@ -278,8 +278,8 @@ def test_bad_choices_leave_a_running_source_alone(files, model):
             time.sleep(0.05)
         assert len(preds) >= n + 3
         assert engine.source_ids() == [good]
-        assert engine.sources_payload()["sources"][0]["state"] == "running"
+        assert engine.status()["sources"][0]["state"] == "running"
         assert engine.worker.is_alive()
     finally:
         engine.shutdown()
-    assert all(p["source"] == good for p in preds)
+    assert all(p.source == good for p in preds)

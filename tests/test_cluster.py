@@ -87,10 +87,10 @@ def test_remote_engine_registers_lists_and_removes_sources(r, redis_url):
     with pytest.raises(EngineError, match="already running"):
         engine.start_source({"kind": "demo", "id": "lobby"})
     assert engine.source_ids() == ["lobby", sid]
-    listed = {s["id"]: s for s in engine.sources_payload()["sources"]}
+    listed = {s["id"]: s for s in engine.status()["sources"]}
     assert listed[sid]["state"] == "starting" and listed[sid]["notice"] == "waiting for a worker"
     assert registry.specs(r)[sid]["hop"] == 1.0
-    assert engine.sources_payload()["model"]["error"] == "no worker is running"
+    assert engine.status()["model"]["error"] == "no worker is running"
     engine.restart_source(sid)
     assert registry.restarts(r)[sid] == 1
     engine.stop_source("lobby")
@@ -130,7 +130,7 @@ def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):
     with pytest.raises(EngineError, match="non-empty list"):
         engine.set_rules("x", [{"type": "unexpected_genre", "expected": [], "for": 30}])
     assert engine.list_devices() == [{"index": 0, "name": "line", "worker": "w1"}]
-    assert engine.sources_payload()["model"]["ready"] is True
+    assert engine.status()["model"]["ready"] is True
 
 
 # --- end to end: two workers, two web processes --------------------------------------------------------

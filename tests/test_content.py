@@ -12,6 +12,7 @@ from server.stream.features import window_mel
 from server.model.content import (CONTENT_DIR, CONTENT_LABELS, MUSIC, NOISE, SILENCE, SPEECH, ContentHead,
                                   window_level_db)
 from server.monitor.alerts import AlertEvaluator, validate_rules
+from server.monitor.classified import ClassifiedWindow
 from server.monitor.segments import SegmentTracker
 from server.monitor.stage import SourceMonitor
 from tests.support.audio import make_music
@@ -75,14 +76,17 @@ def test_short_talk_stays_inside_the_music_segment():
 def test_talk_does_not_move_the_smoothed_genre():
     mon = SourceMonitor(LABELS, smoothing={"kind": "ema", "tau": 3}, segments={"min_duration": 5})
     rock = [0.1, 0.1, 0.8]
+    def window(t, probs, content, content_probs=None):
+        return ClassifiedWindow("s", t, 1000 + t, "m", tuple(LABELS), np.array(probs), content=content,
+                                content_probs=content_probs or {})
+
     for t in range(10):
-        extra, _ = mon.process({"t": t, "wall": 1000 + t, "probs": rock, "content": MUSIC})
-    before = extra["smoothed"]
+        w, _ = mon.process(window(t, rock, MUSIC))
+    before = w.smoothed
     for t in range(10, 20):  # talk that the genre head would call jazz
-        extra, _ = mon.process({"t": t, "wall": 1000 + t, "probs": [0.05, 0.9, 0.05], "content": SPEECH,
-                                "content_probs": {"speech": 0.97}})
-        assert extra["smoothed"] == before and extra["smoothed_top"] is None
-    assert extra["segment"]["genre"] == "speech"
+        w, _ = mon.process(window(t, [0.05, 0.9, 0.05], SPEECH, {"speech": 0.97}))
+        assert np.array_equal(w.smoothed, before) and w.smoothed_top is None
+    assert w.segment["genre"] == "speech"
 
 
 def test_genre_rule_ignores_talk_and_talk_rules_fire():
@@ -114,8 +118,10 @@ def test_rule_fields_are_checked():
 
 
 def test_payload_of_a_speech_window_has_no_genre():
+    from server.model.genre_model import Analysis
+    from server.monitor.classified import Counters, classified
     from server.sinks.payloads import prediction_payload
-    from server.stream.pipeline import PushSource, Pipeline, Window
+    from server.stream.pipeline import Window
 
     class Model:
         name, labels, tag_names = "m", LABELS, ["guitar"]
@@ -123,16 +129,16 @@ def test_payload_of_a_speech_window_has_no_genre():
         def is_uncertain(self, probs):
             return False
 
-    source = PushSource(16000)
-    source.overflows = 0
-    p = Pipeline("s", source, 1.0)
     w = Window("s", 3.0, 1000.0, np.zeros((187, 96), np.float32), np.zeros(0), np.zeros((0, 96)), -20.0)
-    speech = prediction_payload(p, w, Model(), np.array([0.2, 0.7, 0.1]), np.array([0.3]), SPEECH,
-                                {"music": 0.02, "speech": 0.97, "noise": 0.01})
+    a = Analysis(probs=np.array([[0.2, 0.7, 0.1]] * 2), tags=np.array([[0.3]] * 2), content=[SPEECH, MUSIC],
+                 content_probs=np.array([[0.02, 0.97, 0.01], [0.9, 0.05, 0.05]]),
+                 content_labels=["music", "speech", "noise"], level_db=np.array([-20.0, -20.0]))
+    speech = prediction_payload(classified(w, a, 0, Model(), Counters()))
     assert speech["content"] == SPEECH and speech["top"] is None and speech["confidence"] is None
     assert speech["content_probs"]["speech"] == 0.97 and len(speech["probs"]) == 3
-    music = prediction_payload(p, w, Model(), np.array([0.2, 0.7, 0.1]), np.array([0.3]))
-    assert music["content"] == MUSIC and music["top"] == "jazz"
+    assert speech["tags"] == [{"name": "guitar", "score": 0.3}] and speech["level_db"] == -20.0
+    music = prediction_payload(classified(w, a, 1, Model(), Counters()))
+    assert music["content"] == MUSIC and music["top"] == "jazz" and music["confidence"] == 0.7
 
 
 def test_majority_prefers_the_earlier_content_on_ties():
@@ -246,7 +252,7 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     engine.set_rules(sid, [{"type": "talk", "for": 6}, {"type": "unexpected_genre", "expected": ["jazz"], "for": 200}])
     engine.worker.start()
     try:
-        poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended", 120, 0.2)
+        poll(lambda: engine.status()["sources"][0]["state"] == "ended", 120, 0.2)
         time.sleep(0.5)
     finally:
         engine.shutdown()
@@ -260,4 +266,4 @@ def test_engine_reports_a_dj_link_as_talk(tmp_path):
     assert any(s["genre"] == "speech" for s in sink.segments)
     fired = [a for a in sink.alerts if a["state"] == "firing"]
     assert [a["type"] for a in fired] == ["talk"]
-    assert engine.sources_payload()["model"]["no_genre"] == ["speech", "silence", "noise"]
+    assert engine.status()["model"]["no_genre"] == ["speech", "silence", "noise"]

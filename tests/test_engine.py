@@ -74,7 +74,7 @@ def test_fast_mode_classifies_every_window_of_a_file(song, model):
     time.sleep(0.5)
     engine.use_model(model)  # the source waited for the model instead of skipping
     try:
-        assert poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended"
+        assert poll(lambda: engine.status()["sources"][0]["state"] == "ended"
                      and len(sink.predictions) >= 23, 60)
         time.sleep(0.3)
     finally:

@@ -47,7 +47,7 @@ def engine(model):
 
 
 def _state(engine, sid):
-    return next(s for s in engine.sources_payload()["sources"] if s["id"] == sid)
+    return next(s for s in engine.status()["sources"] if s["id"] == sid)
 
 
 def test_raising_stage_stops_only_its_source_and_restart_brings_it_back(engine, songs):

@@ -35,7 +35,7 @@ def test_predictions_arrive_from_captured_music(pulse, model):
             if loud and sum(p["t"] > loud[0] + 3 for p in sink.predictions) >= 3:
                 break  # three windows full of captured music were classified
             time.sleep(0.2)
-        state = engine.sources_payload()["sources"][0]
+        state = engine.status()["sources"][0]
     finally:
         if player:
             player.kill()

@@ -86,7 +86,6 @@ def test_saved_gtzan_rules_history_and_exports_across_a_switch_of_label_sets(tmp
     sink, store = Collector(), open_store(tmp_path / "history.sqlite")
     engine.add_sink(sink)
     engine.add_sink(store)
-    engine.history = store
     app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"), store=store)
     client = app.test_client()
 

@@ -173,6 +173,6 @@ def test_the_engine_runs_the_check_after_loading_and_says_what_it_chose(monkeypa
         want = "int8" if precision.compare(*check_outputs)["passed"] else "float"
         assert shown["ready"] and shown["precision"]["precision"] == want, shown
         assert shown["precision"]["mode"] == "auto" and shown["precision"]["check"]["windows"] >= 50
-        assert engine.sources_payload()["model"]["precision"] == shown["precision"]
+        assert engine.status()["model"]["precision"] == shown["precision"]
     finally:
         engine.shutdown()

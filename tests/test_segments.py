@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from server.monitor.classified import ClassifiedWindow
 from server.monitor.segments import SegmentError, SegmentTracker
 from server.monitor.stage import SourceMonitor
+from server.sinks.payloads import prediction_payload
 from tests.support.monitor import LABELS, WALL0, genre_windows
 
 
@@ -133,7 +135,7 @@ def test_wrong_number_of_probabilities_is_rejected():
 def predictions(plan, levels=None, **kw):
     for t, wall, p in genre_windows(plan, **kw):
         level = -20.0 if levels is None else levels(t)
-        yield {"source": "radio", "t": t, "wall": wall, "probs": [round(float(x), 5) for x in p], "level_db": level}
+        yield ClassifiedWindow("radio", t, wall, "test", tuple(LABELS), np.asarray(p, dtype=np.float64), level_db=level)
 
 
 def test_stage_smooths_segments_and_alerts_in_one_call():
@@ -141,15 +143,15 @@ def test_stage_smooths_segments_and_alerts_in_one_call():
                             rules=[{"type": "unexpected_genre", "expected": ["jazz", "blues"], "for": 30},
                                    {"type": "silence", "for": 5, "threshold_db": -50}],
                             uncertain_threshold=0.2)
-    events, extras = [], []
+    events, monitored = [], []
     silent = lambda t: -70.0 if 100 <= t < 110 else -18.0
     for pred in predictions([("jazz", 60), ("metal", 60)], levels=silent, outliers=[30, 31, 80], seed=3):
-        extra, evs = monitor.process(pred)
-        extras.append(extra)
+        window, evs = monitor.process(pred)
+        monitored.append(window)
         events += evs
     events += monitor.finish("radio")
     json.dumps(events)
-    json.dumps(extras)
+    json.dumps([prediction_payload(w) for w in monitored])
 
     segs = [e for kind, e in events if kind == "segment" and e["event"] == "closed"]
     assert [s["genre"] for s in segs] == ["jazz", "metal"]
@@ -163,10 +165,10 @@ def test_stage_smooths_segments_and_alerts_in_one_call():
     assert fire["genre"] == "metal" and fire["rule"] == 0 and fire["source"] == "radio"
     assert 90 <= fire["t"] <= 100 and "metal has dominated for 3" in fire["message"]
 
-    last = extras[-1]
-    assert last["smoothed_top"] == "metal" and abs(sum(last["smoothed"]) - 1) < 1e-3
-    assert last["uncertain"] is False and last["segment"]["genre"] == "metal" and last["segment"]["open"]
-    assert extras[0]["segment"] is None  # nothing decided in the first window
+    last = monitored[-1]
+    assert last.smoothed_top == "metal" and abs(sum(last.smoothed) - 1) < 1e-3
+    assert last.smoothed_uncertain is False and last.segment["genre"] == "metal" and last.segment["open"]
+    assert monitored[0].segment is None  # nothing decided in the first window
 
 
 def test_stage_rejects_bad_settings_with_value_errors():

@@ -39,7 +39,7 @@ def test_two_genres_give_two_segments_and_an_alert(tmp_path):
     engine.set_rules(sid, [{"type": "unexpected_genre", "expected": ["classical"], "for": 10}])
     engine.worker.start()
     try:
-        poll(lambda: engine.sources_payload()["sources"][0]["state"] == "ended", 120, 0.2)
+        poll(lambda: engine.status()["sources"][0]["state"] == "ended", 120, 0.2)
         time.sleep(0.5)
         engine.stop_source(sid)  # closes the open segment
     finally:

@@ -38,7 +38,7 @@ def test_batched_writes_visible_after_flush(store):
 
 def test_smoothed_and_level_stored(store):
     store.on_prediction(prediction("a", 1000.0, smoothed=[0.1, 0.2, 0.6, 0.1], level_db=-23.5))
-    store.on_prediction(prediction("a", 1001.0, smoothed={"jazz": 1.0}, level_db=None))
+    store.on_prediction(prediction("a", 1001.0, smoothed=[0.0, 0.0, 1.0, 0.0], level_db=None))
     store.flush()
     a, b = store.windows("a")
     assert a["smoothed"] == dict(zip(LABELS, [0.1, 0.2, 0.6, 0.1])) and a["level_db"] == -23.5
@@ -112,11 +112,7 @@ def test_summary_adds_up(store):
 def test_talk_is_counted_apart_from_genres(store):
     for i in range(20):
         content = "speech" if 5 <= i < 12 else "silence" if i == 12 else "music"
-        music = content == "music"
-        p = prediction("a", 1000.0 + i, top="jazz", content=content)
-        if not music:  # talk and silence have no genre
-            p.update(top=None, confidence=None)
-        store.on_prediction(p)
+        store.on_prediction(prediction("a", 1000.0 + i, top="jazz", content=content))  # talk, silence: no genre
     store.on_prediction(prediction("a", 1020.0, top="rock"))  # from an older engine: no content, i.e. music
     store.flush()
     s = store.summary("a")
@@ -141,7 +137,7 @@ def test_history_from_before_content_is_upgraded(tmp_path):
     conn.close()
     s = HistoryStore(path, retention_days=KEEP)
     try:
-        s.on_prediction(prediction("a", 1001.0, content="speech") | {"top": None, "confidence": None})
+        s.on_prediction(prediction("a", 1001.0, content="speech"))
         s.flush()
         assert [(r["content"], r["top"]) for r in s.windows("a")] == [("music", "jazz"), ("speech", None)]
         assert s.summary("a")["content"]["speech"] == 1.0
@@ -299,7 +295,6 @@ def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog)
         assert [r["wall"] for r in s.windows("a")] == [9000.0 + i for i in range(20)]
         assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] == "ok"
         engine = Engine()
-        engine.history = s
         app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"), store=s)
         client = app.test_client()
         res = client.get("/api/history?source=a&from=8000&to=10000")

@@ -157,7 +157,7 @@ def test_history_from_before_content_is_upgraded(postgres_url):
                      "SELECT 'a', 1000.0, 1.0, 'm', 'jazz', 0.8, 0, id, '[0.8, 0.2]' FROM labelsets")
     s = open_store(postgres_url, retention_days=KEEP)
     try:
-        s.on_prediction(prediction("a", 1001.0, content="speech") | {"top": None, "confidence": None})
+        s.on_prediction(prediction("a", 1001.0, content="speech"))
         s.flush()
         assert [(r["content"], r["top"]) for r in s.windows("a")] == [("music", "jazz"), ("speech", None)]
     finally:

@@ -38,7 +38,7 @@ def test_stream_predictions_survive_a_cut(radio, model):
         n_during = len(sink.predictions)
         radio.resume()
         assert poll(lambda: len(sink.predictions) >= n_during + 3, 40), sink.states()
-        state = engine.sources_payload()["sources"][0]
+        state = engine.status()["sources"][0]
     finally:
         engine.shutdown()
     assert state["state"] == "running" and state["reconnects"] >= 1

@@ -58,10 +58,10 @@ class Collector:
         self.bad_probs = 0
         self.notices: list[dict] = []
 
-    def on_prediction(self, p):
+    def on_prediction(self, w):
         with self.lock:
-            self.preds.setdefault(p["source"], []).append(p["t"])
-            if not (np.isfinite(p["probs"]).all() and abs(sum(p["probs"]) - 1) < 1e-3):
+            self.preds.setdefault(w.source, []).append(w.t)
+            if not (np.isfinite(w.probs).all() and abs(sum(w.probs) - 1) < 1e-3):
                 self.bad_probs += 1
 
     def on_notice(self, p):
@@ -119,7 +119,7 @@ def restart_race(engine, app, path: Path, rounds: int, result: dict) -> None:
         # A restart before the DELETE answers 200, one after it 400/404; the DELETE always wins.
         if answers[2] != 200 or any(a not in (200, 400, 404) for a in answers[:2]):
             result["bad_answers"].append((sid, answers))
-        listed = sid in {s["id"] for s in engine.sources_payload()["sources"]}
+        listed = sid in {s["id"] for s in engine.status()["sources"]}
         deadline = time.monotonic() + 5.0
         while (alive := [t for t in threading.enumerate() if t.name == f"file-source-{label}" and t.is_alive()]) \
                 and time.monotonic() < deadline:
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     try:
         while True:
             time.sleep(0.1)
-            states = {s["id"]: s["state"] for s in engine.sources_payload()["sources"]}
+            states = {s["id"]: s["state"] for s in engine.status()["sources"]}
             if states["crash"] == "error" and not restarted:
                 engine.restart_source("crash")
                 restarted = True

@@ -92,12 +92,12 @@ class RemoteEngine:
     def source_ids(self) -> list[str]:
         return registry.ids(self.r)
 
-    def sources_payload(self) -> dict:
+    def status(self) -> dict:
         return state.cluster_payload(self.r, self.stale_s, shared_settings.read(self.r)["model"])
 
     def _changed(self) -> None:
         self._known = set(registry.ids(self.r))
-        self.emit("on_sources", self.sources_payload())
+        self.emit("on_sources", self.status())
 
     def start_source(self, spec: dict) -> str:
         check_spec(spec)
@@ -142,7 +142,7 @@ class RemoteEngine:
     def set_rules(self, source_id: str, rules: list) -> list:
         from server.monitor.alerts import validate_rules
 
-        model = self.sources_payload()["model"]
+        model = self.status()["model"]
         if not model.get("ready"):
             raise EngineError("the model is still loading; try again in a moment")
         try:

@@ -71,7 +71,7 @@ class ClusterWorker:
     # --- publishing ---------------------------------------------------------------------------------
     def described(self) -> list[dict]:
         with self._lock:
-            payload = self.engine.sources_payload()
+            payload = self.engine.status()
             out = [{**d, "worker": self.id} for d in payload["sources"] if d["id"] in self.owned]
             out += [dict(d) for sid, d in self.failed.items() if sid in self.owned]
         return out
@@ -80,7 +80,7 @@ class ClusterWorker:
         """States of our sources (TTL = lease TTL) and our heartbeat."""
         state.publish_states(self.r, self.described(), self.lease_ttl)
         state.publish_worker(self.r, self.id, {"sources": len(self.owned), "capacity": self.capacity,
-                                               "model": self.engine.sources_payload()["model"],
+                                               "model": self.engine.status()["model"],
                                                "devices": self._devices})
 
     def cluster_payload(self) -> dict:
@@ -198,7 +198,7 @@ class ClusterWorker:
             try:
                 self.engine.restart_source(sid)
             except EngineError as exc:
-                self.engine.notice(str(exc), source=sid)
+                self.engine.events.notice(str(exc), source=sid)
 
     def _apply_settings(self) -> None:
         new = shared_settings.read(self.r)
@@ -207,12 +207,12 @@ class ClusterWorker:
             try:
                 self.engine.select_model(new["model"])
             except EngineError as exc:
-                self.engine.notice(str(exc))
+                self.engine.events.notice(str(exc))
         if new["smoothing"] != old["smoothing"] or new["segments"] != old["segments"]:
             try:
                 self.engine.set_monitoring(smoothing=new["smoothing"], segments=new["segments"])
             except EngineError as exc:
-                self.engine.notice(str(exc))
+                self.engine.events.notice(str(exc))
         if new["rules"] != old["rules"]:
             self.engine.settings.update(rules=new["rules"])
             if self.engine.model is not None:
@@ -221,7 +221,7 @@ class ClusterWorker:
                         try:
                             self.engine.set_rules(sid, new["rules"].get(sid, []))
                         except EngineError as exc:
-                            self.engine.notice(str(exc), source=sid)
+                            self.engine.events.notice(str(exc), source=sid)
 
     def close(self) -> None:
         """Stop every source and hand its lease back at once (no waiting for the TTL)."""

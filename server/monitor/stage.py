@@ -1,15 +1,15 @@
 """One source's post-model stage: smoothing → segments → alerts.
 
-The engine keeps one ``SourceMonitor`` per source and calls ``process`` with
-every ``prediction`` payload; it returns the fields to add to that payload and
-the ``segment``/``alert`` events to emit.
+One ``SourceMonitor`` per source: ``process`` takes each ``ClassifiedWindow`` and
+returns it with the monitor's view (smoothed probabilities, open segment) and the
+``segment``/``alert`` events to emit.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..model.content import MUSIC
 from .alerts import AlertEvaluator
+from .classified import ClassifiedWindow
 from .segments import SegmentError, SegmentTracker
 from .smoothing import make_smoother
 
@@ -43,39 +43,29 @@ class SourceMonitor:
         self.alerts = AlertEvaluator(rules or [], self.labels)
         self._smoothed: np.ndarray | None = None  # the last music window's smoothed probabilities
 
-    def process(self, pred: dict) -> tuple[dict, list[tuple[str, dict]]]:
-        """One prediction (keys ``t, wall, probs, level_db, source``, optional ``content``) →
-        (extra payload fields, [("segment", {...}), ("alert", {...}), ...]).
+    def process(self, w: ClassifiedWindow) -> tuple[ClassifiedWindow, list[tuple[str, dict]]]:
+        """One classified window → (the window with this monitor's view filled in,
+        [("segment", {...}), ("alert", {...}), ...]).
 
         A window that is not music (speech, silence, noise) leaves the smoothed genre where
         it was (``smoothed`` repeats it, ``smoothed_top`` is None) and counts for its
         content's segment and rules."""
-        source = pred.get("source")
-        t, wall = float(pred["t"]), float(pred["wall"])
-        content = pred.get("content") or MUSIC
-        raw = np.asarray(pred["probs"], dtype=np.float64)
-        level = pred.get("level_db")
-        if content == MUSIC:
-            smoothed = self.smoother.update(t, raw)
+        raw = np.asarray(w.probs, dtype=np.float64)
+        if w.is_music:
+            smoothed = self.smoother.update(w.t, raw)
             self._smoothed = smoothed
             top = self.labels[int(np.argmax(smoothed))]
-            seg_events = self.tracker.update(t, wall, smoothed, raw=raw)
+            seg_events = self.tracker.update(w.t, w.wall, smoothed, raw=raw)
         else:
             smoothed = self._smoothed if self._smoothed is not None else raw
             top = None
-            conf = (pred.get("content_probs") or {}).get(content, 1.0)
-            seg_events = self.tracker.update(t, wall, smoothed, content=content, content_confidence=conf)
-        alerts = self.alerts.update(t, wall, top, smoothed, level, self.labels, content=content)
-        extra = {
-            "smoothed": [round(float(x), 5) for x in smoothed],
-            "smoothed_top": top,
-            "uncertain": bool(top is not None and self.uncertain_threshold is not None
-                              and smoothed.max() < self.uncertain_threshold),
-            "segment": self.tracker.current(),
-        }
-        events = [("segment", {"source": source, **e["segment"], "event": e["event"]}) for e in seg_events]
-        events += [("alert", {"source": source, **a}) for a in alerts]
-        return extra, events
+            conf = w.content_probs.get(w.content, 1.0)
+            seg_events = self.tracker.update(w.t, w.wall, smoothed, content=w.content, content_confidence=conf)
+        alerts = self.alerts.update(w.t, w.wall, top, smoothed, w.level_db, self.labels, content=w.content)
+        uncertain = top is not None and self.uncertain_threshold is not None and smoothed.max() < self.uncertain_threshold
+        events = [("segment", {"source": w.source, **e["segment"], "event": e["event"]}) for e in seg_events]
+        events += [("alert", {"source": w.source, **a}) for a in alerts]
+        return w.monitored(smoothed, top, uncertain, self.tracker.current()), events
 
     def finish(self, source: str | None = None) -> list[tuple[str, dict]]:
         """The source stopped: close its open segment; the smoother starts afresh."""

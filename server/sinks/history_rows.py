@@ -10,7 +10,7 @@ import json
 import math
 import time
 
-from ..model.content import MUSIC
+from ..monitor.classified import ClassifiedWindow
 from .history_sql import AlertRow, SegmentRow, SourceRow, WindowRow
 
 # Fields of a source description kept as its "spec" (the rest are live counters).
@@ -42,25 +42,22 @@ def _rounded(values) -> list[float]:
     return [round(float(x), 5) for x in values]
 
 
-def window_row(prediction: dict) -> WindowRow:
-    """The row of one classified window (a prediction payload)."""
-    p = prediction
-    labels = list(p["labels"])
-    probs = _rounded(p["probs"])
+def window_row(w: ClassifiedWindow) -> WindowRow:
+    """The row of one classified window."""
+    labels = list(w.labels)
+    probs = _rounded(w.probs)
     if len(probs) != len(labels):
         raise ValueError(f"{len(probs)} probs for {len(labels)} labels")
-    smoothed = p.get("smoothed")
-    if isinstance(smoothed, dict):
-        smoothed = [smoothed.get(lab, 0.0) for lab in labels]
-    wall = _num(p["wall"])
+    wall = _num(w.wall)
     if wall is None:
-        raise ValueError(f"wall {p['wall']!r} is not a time")
+        raise ValueError(f"wall {w.wall!r} is not a time")
+    confidence = None if w.confidence is None else round(w.confidence, 5)
     return WindowRow(
-        source=_text(p["source"]), wall=wall, t=_num(p.get("t")), model=_text(p.get("model")),
-        top=_text(p.get("top")), confidence=_num(p.get("confidence")), uncertain=int(bool(p.get("uncertain"))),
+        source=_text(w.source), wall=wall, t=_num(w.t), model=_text(w.model), top=_text(w.top),
+        confidence=_num(confidence), uncertain=int(w.uncertain),
         labels=json.dumps([_text(x) for x in labels]), probs=json.dumps(probs),
-        smoothed=None if smoothed is None else json.dumps(_rounded(smoothed)),
-        level_db=_num(p.get("level_db")), content=_text(p.get("content") or MUSIC))
+        smoothed=None if w.smoothed is None else json.dumps(_rounded(w.smoothed)),
+        level_db=_num(w.level_db), content=_text(w.content))
 
 
 def segment_row(payload: dict) -> SegmentRow:

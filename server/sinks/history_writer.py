@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import history_sql as sql
+from ..monitor.classified import ClassifiedWindow
 from .history_rows import alert_row, segment_row, source_rows, window_row
 from .history_sql import SourceRow, StoreError, WindowRow, dialect_for, first_line
 
@@ -89,8 +90,8 @@ class HistoryWriter:
             with self._count_lock:
                 self.dropped += 1
 
-    def on_prediction(self, payload: dict) -> None:
-        self._put(_Event("window", window_row, payload))
+    def on_prediction(self, window: ClassifiedWindow) -> None:
+        self._put(_Event("window", window_row, window))
 
     def on_segment(self, payload: dict) -> None:
         self._put(_Event("segment", segment_row, payload))

@@ -1,15 +1,20 @@
-"""The Socket.IO payloads built from a classified window (schemas in docs/events.md)."""
+"""The JSON edge of a classified window and of the spectrogram (schemas in docs/events.md).
+
+``prediction_payload`` is the one way a ``ClassifiedWindow`` becomes JSON (the Socket.IO
+``prediction`` event); ``window_from_payload`` is the one way back.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..config import MODEL_SR, N_MELS
-from ..stream.features import DB_FLOOR
 from ..model.content import MUSIC
-from ..stream.pipeline import Pipeline, Window
+from ..monitor.classified import TOP_TAGS, ClassifiedWindow, Counters
+from ..stream.features import DB_FLOOR
+from ..stream.pipeline import Window
 
-TOP_TAGS = 8
+__all__ = ["TOP_TAGS", "prediction_payload", "spectrogram_payload", "window_from_payload"]
 
 
 def spectrogram_payload(w: Window) -> dict:
@@ -23,32 +28,50 @@ def spectrogram_payload(w: Window) -> dict:
     }
 
 
-def prediction_payload(p: Pipeline, w: Window, model, probs: np.ndarray, tags: np.ndarray,
-                       content: str = MUSIC, content_probs: dict | None = None) -> dict:
-    """``content`` other than music (speech, silence, noise) gives ``top``/``confidence`` None:
-    the genre head's ``probs`` still travel, but the window has no genre."""
-    labels = list(model.labels)
-    top = int(np.argmax(probs))
-    order = np.argsort(tags)[::-1][:TOP_TAGS]
-    music = content == MUSIC
-    return {
-        "source": w.source_id,
-        "t": round(w.t, 4),
-        "wall": round(w.wall, 3),
-        "model": model.name,
-        "content": content,
-        "content_probs": {k: round(float(v), 4) for k, v in (content_probs or {}).items()},
-        "labels": labels,
-        "probs": [round(float(x), 5) for x in probs],
-        "top": labels[top] if music else None,
-        "confidence": round(float(probs[top]), 5) if music else None,
-        "uncertain": bool(music and model.is_uncertain(probs)),
-        "tags": [{"name": model.tag_names[i], "score": round(float(tags[i]), 4)} for i in order],
-        "level_db": w.level_db,
-        "counters": {"windows": p.windows, "skipped": p.skipped, "overflows": p.source.overflows},
+def _probs(x) -> list[float]:
+    return [round(float(v), 5) for v in x]
+
+
+def prediction_payload(r: ClassifiedWindow) -> dict:
+    """The ``prediction`` event of ``r``; the monitor's fields only once a monitor has seen it
+    (``smoothed_uncertain`` always)."""
+    confidence = r.confidence
+    payload = {
+        "source": r.source,
+        "t": round(r.t, 4),
+        "wall": round(r.wall, 3),
+        "model": r.model,
+        "content": r.content,
+        "content_probs": {k: round(float(v), 4) for k, v in r.content_probs.items()},
+        "labels": list(r.labels),
+        "probs": _probs(r.probs),
+        "top": r.top,
+        "confidence": round(confidence, 5) if confidence is not None else None,
+        "uncertain": r.uncertain,
+        "tags": [{"name": name, "score": round(float(score), 4)} for name, score in r.tags],
+        "level_db": r.level_db,
+        "counters": r.counters._asdict(),
     }
+    if r.smoothed is not None:
+        payload.update(smoothed=_probs(r.smoothed), smoothed_top=r.smoothed_top, segment=r.segment)
+    payload["smoothed_uncertain"] = r.smoothed_uncertain
+    return payload
 
 
-def content_probs_of(analysis, i: int) -> dict:
-    """Window ``i``'s content-head probabilities as ``{label: p}`` (empty without a head)."""
-    return dict(zip(analysis.content_labels, analysis.content_probs[i].tolist()))
+def window_from_payload(p: dict) -> ClassifiedWindow:
+    """A ``prediction`` payload (or one shaped like it) as a ``ClassifiedWindow``: ``KeyError``,
+    ``TypeError`` or ``ValueError`` when a field is missing or not a number. ``top`` and
+    ``confidence`` are not read: a window's come from its ``probs`` and ``content``."""
+    labels = tuple(str(x) for x in p["labels"])
+    probs = np.asarray(p["probs"], dtype=np.float64)
+    smoothed = p.get("smoothed")
+    return ClassifiedWindow(
+        source=str(p["source"]), t=float(p.get("t") or 0.0), wall=float(p["wall"]), model=str(p.get("model") or ""),
+        labels=labels, probs=probs,
+        tags=tuple((str(tag["name"]), float(tag["score"])) for tag in p.get("tags") or ()),
+        content=p.get("content") or MUSIC, content_probs=dict(p.get("content_probs") or {}),
+        uncertain=bool(p.get("uncertain")), level_db=p.get("level_db"),
+        counters=Counters(**(p.get("counters") or {})),
+        smoothed=None if smoothed is None else np.asarray(smoothed, dtype=np.float64),
+        smoothed_top=p.get("smoothed_top"), smoothed_uncertain=bool(p.get("smoothed_uncertain")),
+        segment=p.get("segment"))

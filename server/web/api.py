@@ -12,6 +12,7 @@ from server import schemas
 from server.web.request_parsing import (RequestError, UnknownSource, checked, known_source, merge_monitoring,
                                         parse_model_request, parse_monitoring_request, parse_rules_request,
                                         parse_source_id, parse_source_request, rules_reply)
+from server.web.sources_view import sources_payload
 from server.web.uploads import UploadError, UploadQuotaError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -80,7 +81,7 @@ def devices():
 
 @bp.get("/sources")
 def sources():
-    return jsonify(_engine().sources_payload())
+    return jsonify(sources_payload(_engine(), current_app.extensions.get("genre_store")))
 
 
 @bp.post("/sources")
@@ -140,7 +141,7 @@ def sessions():
 
 @bp.get("/models")
 def models():
-    payload = _engine().sources_payload().get("model") or {}
+    payload = _engine().status().get("model") or {}
     return jsonify(models=_engine().list_models(), current=payload.get("name"),
                    ready=payload.get("ready", False), precision=payload.get("precision"))
 

@@ -22,6 +22,7 @@ from server.web.auth import Guard, configured_token, resolve_token
 from server.web.contract import contract
 from server.web.media import normalise_dirs
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
+from server.web.sources_view import with_history
 from server.web.uploads import UPLOAD_QUOTA_MB, UPLOAD_RETENTION_DAYS, UploadStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +59,10 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
                upload_retention_days: float | None = None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
-    ``store`` (a ``server.sinks.history`` store or reader, or None) answers the history API; wiring it
-    to the engine as a sink is the caller's job. ``token`` (or a generated one when
-    ``require_token``) guards the page, REST and Socket.IO; ``app.extensions["genre_guard"].token``
-    holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no
+    ``store`` (a ``server.sinks.history`` store or reader, or None) answers the history API and gives the
+    ``sources`` event its ``history`` status; wiring it to the engine as a sink is the caller's job.
+    ``token`` (or a generated one when ``require_token``) guards the page, REST and Socket.IO;
+    ``app.extensions["genre_guard"].token`` holds it. ``media_dirs``: folders whose files browser/API clients may play (none: no
     server paths at all). ``allowed_origins``: extra browser origins (a reverse proxy's
     public address) allowed besides the app's own. See docs/security.md.
     ``message_queue`` (``redis://…``): deliver emits from any process sharing it (docs/scaling.md).
@@ -110,10 +111,10 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     app.extensions["genre_sessions"] = sessions
     watchers = socket_events.Watchers()
     socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"], media_dirs=dirs,
-                           guard=guard)
+                           guard=guard, store=store)
     app.register_blueprint(api.bp)
     app.register_blueprint(history_api.bp)
-    engine.add_sink(SocketIOSink(socketio, watchers))
+    engine.add_sink(SocketIOSink(socketio, watchers, view=lambda status: with_history(status, store)))
 
     @app.get("/")
     def index():

@@ -102,7 +102,7 @@ def parse_rules_request(engine, data, request: str = "set_rules", source_id: str
 def rules_reply(engine, source_id: str, rules: list) -> dict:
     """A source's rules as the client gets them, with ``missing_genres``: the genres they expect that
     the current model cannot output (kept and shown, never matched; empty while no model is ready)."""
-    model = engine.sources_payload().get("model") or {}
+    model = engine.status().get("model") or {}
     missing = missing_genres(rules, model["labels"]) if model.get("ready") else []
     return {"source": source_id, "rules": rules, "missing_genres": missing}
 

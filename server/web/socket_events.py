@@ -19,6 +19,7 @@ from server.sinks.socketio_sink import room
 from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
                                         parse_monitoring_request, parse_rules_request, parse_source_id,
                                         parse_source_request, rules_reply)
+from server.web.sources_view import sources_payload
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ def internal_error(what: str) -> str:
     return f"internal error (log id {log_id})"
 
 
-def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(), guard=None) -> None:
-    """Attach the handlers to ``socketio``; ``guard`` (``server.web.auth.Guard``) vets connections."""
+def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(), guard=None, store=None) -> None:
+    """Attach the handlers to ``socketio``; ``guard`` (``server.web.auth.Guard``) vets connections;
+    ``store``: the history store whose status the ``sources`` event carries (or None)."""
     from server.engine import EngineError
 
     def guarded(event, fn):
@@ -117,7 +119,7 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
             if refusal is not None:
                 log.info("Socket.IO connection refused: %s", refusal)
                 raise ConnectionRefusedError(refusal)
-        payload = engine.sources_payload()
+        payload = sources_payload(engine, store)
         watchers.connect(request.sid, [s["id"] for s in payload.get("sources", [])])
         socketio.emit("sources", payload, to=request.sid)
 
@@ -147,7 +149,7 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
 
     def watch(data):
         wanted = checked("watch", schemas.check_event, "watch", data).get("sources")
-        all_ids = [s["id"] for s in engine.sources_payload().get("sources", [])]
+        all_ids = [s["id"] for s in engine.status().get("sources", [])]
         if wanted is None:
             watchers.watch(request.sid, None, all_ids)
             return {"sources": all_ids}

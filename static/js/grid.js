@@ -20,17 +20,8 @@ export function createGrid({ root, onOpen }) {
     return el;
   }
 
-  // The smoothed genre with its own flag when the window carries one (live), else the raw window's
-  // (a history row): a genre never shows with the other view's probabilities or uncertain flag.
-  function shown(p) {
-    if (p.smoothed_top !== undefined && p.smoothed) {
-      return { top: p.smoothed_top, probs: p.smoothed, uncertain: !!p.smoothed_uncertain };
-    }
-    return { top: p.top, probs: p.probs, uncertain: !!p.uncertain };
-  }
-
   function renderPrediction(el, p) {
-    const { top, probs, uncertain } = shown(p);
+    const { top, probs, uncertain } = p.shown; // see windows.js
     const i = p.labels.indexOf(top);
     if (top == null && p.content) { // talk, silence, noise: no genre
       el.style.setProperty('--genre', contentColor(p.content));

@@ -1,7 +1,8 @@
 // Dashboard entry point: one Socket.IO connection feeds every panel.
 
 import * as api from './api.js';
-import { Store, TIMELINE_SECONDS, windowToPrediction } from './store.js';
+import { Store, TIMELINE_SECONDS } from './store.js';
+import { fromEvent, fromHistory } from './windows.js';
 import { createToasts } from './toasts.js';
 import { createPicker } from './picker.js';
 import { createSourceList, isLive } from './sourceList.js';
@@ -118,7 +119,7 @@ async function loadHistory(id) {
   try {
     const [windows, segs] = await Promise.all([
       api.getHistory(id, to - TIMELINE_SECONDS, to), api.getSegments(id, to - 24 * 3600, to)]);
-    buf.addHistory((windows || []).map((w) => windowToPrediction(w, id)));
+    buf.addHistory((windows || []).map((w) => fromHistory(w, id)));
     (segs || []).forEach((s) => buf.addSegment(s));
   } catch (err) {
     toast.show(err.message, { level: 'warning', title: 'History' });
@@ -221,7 +222,8 @@ socket.on('sources', (payload) => {
   syncWatch();
 });
 
-socket.on('prediction', (p) => {
+socket.on('prediction', (event) => {
+  const p = fromEvent(event);
   const buf = store.buffer(p.source);
   buf.addPrediction(p);
   if (store.mode === 'grid') grid.prediction(p);

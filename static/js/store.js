@@ -4,18 +4,6 @@ export const TIMELINE_SECONDS = 180;
 export const SPECTROGRAM_SECONDS = 20;
 const MAX_SEGMENTS = 200;
 
-// A /api/history window as a prediction payload (probs as a list in label order).
-export function windowToPrediction(w, source) {
-  const labels = Object.keys(w.probs || {});
-  const smoothed = w.smoothed ? labels.map((l) => w.smoothed[l] ?? 0) : null;
-  return {
-    source, t: w.t, wall: w.wall, model: w.model, labels, probs: labels.map((l) => w.probs[l]),
-    top: w.top, confidence: w.confidence, uncertain: !!w.uncertain, smoothed, tags: [], level_db: w.level_db,
-    content: w.content, content_probs: {},
-    fromHistory: true,
-  };
-}
-
 // Every label of ``preds``: the newest window's in its model's order, then those only older
 // windows have (recorded under another model), newest first.
 export function labelsOf(preds) {

@@ -1,8 +1,10 @@
-"""An engine sink that keeps every event it is given, for tests."""
+"""An engine sink that keeps every event it is given (as its JSON payload), for tests."""
 
 from __future__ import annotations
 
 import threading
+
+from server.sinks.payloads import prediction_payload
 
 
 class Collector:
@@ -17,8 +19,8 @@ class Collector:
         with self.lock:
             where.append(payload)
 
-    def on_prediction(self, p):
-        self._keep(self.predictions, p)
+    def on_prediction(self, record):
+        self._keep(self.predictions, prediction_payload(record))  # kept as the dashboard receives it
 
     def on_spectrogram(self, p):
         self._keep(self.spectrograms, p)

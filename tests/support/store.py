@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from server.monitor.classified import ClassifiedWindow
+from server.sinks.payloads import window_from_payload
 from tests.support.wait import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +23,15 @@ LABELS = ["blues", "classical", "jazz", "rock"]
 
 
 def prediction(source: str, wall: float, top: str = "jazz", confidence: float = 0.7, t: float | None = None,
-               uncertain: bool = False, **extra) -> dict:
-    """A `prediction` event payload (docs/events.md) whose top genre is ``top``."""
+               uncertain: bool = False, **extra) -> ClassifiedWindow:
+    """A classified window, given as its `prediction` payload (docs/events.md), whose top genre is ``top``."""
     rest = (1.0 - confidence) / (len(LABELS) - 1)
     probs = [round(confidence if lab == top else rest, 5) for lab in LABELS]
     p = {"source": source, "t": wall - 1000.0 if t is None else t, "wall": wall, "model": "test",
          "labels": list(LABELS), "probs": probs, "top": top, "confidence": confidence,
          "uncertain": uncertain, "tags": [], "counters": {"windows": 0, "skipped": 0, "overflows": 0}}
     p.update(extra)
-    return p
+    return window_from_payload(p)
 
 
 @contextlib.contextmanager
