@@ -19,6 +19,13 @@ SEGMENT_SETTINGS = {"min_duration": (0, 3600, " s"), "hysteresis": (0, 1), "max_
                     "max_backdate": (0, 3600, " s")}
 
 
+def check_segment_keys(segments: dict) -> None:
+    """``SegmentError`` naming any key that is not one of ``SEGMENT_SETTINGS``."""
+    unknown = sorted(set(map(str, segments)) - set(SEGMENT_SETTINGS))
+    if unknown:
+        raise SegmentError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(SEGMENT_SETTINGS))}")
+
+
 class SourceMonitor:
     """Post-model state of one source.
 
@@ -34,10 +41,7 @@ class SourceMonitor:
         self.labels = [str(x) for x in labels]
         self.uncertain_threshold = uncertain_threshold
         segments = dict(segments or {})
-        extra = set(segments) - set(SEGMENT_SETTINGS)
-        if extra:
-            raise SegmentError(f"unknown segment setting(s): {', '.join(sorted(map(str, extra)))}"
-                               f" (allowed: {', '.join(sorted(SEGMENT_SETTINGS))})")
+        check_segment_keys(segments)
         self.smoother = make_smoother(smoothing)
         self.tracker = SegmentTracker(self.labels, uncertain_threshold=uncertain_threshold, **segments)
         self.alerts = AlertEvaluator(rules or [], self.labels)
@@ -82,9 +86,7 @@ def validate_monitoring(smoothing: dict | None = None, segments: dict | None = N
     if segments is not None:
         if not isinstance(segments, dict):
             raise ValueError('segments must be an object like {"min_duration": 15, "hysteresis": 0.1}')
-        unknown = sorted(set(segments) - set(SEGMENT_SETTINGS))
-        if unknown:
-            raise ValueError(f"unknown segment setting {', '.join(unknown)}; use {', '.join(sorted(SEGMENT_SETTINGS))}")
+        check_segment_keys(segments)
         try:
             SegmentTracker(["a", "b"], **segments)
         except TypeError as exc:
