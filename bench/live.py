@@ -47,7 +47,7 @@ def run_sources(model, files: list[str], n_sources: int, seconds: float, hop: fl
             engine.start_source({"kind": "file", "paths": [files[i % len(files)]], "loop": True,
                                  "id": f"bench-{i}"})
         time.sleep(warmup)
-        pipelines = engine.pipelines()
+        pipelines = engine.sources.pipelines()
         skipped0 = sum(p.skipped for p in pipelines)
         windows0 = counter.n
         cpu0, t0 = cpu_seconds(), time.monotonic()
