@@ -142,3 +142,36 @@ def test_a_url_that_cannot_be_sent_to_is_refused_when_set(url, tmp_path, caplog)
     settings = Settings(path)
     assert settings["webhook"] is None and settings["retention_days"] == 7.0
     assert any("'webhook'" in p for p in settings.problems), settings.problems
+
+
+def test_a_trickling_receiver_costs_each_post_its_deadline_and_the_rest_is_counted(caplog):
+    bad = RawReceiver(trickle)
+    try:
+        sender = WebhookSender(bad.url(), timeout=1.0, deadline=1.0, retries=0, max_queue=5)
+        accepted = sum(sender.send({"n": i}) for i in range(200))
+        wait_until(lambda: sender.failed >= 3, 15, 0.05, message=lambda: sender.stats())
+        stats = sender.stats()
+        assert stats["dropped"] == 200 - accepted >= 190, stats
+        assert bad.connections >= 3  # one connection per POST: never wedged on the first
+        assert "no complete answer within 1 s" in stats["last_error"]
+        assert "queue full" in caplog.text
+        sender.close(wait=0.1)
+    finally:
+        bad.close()
+
+
+def test_the_counts_reach_the_sources_payload(good, tmp_path):
+    from server.engine import Engine
+    from server.sinks.webhook import AlertWebhook
+    from server.web.app import create_app
+
+    engine = Engine()
+    sink = AlertWebhook(WebhookSender(good.url))
+    engine.add_sink(sink)
+    sink.on_alert({"n": 1})
+    wait_until(lambda: sink.sender.sent == 1, 10, 0.05)
+    app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"))
+    webhook = app.test_client().get("/api/sources").json["webhook"]
+    assert webhook["sent"] == 1 and webhook["failed"] == 0 and webhook["dropped"] == 0
+    assert webhook["url"].endswith("/…") and "/hook" not in webhook["url"]
+    sink.close()
