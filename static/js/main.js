@@ -219,7 +219,7 @@ function refreshWebhookSoon() {
   webhookTimer = setTimeout(() => {
     webhookTimer = null;
     api.getSources().then((p) => showWebhook(p.webhook)).catch(() => {});
-  }, 15000);
+  }, 12000);
 }
 
 let historyResetShown = false;
