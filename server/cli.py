@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args) -> int:
     from .engine import Engine, EngineError
-    from .settings import Settings, data_dir
+    from .settings import DataDirError, Settings, data_dir, lock_data_dir
     from .sinks.from_settings import build_sinks
     from .source_specs import SourceSpecError, parse_cli_spec
     from .web.app import serve
@@ -96,6 +96,11 @@ def cmd_serve(args) -> int:
         return 2
     except OSError as exc:
         print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
+        return 2
+    try:  # one server per data directory, and one that can save there; held until this process ends
+        data_lock = lock_data_dir(data) if not args.redis else None  # noqa: F841 (kept while serving)
+    except DataDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data / "settings.json")
     from .web.auth import AuthConfigError, configured_token, resolve_token

@@ -25,6 +25,8 @@ RING_SECONDS = 12.0  # ring capacity: room for one window plus a few late hops
 # so predictions start after a second and clips shorter than a window are classified too.
 FIRST_WINDOW_SECONDS = 1.0
 MAX_LABEL_CHARS = 200  # a source's display name: labels, upload names, names derived from paths or URLs
+# Sources one server runs at once: the API refuses the next one and settings.json keeps this many.
+MAX_SOURCES = 200
 
 GTZAN_GENRES = (
     "blues", "classical", "country", "disco", "hiphop",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 
-from server.config import MAX_HOP_SECONDS, MAX_LABEL_CHARS, MIN_HOP_SECONDS
+from server.config import MAX_HOP_SECONDS, MAX_LABEL_CHARS, MAX_SOURCES, MIN_HOP_SECONDS
 from server.monitor.smoothing import KINDS as SMOOTHING_KINDS
 from server.monitor.stage import SEGMENT_SETTINGS
 
@@ -165,7 +165,8 @@ LABEL = string(MAX_LABEL_CHARS)
 SMOOTHING = {"kind": enum(*SMOOTHING_KINDS), "tau": number(0.001, 3600, " s"),
              "n": number(1, 101, integer=True)}
 SEGMENTS = {key: number(*bounds) for key, bounds in SEGMENT_SETTINGS.items()}
-RULES = list_of(any_object(), max_items=50)
+MAX_RULES = 50  # alert rules per source
+RULES = list_of(any_object(), max_items=MAX_RULES)
 
 
 def watch_sources(value, where):
@@ -220,8 +221,8 @@ def rules_by_source(value, where):
     """``{source id: [rule, ...]}``."""
     if not isinstance(value, dict):
         raise SchemaError(f"{where} must be an object mapping source ids to lists of rules")
-    if len(value) > MAX_LIST:
-        raise SchemaError(f"{where} has too many sources (at most {MAX_LIST})")
+    if len(value) > MAX_SOURCES:
+        raise SchemaError(f"{where} has too many sources (at most {MAX_SOURCES})")
     return {string(200)(k, f"{where} key"): RULES(v, f"{where}.{k}") for k, v in value.items()}
 
 

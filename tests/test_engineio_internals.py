@@ -89,3 +89,17 @@ def test_live_events_are_told_apart_on_the_wire_and_dropped_first(served):
     assert limiter.status()["closed_slow"] == 1, moved("Queue._put: undroppable packets over budget")
     wait_until(lambda: sid not in sio.eio.sockets or sio.eio.sockets[sid].closed, 5,
                message=lambda: moved("Socket.close(wait=False, abort=True)"))
+
+
+def test_binary_packets_never_reach_socketio_and_websocket_frames_are_capped(served):
+    sio, limiter, app, sid = served
+    call(app, "POST", f"EIO=4&transport=polling&sid={sid}", b'451-["watch",{"_placeholder":true,"num":0}]')
+    assert sio._binary_packet == {}, moved("the Engine.IO message handler: a binary event reached python-socketio")
+    assert limiter.status()["closed_binary"] == 1
+    wait_until(lambda: sid not in sio.eio.sockets or sio.eio.sockets[sid].closed, 5,
+               message=lambda: moved("Socket.close(wait=False, abort=True)"))
+    ws = sio.eio._async["websocket"]
+    assert ws.keywords == {"max_message_size": limiter.max_message_bytes}, moved("Server._async['websocket']")
+    assert "max_message_size" in inspect.signature(__import__("simple_websocket").Server).parameters, \
+        moved("simple_websocket.Server(max_message_size=)")
+    assert "**kwargs" in str(inspect.signature(ws.func)), moved("SimpleWebSocketWSGI(handler, server, **kwargs)")

@@ -276,3 +276,48 @@ def test_the_cap_comes_from_settings_json(tmp_path):
         engine.shutdown()
     (tmp_path / "settings.json").write_text(json.dumps({"max_sessions_per_client": -1}))
     assert "max_sessions_per_client" in Settings(tmp_path / "settings.json").problems[0]
+
+
+BINARY_FLOOD = '459999999999-["watch",{"_placeholder":true,"num":0}]'  # 9,999,999,999 attachments declared
+
+
+def test_binary_data_closes_the_session_and_keeps_nothing():
+    with app_server(require_token=True) as srv:
+        pid = srv.proc.pid
+        ws = ws_session(srv, srv.token)
+        assert reply(ws).startswith("40{")
+        rss0 = proc_status(pid, "VmRSS")
+        ws.send(BINARY_FLOOD)
+        sent = 0
+        frame = b"\0" * 900_000  # under the message limit: only the binary refusal stops it
+        try:
+            for _ in range(300):  # 270 MB the server would keep, waiting for the rest
+                ws.send_binary(frame)
+                sent += 1
+        except (OSError, websocket.WebSocketException):
+            pass  # the server closed the session
+        status = wait_until(lambda: (s := api(srv, "/api/sessions"))["closed_binary"] == 1 and s, 10, 0.2,
+                            lambda: api(srv, "/api/sessions"))
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == 0, 10, 0.2, lambda: api(srv, "/api/sessions"))
+        grown = (proc_status(pid, "VmRSS") - rss0) // 1024
+        print(f"binary flood: {sent} frames of 900 kB sent before the close; RSS +{grown} MiB")
+        assert grown < 60, (grown, status)
+        assert "sent binary data" in srv.log()
+        # An ordinary client is served as before.
+        ws = ws_session(srv, srv.token)
+        assert reply(ws).startswith("40{")
+        ws.close()
+
+
+def test_a_message_over_the_limit_is_refused_as_it_arrives():
+    with app_server(require_token=True) as srv:
+        pid = srv.proc.pid
+        ws = ws_session(srv, srv.token)
+        assert reply(ws).startswith("40{")
+        rss0 = proc_status(pid, "VmRSS")
+        with pytest.raises((OSError, websocket.WebSocketException)):
+            ws.send('42["watch",' + json.dumps("x" * 200_000_000) + "]")  # one 200-MB text frame
+            for _ in range(5):
+                ws.recv()
+        wait_until(lambda: api(srv, "/api/sessions")["sessions"] == 0, 10, 0.2, lambda: api(srv, "/api/sessions"))
+        assert (proc_status(pid, "VmRSS") - rss0) // 1024 < 60

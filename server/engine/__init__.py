@@ -28,6 +28,9 @@ class Engine:
 
         self.settings = settings if settings is not None else Settings(None)
         self.events = EventBus(status=self.status)
+        # Settings that could not be saved (full disk, read-only folder) are said on the dashboard.
+        self.settings.on_save_error = lambda error: self.events.notice(
+            error or "settings saved again", level="error" if error else "info")
         self.models = ModelHolder(model_name, self.events, on_ready=self._model_ready)
         self.monitors = Monitors(self.settings, self.events, model=self.models.current)
         self.sources = Sources(self.settings, self.events, self.monitors, hop, fast)
@@ -61,8 +64,8 @@ class Engine:
         self.sources.stop_all()
 
     def status(self) -> dict:
-        """The sources and the model (the ``sources`` event less what the web tier adds)."""
-        return {"sources": self.sources.describe(), "model": self.models.status()}
+        """The sources, the model and what sinks report (the ``sources`` event less what the web tier adds)."""
+        return {"sources": self.sources.describe(), "model": self.models.status(), **self.events.reports()}
 
     # --- model ---------------------------------------------------------------------------------------
     def load_model(self, name: str | None) -> None:

@@ -21,6 +21,18 @@ class EventBus:
     def add_sink(self, sink) -> None:
         self._sinks.append(sink)
 
+    def reports(self) -> dict:
+        """What sinks add to the status (a sink's ``report()``, e.g. the webhook's counts)."""
+        out: dict = {}
+        for sink in list(self._sinks):
+            report = getattr(sink, "report", None)
+            if report is not None:
+                try:
+                    out.update(report())
+                except Exception:
+                    log.exception("sink %r failed to report", sink)
+        return out
+
     def emit(self, event: str, payload) -> None:
         """Hand ``payload`` to every sink that handles ``event`` (one of ``SINK_EVENTS``)."""
         for sink in list(self._sinks):

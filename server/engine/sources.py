@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..config import MAX_SOURCES
 from ..source_specs import SourceSpecError, make_source, source_id_for
 from ..stream.pipeline import Pipeline
 from .errors import EngineError, validate_hop
@@ -66,6 +67,10 @@ class Sources:
             raise EngineError("a source must be an object with a 'kind'")
         hop = validate_hop(spec.get("hop", self.hop))
         with self._lock:
+            running = len(self._pipelines) + len(self._starting)
+            if running >= MAX_SOURCES:
+                raise EngineError(f"too many sources: {running} are running (at most {MAX_SOURCES}); "
+                                  "stop one first")
             source_id = self._new_id(spec)
             self._starting.add(source_id)
         try:
@@ -99,7 +104,7 @@ class Sources:
             self._specs.pop(source_id, None)
         if pipeline is None:
             raise EngineError(f"no source with id {source_id!r}")
-        self._save()
+        self._save(forget=source_id)
         self._monitors.finish(source_id)
         try:
             pipeline.stop()
@@ -175,7 +180,14 @@ class Sources:
         except SourceSpecError as exc:
             raise EngineError(str(exc)) from None
 
-    def _save(self) -> None:
+    def _save(self, forget: str | None = None) -> None:
+        """Save the specs; ``forget``: a deleted source, whose alert rules go with it."""
         with self._lock:
             specs = [dict(s) for s in self._specs.values()]
-        self.settings.update(sources=specs)
+
+        def changes(values):
+            rules = values.get("rules") or {}
+            if forget not in rules:
+                return {"sources": specs}
+            return {"sources": specs, "rules": {k: v for k, v in rules.items() if k != forget}}
+        self.settings.change(changes)

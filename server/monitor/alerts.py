@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ..config import MAX_GAP_SECONDS
+from ..config import MAX_GAP_SECONDS, MAX_LABEL_CHARS
 from ..model.content import MUSIC, SPEECH
 
 RULE_TYPES = ("unexpected_genre", "silence", "talk", "no_music")
@@ -45,6 +45,11 @@ _KEYS = {
 }
 
 
+# Bounds that keep a rule small: an alert carries its name to every dashboard, the webhook and the history.
+MAX_RULE_SECONDS = 7 * 86400.0   # 'for': a week
+MAX_EXPECTED_GENRES = 100        # 'expected': genre names, each at most MAX_LABEL_CHARS long
+
+
 class RuleError(ValueError):
     """An alert rule that cannot be used; the message says which and why."""
 
@@ -54,10 +59,25 @@ def _seconds(rule: dict, where: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 309+ digits
-        raise RuleError(f"{where}: 'for' must be a duration in seconds, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
-        raise RuleError(f"{where}: 'for' must be a positive number of seconds, got {value!r}")
+        raise RuleError(f"{where}: 'for' must be a duration in seconds, got {_show(value)}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or not 0 < v <= MAX_RULE_SECONDS:
+        raise RuleError(f"{where}: 'for' must be a positive number of seconds, got {_show(value)} "
+                        f"(at most {MAX_RULE_SECONDS:g} s, a week)")
     return v
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _name(value, where: str, field: str) -> str:
+    """A rule's name or an expected genre: a non-empty string of at most ``MAX_LABEL_CHARS``."""
+    if not isinstance(value, str) or not value.strip():
+        raise RuleError(f"{where}: '{field}' must be a non-empty string, got {_show(value)}")
+    if len(value) > MAX_LABEL_CHARS:
+        raise RuleError(f"{where}: '{field}' is too long ({len(value)} characters; at most {MAX_LABEL_CHARS})")
+    return value
 
 
 def validate_rules(rules) -> list[dict]:
@@ -77,21 +97,23 @@ def validate_rules(rules) -> list[dict]:
             raise RuleError(f"{where}: a rule must be an object like {{'type': 'silence', 'for': 10}}")
         kind = rule.get("type")
         if kind not in RULE_TYPES:
-            raise RuleError(f"{where}: unknown rule type {kind!r}; use one of: {', '.join(RULE_TYPES)}")
+            raise RuleError(f"{where}: unknown rule type {_show(kind)}; use one of: {', '.join(RULE_TYPES)}")
         extra = set(rule) - _KEYS[kind]
         if extra:
-            raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(map(str, extra)))} for a {kind} rule"
+            raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(str(k)[:40] for k in extra)[:10])} for a {kind} rule"
                             f" (allowed: {', '.join(sorted(_KEYS[kind] - {'type'}))})")
         norm = {"type": kind, "for": _seconds(rule, where)}
         if "name" in rule:
-            norm["name"] = str(rule["name"])
+            norm["name"] = _name(rule["name"], where, "name")
         if kind == "unexpected_genre":
             expected = rule.get("expected")
             if isinstance(expected, str):
                 expected = [expected]
             if not isinstance(expected, (list, tuple)) or not expected or not all(isinstance(g, str) for g in expected):
-                raise RuleError(f"{where}: 'expected' must be a non-empty list of genre names, got {expected!r}")
-            norm["expected"] = list(dict.fromkeys(expected))
+                raise RuleError(f"{where}: 'expected' must be a non-empty list of genre names, got {_show(expected)}")
+            if len(expected) > MAX_EXPECTED_GENRES:
+                raise RuleError(f"{where}: 'expected' has too many genres (at most {MAX_EXPECTED_GENRES})")
+            norm["expected"] = list(dict.fromkeys(_name(g, where, "expected") for g in expected))
         elif kind == "silence":
             value = rule.get("threshold_db", DEFAULTS["silence"]["threshold_db"])
             try:
@@ -99,7 +121,8 @@ def validate_rules(rules) -> list[dict]:
             except (TypeError, ValueError):
                 db = math.nan
             if isinstance(value, bool) or not math.isfinite(db) or db > 0:
-                raise RuleError(f"{where}: 'threshold_db' must be a level in dBFS (0 or below, e.g. -50), got {value!r}")
+                raise RuleError(f"{where}: 'threshold_db' must be a level in dBFS (0 or below, e.g. -50), "
+                               f"got {_show(value)}")
             norm["threshold_db"] = db
         out.append(norm)
     return out

@@ -181,6 +181,24 @@ def dialect_for(target):
                      "or postgresql://)")
 
 
+LOCK_WAIT_S = 120.0   # how long opening waits for another process's lock on the SQLite file
+LOCK_RETRY_S = 0.5    # between tries (each also waits the connection's busy timeout)
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the file, which may be sound."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT / SQLITE_NOTADB: the file itself is damaged."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
 class SQLite:
     """One file, WAL, a single writer connection; readers open their own connection per query."""
 
@@ -216,17 +234,28 @@ class SQLite:
         writing into it would throw every new row away.
         """
         parent = os.path.dirname(os.path.abspath(self.path))
-        try:
-            os.makedirs(parent, exist_ok=True)
-            conn = self.connect()
-            damage = self._damage(conn)
-            if damage is not None:
-                conn.close()
-                self._set_aside(damage)
+        waited_since = None
+        while True:
+            try:
+                os.makedirs(parent, exist_ok=True)
                 conn = self.connect()
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open history database {self.path}: {exc}") from None
+                damage = self._damage(conn)
+                if damage is not None:
+                    conn.close()
+                    self._set_aside(damage)
+                    conn = self.connect()
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                break
+            except sqlite3.Error as exc:
+                # Another process holding the file is no damage: wait for it, then open it as it is.
+                if not _locked(exc):
+                    raise StoreError(f"cannot open history database {self.path}: {exc}") from None
+                waited_since = self._wait_for_lock(waited_since, exc)
+            except OSError as exc:
+                raise StoreError(f"cannot open history database {self.path}: {exc}") from None
+        if waited_since is not None:
+            log.info("history database %s: the other process let go after %.0f s; opened", self.path,
+                     time.monotonic() - waited_since)
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(f"history database {self.path} has schema version {version}, "
@@ -245,9 +274,23 @@ class SQLite:
             raise StoreError(f"cannot set up history database {self.path}: {exc}") from None
         return conn, None
 
+    def _wait_for_lock(self, since: float | None, exc: sqlite3.Error) -> float:
+        """Another process holds the file: say so (once), wait a little; StoreError after ``LOCK_WAIT_S``."""
+        now = time.monotonic()
+        if since is None:
+            log.warning("history database %s is locked by another process (%s): waiting up to %.0f s for it "
+                        "(is another server using this data directory?)", self.path, exc, LOCK_WAIT_S)
+            since = now
+        elif now - since > LOCK_WAIT_S:
+            raise StoreError(f"history database {self.path} stayed locked by another process for "
+                             f"{LOCK_WAIT_S:.0f} s ({exc}); it is left as it is") from None
+        time.sleep(LOCK_RETRY_S)
+        return since
+
     def _damage(self, conn) -> str | None:
         """What ``PRAGMA quick_check`` finds wrong with an SQLite file, or None when it is sound.
-        A file that is not SQLite at all is left alone (it may be something else misnamed)."""
+        A file that is not SQLite at all is left alone (it may be something else misnamed).
+        A lock held by another process raises (it says nothing about the file)."""
         try:
             with open(self.path, "rb") as f:
                 if f.read(16) != b"SQLite format 3\0":
@@ -256,7 +299,9 @@ class SQLite:
             return None  # a new database
         try:
             rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
-        except sqlite3.DatabaseError as exc:  # too damaged even to check
+        except sqlite3.DatabaseError as exc:  # too damaged even to check, or locked
+            if _locked(exc) or not _corrupt(exc):
+                raise
             return str(exc)
         return None if rows == ["ok"] else "; ".join(map(str, rows))
 

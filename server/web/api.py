@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from server import schemas
 from server.web.request_parsing import (RequestError, UnknownSource, checked, known_source, merge_monitoring,
                                         parse_model_request, parse_monitoring_request, parse_rules_request,
-                                        parse_source_id, parse_source_request, rules_reply)
+                                        parse_source_id, parse_source_request, rules_reply, unsaved_settings)
 from server.web.sources_view import sources_payload
 from server.web.uploads import UploadError, UploadQuotaError
 
@@ -44,6 +44,18 @@ def _json_body() -> dict:
 def _no_query_parameters():
     # None of these routes takes query parameters; refusing strays keeps the contract explicit.
     checked(f"{request.method} {request.path}", schemas.check_query, request.args, "none")
+
+
+@bp.after_request
+def _say_unsaved_settings(response):
+    """A change that holds but could not be saved (full disk, read-only folder) says so in its reply."""
+    warning = unsaved_settings(_engine())
+    if warning and request.method != "GET" and response.is_json and response.status_code < 400:
+        body = response.get_json(silent=True)
+        if isinstance(body, dict):
+            body.update(saved=False, warning=warning)
+            response.set_data(current_app.json.dumps(body))
+    return response
 
 
 @bp.errorhandler(RequestError)

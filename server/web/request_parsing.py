@@ -118,3 +118,9 @@ def merge_monitoring(engine, wanted: dict) -> dict:
         wanted = {**wanted, "segments": {**(engine.monitoring().get("segments") or {}), **wanted["segments"]}}
     return wanted
 
+
+
+def unsaved_settings(engine) -> str | None:
+    """Why the engine's last settings change is not saved (it holds in memory), or None."""
+    error = getattr(getattr(engine, "settings", None), "save_error", None)
+    return f"{error}; the change holds until the server stops (saving is retried)" if error else None

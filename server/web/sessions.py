@@ -18,15 +18,21 @@ queues outgoing packets without bound. ``SessionLimiter.install`` fixes all thre
   spectrogram and prediction events for that client are dropped (newer ones replace them);
   when what is left still does not fit, the client is too far behind and is disconnected
   (a browser reconnects and starts fresh).
+- no event takes binary data: a binary event or ack (which makes python-socketio wait for
+  its attachments, however many it declares, and keep every frame) or a bare binary frame
+  closes the session at once, and nothing of it is kept;
+- a message is at most ``max_message_bytes``: Engine.IO's limit, also given to the
+  WebSocket reader so a larger frame is refused as it arrives rather than once buffered.
 
 Engine.IO offers no public hooks for these, so the limiter replaces its internals (``handlers``,
 ``create_queue``, ``Socket.schedule_ping``, the queue's ``_put``/``_get``, the wire prefix of an
-event): requirements.txt pins python-engineio to the tested range, and
+event, the WebSocket class in ``_async``): requirements.txt pins python-engineio to the tested range, and
 tests/test_engineio_internals.py fails, naming what moved, when an upgrade changes any of them.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -44,6 +50,8 @@ MAX_QUEUED_BYTES = 1 << 20             # unsent packets one session may hold bef
 CONNECT_TIMEOUT = 20.0                 # seconds a session may stay without a Socket.IO connection
 CLOSE_GRACE = 1.0                      # seconds a closed session's last packets get before its TCP connection is cut
 DROPPABLE_EVENTS = ("spectrogram", "prediction")  # the next one replaces a lost one; nothing else is dropped
+MAX_MESSAGE_BYTES = 1_000_000         # one message from a client (Engine.IO's default limit, made explicit)
+BINARY_PACKETS = ("5", "6")            # Socket.IO BINARY_EVENT, BINARY_ACK: no event of ours takes binary
 
 _DROPPABLE_PREFIXES = tuple(f'2["{name}",' for name in DROPPABLE_EVENTS)
 # The gate's note in the environ for the Engine.IO handlers (who see a copy of the environ, so it is
@@ -159,9 +167,11 @@ class SessionLimiter:
     """The limits of the module docstring for one ``socketio.Server`` (``install`` once)."""
 
     def __init__(self, per_client: int = MAX_SESSIONS_PER_CLIENT, max_queued_bytes: int = MAX_QUEUED_BYTES,
-                 connect_timeout: float = CONNECT_TIMEOUT, close_grace: float = CLOSE_GRACE):
+                 connect_timeout: float = CONNECT_TIMEOUT, close_grace: float = CLOSE_GRACE,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES):
         self.per_client = int(per_client)
         self.max_queued_bytes = int(max_queued_bytes)
+        self.max_message_bytes = int(max_message_bytes)
         self.connect_timeout = float(connect_timeout)
         self.close_grace = float(close_grace)
         self._lock = threading.Lock()
@@ -174,6 +184,7 @@ class SessionLimiter:
         self.closed_refused = 0
         self.closed_idle = 0
         self.closed_slow = 0
+        self.closed_binary = 0
         self.dropped_gone = 0  # live events dropped for sessions that have ended
         self.server = None
         self.eio = None
@@ -193,6 +204,9 @@ class SessionLimiter:
             return ret
 
         def message(sid, data):
+            if not isinstance(data, str) or data[:1] in BINARY_PACKETS:
+                self._refuse_binary(sid)  # never handed on: nothing waits for attachments or keeps them
+                return
             on_message(sid, data)
             if isinstance(data, str) and data[:1] == "0":  # a Socket.IO CONNECT
                 self._after_connect(sid, data)
@@ -207,6 +221,11 @@ class SessionLimiter:
         eio.on("message", message)
         eio.on("disconnect", disconnect)
         eio.create_queue = self._create_queue
+        eio.max_http_buffer_size = self.max_message_bytes  # polling bodies; WebSocket messages once read
+        websocket = (eio._async or {}).get("websocket")
+        if websocket is not None:  # the reader stops a larger frame as it arrives (``_async`` is shared: copied)
+            eio._async = {**eio._async, "websocket": functools.partial(websocket,
+                                                                       max_message_size=self.max_message_bytes)}
 
     def wsgi(self, app, path: str = "socket.io"):
         """WSGI middleware in front of ``app`` (the Socket.IO one): the per-address cap on handshakes."""
@@ -341,6 +360,16 @@ class SessionLimiter:
         else:  # a WebSocket's writer sends the refusal before the CLOSE that follows it
             self.close(sid, "its Socket.IO connection was refused")
 
+    def _refuse_binary(self, sid: str) -> None:
+        with self._lock:
+            info = self._sessions.get(sid)
+            if info is None or info.get("binary"):
+                return  # closing already: its further frames are dropped as they come
+            info["binary"] = True
+            self.closed_binary += 1
+        log.warning("Socket.IO session %s sent binary data, which no event takes: disconnected", sid)
+        self._timers.call_later(0, self.close, sid, "it sent binary data", True)
+
     def _check_connected(self, sid: str) -> None:
         with self._lock:
             info = self._sessions.get(sid)
@@ -422,4 +451,5 @@ class SessionLimiter:
             "closed_refused": self.closed_refused,
             "closed_idle": self.closed_idle,
             "closed_slow": self.closed_slow,
+            "closed_binary": self.closed_binary,
         }

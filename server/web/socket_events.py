@@ -18,7 +18,7 @@ from server import schemas
 from server.sinks.socketio_sink import room
 from server.web.request_parsing import (RequestError, checked, merge_monitoring, parse_model_request,
                                         parse_monitoring_request, parse_rules_request, parse_source_id,
-                                        parse_source_request, rules_reply)
+                                        parse_source_request, rules_reply, unsaved_settings)
 from server.web.sources_view import sources_payload
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,9 @@ def register(socketio, engine, watchers: Watchers, uploads=None, *, media_dirs=(
     def guarded(event, fn):
         def handler(data=None):
             try:
-                return {"ok": True, **(fn(data) or {})}
+                reply = {"ok": True, **(fn(data) or {})}
+                warning = unsaved_settings(engine)
+                return {**reply, "saved": False, "warning": warning} if warning else reply
             except (RequestError, EngineError) as exc:
                 return {"ok": False, "error": str(exc)}
             except Exception:  # never let a bug surface as a dropped ack

@@ -15,6 +15,7 @@ async function request(method, url, body) {
 
 export const getDevices = () => request('GET', '/api/devices').then((d) => d.devices);
 export const getModels = () => request('GET', '/api/models');
+export const getSources = () => request('GET', '/api/sources');
 
 // Upload with progress (fetch has no upload progress); resolves to the API's JSON.
 export function upload(file, onProgress) {

@@ -197,8 +197,34 @@ socket.on('connect_error', (err) => {
   if (refused) toast.show(`${err.message}. Open the link printed when the server started.`, { level: 'error', title: 'Connection' });
 });
 
+// The alert webhook's counts (absent without a webhook); refreshed a moment after each alert.
+const webhookPill = document.getElementById('webhook-status');
+let webhookSeen = 0;
+function showWebhook(w) {
+  webhookPill.hidden = !w;
+  if (!w) return;
+  const bad = w.failed + w.dropped;
+  webhookPill.className = `pill ${bad ? 'pill-off' : 'pill-on'}`;
+  webhookPill.querySelector('span').textContent = `webhook: ${w.sent} sent · ${w.failed} failed · ${w.dropped} dropped`;
+  webhookPill.title = `Alert webhook ${w.url}${w.last_error ? ` — last error: ${w.last_error}` : ''}`;
+  if (bad > webhookSeen) {
+    toast.show(`Alerts could not be delivered to the webhook ${w.url}: ${w.last_error || 'its queue is full'}.`,
+      { level: 'error', title: 'Webhook' });
+  }
+  webhookSeen = bad;
+}
+let webhookTimer = null;
+function refreshWebhookSoon() {
+  if (webhookPill.hidden || webhookTimer) return;
+  webhookTimer = setTimeout(() => {
+    webhookTimer = null;
+    api.getSources().then((p) => showWebhook(p.webhook)).catch(() => {});
+  }, 12000);
+}
+
 let historyResetShown = false;
 socket.on('sources', (payload) => {
+  showWebhook(payload.webhook);
   const reset = payload.history && payload.history.reset;
   if (reset && !historyResetShown) {
     historyResetShown = true;
@@ -251,6 +277,7 @@ socket.on('segment', (s) => {
 
 socket.on('alert', (a) => {
   alerts.add(a);
+  refreshWebhookSoon();
   if (a.state === 'firing') toast.show(a.message, { level: 'warning', title: `alert · ${a.source}` });
 });
 
