@@ -53,10 +53,6 @@ class Tempo:
     clarity: float
     alternative: float | None = None
 
-    def as_dict(self) -> dict:
-        alt = None if self.alternative is None else round(self.alternative, 1)
-        return {"bpm": round(self.bpm, 1), "clarity": round(self.clarity, 3), "alternative": alt}
-
 
 @functools.cache
 def _mel_basis() -> np.ndarray:

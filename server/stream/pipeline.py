@@ -43,6 +43,9 @@ class Window:
     spec_db: np.ndarray       # (n, 96) dB of the new display columns
     level_db: float = -120.0  # RMS level of the window, dBFS
     stream: tuple | None = None  # (stream key, index of the first frame on its frame grid)
+    audio: np.ndarray | None = None  # the window's native audio, for the live tempo
+    end: int = 0              # absolute native index one past the window's last sample
+    sr: int = 0               # the native sample rate
 
 
 class Pipeline:
@@ -197,6 +200,7 @@ class Pipeline:
             spec_db=mel_to_db(power[new]),
             level_db=rms_dbfs(native),
             stream=(f"{self.source_id}#{self._epoch}", first),
+            audio=native, end=end, sr=sr,
         )
 
     def _advance(self, end: int) -> tuple[np.ndarray, np.ndarray]:
