@@ -218,7 +218,7 @@ def _envelope(y: np.ndarray, sr: int) -> np.ndarray | None:
 
 def analyse_tempo(y: np.ndarray, sr: int) -> Tempo | None:
     """The tempo of a mono excerpt, or None when it has no clear beat. Accuracy grows with length:
-    30 s of music is best (``docs/tempo.md``)."""
+    30 s of music is best (README, Tempo)."""
     return analyse_excerpts([y], sr)
 
 
