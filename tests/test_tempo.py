@@ -73,7 +73,7 @@ def test_estimate_tempo_is_the_bpm_at_any_sample_rate():
 
 def test_no_tempo_in_silence_or_too_little_audio():
     assert estimate_tempo(np.zeros(10 * SR, np.float32), SR) is None
-    assert estimate_tempo(track(120, seconds=3), SR) is None  # under MIN_SECONDS
+    assert estimate_tempo(track(120, seconds=7), SR) is None  # under MIN_SECONDS
     assert estimate_tempo(np.zeros(0, np.float32), SR) is None
 
 
@@ -90,6 +90,9 @@ def test_excerpts_read_apart_give_the_tempo_of_the_whole():
     y = track(100, seconds=40, pattern="drums")
     parts = [y[i * 13 * SR:][:8 * SR] for i in range(3)]
     assert near(analyse_excerpts(parts, SR).bpm, 100)
+    windows = [y[i * 7 * SR:][:3 * SR] for i in range(5)]  # model windows, as a fast library pass reads them
+    assert near(analyse_excerpts(windows, SR).bpm, 100)
+    assert analyse_excerpts(windows[:2], SR) is None  # 6 s in all: too little
 
 
 def test_the_envelope_does_not_depend_on_block_sizes():
@@ -116,7 +119,7 @@ def test_live_tempo_follows_a_change_of_tempo_from_overlapping_windows():
     live, seen = LiveTempo(), {}
     for end in range(3 * SR, y.size + 1, SR):
         seen[end // SR] = live.update(end, y[end - 3 * SR:end], SR)
-    assert seen[4] is None  # not enough audio yet
+    assert seen[7] is None and seen[9] is not None  # not enough audio until MIN_SECONDS
     assert near(seen[29].bpm, 90) and near(seen[59].bpm, 130)
 
 

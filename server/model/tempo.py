@@ -33,7 +33,8 @@ PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
 ACF_WINDOW_S, ACF_HOP_S = 8.0, 1.0
 HARMONICS = ((1.0, 1.0), (2.0, 0.5), (0.5, 0.25))  # (lag multiple, weight)
 DETREND_S = 0.5      # the envelope's moving average over this is removed before the autocorrelation
-MIN_SECONDS = 4.0    # shorter audio has too few beats to tell a tempo
+MIN_SECONDS = 8.0    # less audio in all has too few beats to tell a tempo
+MIN_EXCERPT_S = 2.5  # an excerpt shorter than this counts for nothing
 # Below this (the autocorrelation at the beat lag) nothing repeats: no beat. Soft classical music
 # goes down to 0.04, and talk and noise often repeat more than that (measured on the data set's
 # speech and noise), so telling music from the rest is the content head's job, not this one's.
@@ -165,11 +166,11 @@ def _refined(score: np.ndarray, i: int) -> float:
 
 def tempo_of_envelopes(envelopes: list[np.ndarray]) -> Tempo | None:
     """The tempo of onset envelopes (``OnsetEnvelope.envelope``) of one piece: one envelope, or a few
-    excerpts of a track; None when they have no clear beat. Excerpts shorter than MIN_SECONDS count
-    for nothing."""
+    excerpts of a track; None when they have no clear beat or hold less than MIN_SECONDS in all.
+    The autocorrelation windows are as long as the longest excerpt, up to ACF_WINDOW_S."""
     envelopes = [np.asarray(e, dtype=np.float64) for e in envelopes]
-    envelopes = [e for e in envelopes if e.shape[0] >= MIN_SECONDS * FPS and np.any(e > 0)]
-    if not envelopes:
+    envelopes = [e for e in envelopes if e.shape[0] >= MIN_EXCERPT_S * FPS and np.any(e > 0)]
+    if sum(e.shape[0] for e in envelopes) < MIN_SECONDS * FPS:
         return None
     a = _autocorrelation(envelopes)
     lags = np.arange(a.shape[0], dtype=np.float64)
@@ -223,8 +224,8 @@ def analyse_tempo(y: np.ndarray, sr: int) -> Tempo | None:
 
 
 def analyse_excerpts(excerpts: list[np.ndarray], sr: int) -> Tempo | None:
-    """The tempo of a track from a few mono excerpts of it (each at least 8 s), read apart: three
-    10-s excerpts are as good as 30 s in one piece."""
+    """The tempo of a track from a few mono excerpts of it, read apart: three 8-s excerpts are about
+    as good as 30 s in one piece; 3-s excerpts (model windows) do too, less well (README, Tempo)."""
     envelopes = [e for e in (_envelope(y, sr) for y in excerpts) if e is not None]
     return tempo_of_envelopes(envelopes)
 
