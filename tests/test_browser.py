@@ -206,6 +206,35 @@ def test_talk_shows_as_speech_not_a_genre(server, page):
     assert not page.errors, page.errors
 
 
+def test_tempo_shows_with_the_octave_it_may_be(server, page):
+    """A music window's tempo in the now-playing card, its alternative after it; none for talk."""
+    page.goto(server.url)
+    page.wait_for_function("() => window.genreMonitor.store.model && window.genreMonitor.store.viewing"
+                           " && document.querySelector('#top-genre').textContent.trim() !== '—'", timeout=WAIT_MS)
+    state = page.evaluate(
+        """() => {
+            const gm = window.genreMonitor;
+            const last = gm.store.buffer(gm.store.viewing).last;
+            const send = (k, extra) => gm.socket.listeners('prediction').forEach((h) => h(
+              { ...last, wall: last.wall + 50 + k, t: last.t + 50 + k, ...extra }));
+            const tempo = () => { const el = document.getElementById('top-tempo');
+              return { hidden: el.hidden, text: el.textContent, title: el.title }; };
+            send(1, { content: 'music', tempo: { bpm: 127.6, clarity: 0.4, alternative: 63.8 } });
+            const music = tempo();
+            send(2, { content: 'music', tempo: { bpm: 92.2, clarity: 0.5, alternative: null } });
+            const sure = tempo();
+            send(3, { content: 'speech', top: null, confidence: null, smoothed_top: null, tempo: null,
+                      content_probs: { music: 0.02, speech: 0.97, noise: 0.01 } });
+            return { music, sure, talk: tempo() };
+        }"""
+    )
+    assert state["music"]["text"] == "128 BPM (or 64)" and not state["music"]["hidden"]
+    assert "63.8" in state["music"]["title"]
+    assert state["sure"]["text"] == "92 BPM"
+    assert state["talk"]["hidden"]
+    assert not page.errors, page.errors
+
+
 @pytest.fixture(scope="module")
 def other_server(tmp_path_factory):
     """The app on a model with eight genres of its own (not GTZAN's ten), playing one file."""

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio.resample import resample
-
 SR = 22050           # the estimator's sample rate
 N_FFT = 2048         # 93 ms: resolves a bass line's onsets
 HOP = 256            # 11.6 ms between envelope frames
@@ -42,6 +40,7 @@ MIN_CLARITY = 0.03
 SILENT_RMS = 1e-4    # -80 dBFS: no tempo in silence
 # The half or double tempo scoring at least this share of the best is named as the alternative.
 ALTERNATIVE_SHARE = 0.7
+PUSH_BLOCK = 1 << 18  # samples framed at a time (12 s at 22.05 kHz)
 LIVE_SECONDS = 15.0  # the live estimate's audio: the newest this many seconds
 
 
@@ -109,8 +108,12 @@ class OnsetEnvelope:
 
     def push(self, y: np.ndarray) -> None:
         y = np.asarray(y, dtype=np.float32).reshape(-1)
-        if self._resampler is not None:
-            y = self._resampler.resample_chunk(y)
+        for start in range(0, y.shape[0], PUSH_BLOCK):  # a long push costs a block's memory, not its own
+            block = y[start:start + PUSH_BLOCK]
+            self._push(block if self._resampler is None else self._resampler.resample_chunk(block))
+
+    def _push(self, y: np.ndarray) -> None:
+        """Take 22.05-kHz samples."""
         y = np.concatenate([self._pending, y])
         frames = 0 if y.shape[0] < N_FFT else 1 + (y.shape[0] - N_FFT) // HOP
         if frames == 0:
@@ -208,12 +211,16 @@ def _envelope(y: np.ndarray, sr: int) -> np.ndarray | None:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ValueError(f"expected mono audio, got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("audio contains NaN or Inf")
-    if y.size == 0 or float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) < SILENT_RMS:
+    energy = 0.0
+    for start in range(0, y.shape[0], PUSH_BLOCK):  # block by block: no whole-length temporaries
+        block = y[start:start + PUSH_BLOCK]
+        if not np.all(np.isfinite(block)):
+            raise ValueError("audio contains NaN or Inf")
+        energy += float(np.dot(block, block))
+    if y.size == 0 or math.sqrt(energy / y.size) < SILENT_RMS:
         return None
-    onsets = OnsetEnvelope(SR)
-    onsets.push(resample(y, int(sr), SR))
+    onsets = OnsetEnvelope(int(sr))
+    onsets.push(y)
     return onsets.envelope
 
 
