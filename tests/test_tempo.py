@@ -157,3 +157,15 @@ def test_real_gtzan_clips_within_a_sanity_band():
         bpm, t = float(ref[clip]), analyse_tempo(y, sr)
         good += any(near(t.bpm, bpm * f, 0.04) for f in (1, 2, 0.5))
     assert good >= len(GTZAN_SANITY) - 1
+
+
+def test_windows_carry_each_sample_once_for_the_tempo():
+    """The live path's windows overlap, but the audio they carry for the tempo joins up into the stream."""
+    from server.stream.pipeline import live_windows
+
+    y = np.random.default_rng(2).standard_normal(12 * SR).astype(np.float32)
+    windows = list(live_windows(y, SR, hop_s=0.5))
+    assert windows[0].end == windows[0].audio.size  # the first window: all of its audio
+    assert all(b.end - a.end == b.audio.size for a, b in zip(windows, windows[1:]))
+    joined = np.concatenate([w.audio for w in windows])
+    assert np.array_equal(joined, y[:windows[-1].end])
