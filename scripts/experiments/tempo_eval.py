@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from bench.tempo import DATA, HELD_OUT, accuracy
+from server.model.fast import limit_blas_threads
 from server.model.tempo import analyse_excerpts
 
 
@@ -37,6 +38,7 @@ def main() -> None:
                     help="how many excerpts of --seconds, spread evenly over the clip (as a library reads a track)")
     ap.add_argument("--verbose", action="store_true", help="list every clip ours gets wrong")
     args = ap.parse_args()
+    limit_blas_threads()  # as the server does: spinning BLAS threads only cost here
     methods = {
         "ours": lambda ys, sr: (t.bpm if (t := analyse_excerpts(ys, sr)) else None),
         "ours or its named alternative": lambda ys, sr: ((t.bpm, t.alternative)

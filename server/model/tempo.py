@@ -9,8 +9,9 @@ every bar and subdivides into notes) → weighted by a log-normal preference cen
 
 Octave errors are the common mistake (a track at 70 BPM felt at 140): ``Tempo.alternative``
 names the half or double tempo when it scores nearly as well, so a display can say so.
-The constants were chosen on the train list of the fault-filtered GTZAN split only
-(``scripts/experiments/tempo_eval.py`` reports the other lists).
+The constants were chosen on the train list of the fault-filtered GTZAN split
+(``scripts/experiments/tempo_eval.py`` reports the other lists). The mel projection is a small
+matmul: run with one BLAS thread (``model.fast.limit_blas_threads``, as the server does).
 """
 
 from __future__ import annotations
