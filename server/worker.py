@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .audio.source import SourceState
-from .model.tempo import LiveTempo
+from .model.tempo import LiveTempo, Tempo
 from .monitor.classified import ClassifiedWindow, Counters, classified
 from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
@@ -127,7 +127,7 @@ class Worker:
             self._events.emit("on_prediction", record)
             self._events.emit_events(events)
 
-    def _tempo(self, p: Pipeline, w: Window):
+    def _tempo(self, p: Pipeline, w: Window) -> Tempo | None:
         """The source's tempo with this window's audio taken in; a restarted source starts afresh."""
         if w.audio is None:
             return None

@@ -176,11 +176,16 @@ def test_upload_from_the_page_starts_a_source(server, page, tmp_path):
     assert not page.errors, page.errors
 
 
-def test_talk_shows_as_speech_not_a_genre(server, page):
-    """A window the server calls speech: "Speech" in the now-playing card, a talk band in the timeline."""
+def _open_with_a_genre(server, page):
+    """The dashboard, once its viewed source shows a genre (a window to build fake ones from)."""
     page.goto(server.url)
     page.wait_for_function("() => window.genreMonitor.store.model && window.genreMonitor.store.viewing"
                            " && document.querySelector('#top-genre').textContent.trim() !== '—'", timeout=WAIT_MS)
+
+
+def test_talk_shows_as_speech_not_a_genre(server, page):
+    """A window the server calls speech: "Speech" in the now-playing card, a talk band in the timeline."""
+    _open_with_a_genre(server, page)
     state = page.evaluate(
         """() => new Promise((done) => {
             const gm = window.genreMonitor;
@@ -208,9 +213,7 @@ def test_talk_shows_as_speech_not_a_genre(server, page):
 
 def test_tempo_shows_with_the_octave_it_may_be(server, page):
     """A music window's tempo in the now-playing card, its alternative after it; none for talk."""
-    page.goto(server.url)
-    page.wait_for_function("() => window.genreMonitor.store.model && window.genreMonitor.store.viewing"
-                           " && document.querySelector('#top-genre').textContent.trim() !== '—'", timeout=WAIT_MS)
+    _open_with_a_genre(server, page)
     state = page.evaluate(
         """() => {
             const gm = window.genreMonitor;
