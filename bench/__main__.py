@@ -15,7 +15,8 @@ from .common import ROOT, BenchError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
-SECTIONS = ("flops", "window", "window_float", "content", "throughput", "live", "max_sources", "server", "soak")
+SECTIONS = ("flops", "window", "window_float", "content", "tempo", "throughput", "live", "max_sources", "server",
+            "soak")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
             server_seconds=30.0, soak_minutes=20.0)
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
@@ -49,7 +50,7 @@ def run(args) -> dict:
     from server.model.fast import backend_name, default_threads
     from server.model.registry import load_model
 
-    from . import content_cost, flops, live, server, soak, throughput, window_cost
+    from . import content_cost, flops, live, server, soak, tempo, throughput, window_cost
     from .common import write_files
 
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "config": cfg,
@@ -86,6 +87,7 @@ def run(args) -> dict:
     if results["precision"]["precision"] != "float":
         section("window_float", window_float)
     section("content", lambda: content_cost.measure(model, repeats=cfg["repeats"] * 10))
+    section("tempo", tempo.measure)
     section("throughput", lambda: throughput.measure(model, files))
     counts = [int(n) for n in args.live_sources.split(",") if n.strip()]
     section("live", lambda: [live.run_sources(model, files, n, cfg["live_seconds"]) for n in counts])
@@ -201,6 +203,23 @@ def table(r: dict) -> str:
         add("content decision added per window (median / p95 ms)",
             f"{c['added_ms']['median_ms']:.3f} / {c['added_ms']['p95_ms']:.3f}", "",
             f"{100 * c['share_of_window']:.2f}% of a window", "")
+    tp = r.get("tempo")
+    if tp:
+        c = tp["cost"]
+        add("tempo of a track: 30 s / three 8-s excerpts (median ms)",
+            f"{_ms(c['excerpt_30s'])} / {_ms(c['excerpts_3x8s'])}", "", f"{c['x_realtime_30s']}x real time, one core", "")
+        add("  live tempo per window, hop 1 s (median / p95 ms)",
+            f"{_ms(c['live_window'])} / {_ms(c['live_window'], 'p95_ms')}", "", "", "")
+        for name, acc in (tp.get("accuracy") or {}).items():
+            for part, label in (("held_out", "held out"), ("test", "test list"), ("all", "all clips")):
+                a = acc.get(part)
+                if a:
+                    add(f"  tempo within 4% / or octave, GTZAN {label}, {name} ({a['clips']} clips)",
+                        f"{100 * a['acc1']:.1f}% / {100 * a['acc2']:.1f}%", "",
+                        f"genre-balanced {100 * a['balanced_acc1']:.1f}% / {100 * a['balanced_acc2']:.1f}%",
+                        "target 75% / 92%")
+        if tp.get("accuracy") is None:
+            add("  tempo accuracy", "no research data beside the checkout", "", "", "")
     t = r.get("throughput")
     if t:
         add(f"classify throughput ({t['files']} x 30 s files)", f"{t['x_realtime']}x real time", "", "", "")

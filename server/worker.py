@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .audio.source import SourceState
+from .model.tempo import LiveTempo, Tempo
 from .monitor.classified import ClassifiedWindow, Counters, classified
 from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
@@ -51,6 +52,7 @@ class Worker:
         # Per source: the pipeline and its (state, error, notice) last announced; a new pipeline
         # (the source restarted) is news again.
         self._last_states: dict[str, tuple] = {}
+        self._tempi: dict[str, tuple[Pipeline, LiveTempo]] = {}  # per source: its pipeline's live tempo
 
     @property
     def wake(self) -> threading.Event:
@@ -120,10 +122,23 @@ class Worker:
             self._events.notice(f"the model failed on a batch: {exc}")
             return
         for i, (p, w) in enumerate(due):
-            record = classified(w, a, i, model, Counters(p.windows, p.skipped, p.source.overflows))
+            record = classified(w, a, i, model, Counters(p.windows, p.skipped, p.source.overflows), self._tempo(p, w))
             record, events = self._monitor(record)
             self._events.emit("on_prediction", record)
             self._events.emit_events(events)
+
+    def _tempo(self, p: Pipeline, w: Window) -> Tempo | None:
+        """The source's tempo with this window's audio taken in; a restarted source starts afresh."""
+        if w.audio is None:
+            return None
+        held = self._tempi.get(p.source_id)
+        if held is None or held[0] is not p:
+            held = self._tempi[p.source_id] = (p, LiveTempo())
+        try:
+            return held[1].update(w.end, w.audio, w.sr)
+        except Exception:  # the tempo is extra: never let it stop the genre
+            log.exception("tempo failed for %s", p.source_id)
+            return None
 
     def _monitor(self, record: ClassifiedWindow) -> tuple[ClassifiedWindow, list]:
         try:
@@ -153,6 +168,7 @@ class Worker:
         changed = False
         for sid in set(self._last_states) - {p.source_id for p in pipelines}:
             del self._last_states[sid]  # stopped
+            self._tempi.pop(sid, None)
         for p in pipelines:
             s = p.source
             key = (p, s.state, s.error, s.notice)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import __main__ as bench_main
-from bench import flops, live, server, soak, throughput, window_cost
+from bench import flops, live, server, soak, tempo, throughput, window_cost
 from bench.common import BenchError, stats_ms, write_files
 from tests.support.tolerance import DECISION_TOL, MUSICNN_TERMS, f32_tol
 
@@ -133,3 +133,12 @@ def test_content_decision_cost(model):
     assert 0 < r["added_ms"]["median_ms"] < r["window_ms"]["median_ms"]
     assert 0 < r["share_of_window"] < 1
     assert "content decision added per window" in bench_main.table({"content": r})
+
+
+def test_tempo_cost_and_counting():
+    c = tempo.cost(repeats=1)
+    assert c["x_realtime_30s"] > 0 and c["live_window"]["n"] >= 20
+    rows = [("pop.1", True, True), ("pop.2", False, True), ("jazz.1", False, False)]
+    s = tempo.summary(rows)
+    assert (s["acc1"], s["acc2"], s["balanced_acc1"], s["balanced_acc2"]) == (0.333, 0.667, 0.25, 0.5)
+    assert tempo.within(104, 100) and not tempo.within(105, 100) and tempo.within(61, 120, tempo.OCTAVES)

@@ -176,11 +176,16 @@ def test_upload_from_the_page_starts_a_source(server, page, tmp_path):
     assert not page.errors, page.errors
 
 
-def test_talk_shows_as_speech_not_a_genre(server, page):
-    """A window the server calls speech: "Speech" in the now-playing card, a talk band in the timeline."""
+def _open_with_a_genre(server, page):
+    """The dashboard, once its viewed source shows a genre (a window to build fake ones from)."""
     page.goto(server.url)
     page.wait_for_function("() => window.genreMonitor.store.model && window.genreMonitor.store.viewing"
                            " && document.querySelector('#top-genre').textContent.trim() !== '—'", timeout=WAIT_MS)
+
+
+def test_talk_shows_as_speech_not_a_genre(server, page):
+    """A window the server calls speech: "Speech" in the now-playing card, a talk band in the timeline."""
+    _open_with_a_genre(server, page)
     state = page.evaluate(
         """() => new Promise((done) => {
             const gm = window.genreMonitor;
@@ -203,6 +208,33 @@ def test_talk_shows_as_speech_not_a_genre(server, page):
     assert state["genre"] == "Speech" and state["state"] == "content" and "no genre" in state["conf"]
     assert state["noGenre"] == ["speech", "silence", "noise"]
     assert state["talkBands"] == 1
+    assert not page.errors, page.errors
+
+
+def test_tempo_shows_with_the_octave_it_may_be(server, page):
+    """A music window's tempo in the now-playing card, its alternative after it; none for talk."""
+    _open_with_a_genre(server, page)
+    state = page.evaluate(
+        """() => {
+            const gm = window.genreMonitor;
+            const last = gm.store.buffer(gm.store.viewing).last;
+            const send = (k, extra) => gm.socket.listeners('prediction').forEach((h) => h(
+              { ...last, wall: last.wall + 50 + k, t: last.t + 50 + k, ...extra }));
+            const tempo = () => { const el = document.getElementById('top-tempo');
+              return { hidden: el.hidden, text: el.textContent, title: el.title }; };
+            send(1, { content: 'music', tempo: { bpm: 127.6, clarity: 0.4, alternative: 63.8 } });
+            const music = tempo();
+            send(2, { content: 'music', tempo: { bpm: 92.2, clarity: 0.5, alternative: null } });
+            const sure = tempo();
+            send(3, { content: 'speech', top: null, confidence: null, smoothed_top: null, tempo: null,
+                      content_probs: { music: 0.02, speech: 0.97, noise: 0.01 } });
+            return { music, sure, talk: tempo() };
+        }"""
+    )
+    assert state["music"]["text"] == "128 BPM (or 64)" and not state["music"]["hidden"]
+    assert "63.8" in state["music"]["title"]
+    assert state["sure"]["text"] == "92 BPM"
+    assert state["talk"]["hidden"]
     assert not page.errors, page.errors
 
 

@@ -18,6 +18,7 @@ EVENT = {
     "probs": [0.1, 0.82, 0.08], "top": "jazz", "confidence": 0.82, "uncertain": False,
     "tags": [{"name": "guitar", "score": 0.71}], "level_db": -21.5,
     "counters": {"windows": 12, "skipped": 0, "overflows": 0},
+    "tempo": {"bpm": 128.0, "clarity": 0.42, "alternative": 64.0},
     "smoothed": [0.2, 0.7, 0.1], "smoothed_top": "jazz",
     "segment": {"genre": "jazz", "start": 3.0, "end": 12.0, "start_wall": 1763799991.1, "end_wall": 1763800000.1,
                 "mean_confidence": 0.8, "windows": 10, "open": True},

@@ -13,6 +13,7 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from ..model.content import MUSIC
+from ..model.tempo import Tempo
 
 TOP_TAGS = 8  # the non-genre tags a window carries, best first
 
@@ -31,6 +32,7 @@ class ClassifiedWindow:
 
     ``probs`` are the genre head's whatever the ``content``; a window that is not music has
     no genre (``top`` and ``confidence`` None). ``uncertain`` is the raw window's flag.
+    ``tempo`` is the source's over its newest seconds (``model.tempo.LiveTempo``); None when not music.
     """
 
     source: str
@@ -45,6 +47,7 @@ class ClassifiedWindow:
     uncertain: bool = False
     level_db: float | None = None
     counters: Counters = Counters()
+    tempo: Tempo | None = None
     # The monitor's view; ``smoothed`` None until a monitor has seen the window.
     smoothed: np.ndarray | None = None
     smoothed_top: str | None = None
@@ -70,8 +73,9 @@ class ClassifiedWindow:
                        smoothed_uncertain=bool(smoothed_uncertain), segment=segment)
 
 
-def classified(window, analysis, i: int, model, counters: Counters) -> ClassifiedWindow:
-    """Window ``i`` of a batch: the pipeline's ``window`` and the model's ``analysis`` of the batch."""
+def classified(window, analysis, i: int, model, counters: Counters, tempo: Tempo | None = None) -> ClassifiedWindow:
+    """Window ``i`` of a batch: the pipeline's ``window`` and the model's ``analysis`` of the batch;
+    ``tempo`` the source's live tempo, kept only when the window is music."""
     probs = np.asarray(analysis.probs[i], dtype=np.float64)
     tags = np.asarray(analysis.tags[i])
     order = np.argsort(tags)[::-1][:TOP_TAGS]
@@ -83,4 +87,4 @@ def classified(window, analysis, i: int, model, counters: Counters) -> Classifie
         content=content,
         content_probs=dict(zip(analysis.content_labels, (float(x) for x in analysis.content_probs[i]))),
         uncertain=bool(content == MUSIC and model.is_uncertain(probs)),
-        level_db=window.level_db, counters=counters)
+        level_db=window.level_db, counters=counters, tempo=tempo if content == MUSIC else None)

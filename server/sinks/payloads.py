@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import MODEL_SR, N_MELS
 from ..model.content import MUSIC
+from ..model.tempo import Tempo
 from ..monitor.classified import TOP_TAGS, ClassifiedWindow, Counters
 from ..stream.features import DB_FLOOR
 from ..stream.pipeline import Window
@@ -32,6 +33,17 @@ def _probs(x) -> list[float]:
     return [round(float(v), 5) for v in x]
 
 
+def _tempo(t: Tempo | None) -> dict | None:
+    if t is None:
+        return None
+    return {"bpm": round(t.bpm, 1), "clarity": round(t.clarity, 3),
+            "alternative": None if t.alternative is None else round(t.alternative, 1)}
+
+
+def _float_or_none(x) -> float | None:
+    return None if x is None else float(x)
+
+
 def prediction_payload(r: ClassifiedWindow) -> dict:
     """The ``prediction`` event of ``r``; the monitor's fields only once a monitor has seen it
     (``smoothed_uncertain`` always)."""
@@ -51,6 +63,7 @@ def prediction_payload(r: ClassifiedWindow) -> dict:
         "tags": [{"name": name, "score": round(float(score), 4)} for name, score in r.tags],
         "level_db": r.level_db,
         "counters": r.counters._asdict(),
+        "tempo": _tempo(r.tempo),
     }
     if r.smoothed is not None:
         payload.update(smoothed=_probs(r.smoothed), smoothed_top=r.smoothed_top, segment=r.segment)
@@ -65,6 +78,7 @@ def window_from_payload(p: dict) -> ClassifiedWindow:
     labels = tuple(str(x) for x in p["labels"])
     probs = np.asarray(p["probs"], dtype=np.float64)
     smoothed = p.get("smoothed")
+    tempo = p.get("tempo")
     return ClassifiedWindow(
         source=str(p["source"]), t=float(p.get("t") or 0.0), wall=float(p["wall"]), model=str(p.get("model") or ""),
         labels=labels, probs=probs,
@@ -72,6 +86,8 @@ def window_from_payload(p: dict) -> ClassifiedWindow:
         content=p.get("content") or MUSIC, content_probs=dict(p.get("content_probs") or {}),
         uncertain=bool(p.get("uncertain")), level_db=p.get("level_db"),
         counters=Counters(**(p.get("counters") or {})),
+        tempo=None if tempo is None else Tempo(float(tempo["bpm"]), float(tempo["clarity"]),
+                                               _float_or_none(tempo.get("alternative"))),
         smoothed=None if smoothed is None else np.asarray(smoothed, dtype=np.float64),
         smoothed_top=p.get("smoothed_top"), smoothed_uncertain=bool(p.get("smoothed_uncertain")),
         segment=p.get("segment"))

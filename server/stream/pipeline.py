@@ -43,6 +43,9 @@ class Window:
     spec_db: np.ndarray       # (n, 96) dB of the new display columns
     level_db: float = -120.0  # RMS level of the window, dBFS
     stream: tuple | None = None  # (stream key, index of the first frame on its frame grid)
+    audio: np.ndarray | None = None  # native audio new since the previous window (or all of it), for the tempo
+    end: int = 0              # absolute native index one past the window's last sample
+    sr: int = 0               # the native sample rate
 
 
 class Pipeline:
@@ -73,6 +76,7 @@ class Pipeline:
         self._last_col_time = -math.inf
         self._native_window = 0
         self._native_margin = 0
+        self._window_end = 0  # the previous window's end (absolute native index)
         self.lossless = getattr(source, "realtime", True) is False
         self._consumed = threading.Condition()
         self._ring_sr = 0
@@ -197,7 +201,14 @@ class Pipeline:
             spec_db=mel_to_db(power[new]),
             level_db=rms_dbfs(native),
             stream=(f"{self.source_id}#{self._epoch}", first),
+            audio=self._new_audio(native, end), end=end, sr=sr,
         )
+
+    def _new_audio(self, native: np.ndarray, end: int) -> np.ndarray:
+        """The samples of ``native`` (ending at ``end``) after the previous window's end; all of them
+        after a gap. A copy, so that the window does not hold the whole window's audio."""
+        new, self._window_end = end - self._window_end, end
+        return native[-new:].copy() if 0 < new < native.shape[0] else native
 
     def _advance(self, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames of the audio up to ``end``; (re)starts the frame stream when it has a gap."""

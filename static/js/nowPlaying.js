@@ -10,6 +10,18 @@ export function createNowPlaying() {
   const badge = document.getElementById('top-uncertain');
   const runner = document.getElementById('top-runner');
   const sourceLabel = document.getElementById('now-source');
+  const tempo = document.getElementById('top-tempo');
+
+  // The source's tempo over its last seconds (null when the window is not music); an octave
+  // it may as well be (half or double) is named after it.
+  function showTempo(t) {
+    tempo.hidden = !t;
+    if (!t) return;
+    const alt = t.alternative == null ? '' : ` (or ${Math.round(t.alternative)})`;
+    tempo.textContent = `${Math.round(t.bpm)} BPM${alt}`;
+    tempo.title = t.alternative == null ? 'Tempo over the last 15 s'
+      : `Tempo over the last 15 s: ${t.bpm.toFixed(1)} BPM, or maybe ${t.alternative.toFixed(1)} (half or double)`;
+  }
 
   function reset(source) {
     card.dataset.state = 'idle';
@@ -19,6 +31,7 @@ export function createNowPlaying() {
     conf.textContent = source ? 'waiting for the first window…' : 'no source';
     badge.hidden = true;
     runner.textContent = '';
+    showTempo(null);
     sourceLabel.textContent = source ? `· ${source.label}` : '';
   }
 
@@ -42,6 +55,7 @@ export function createNowPlaying() {
     meter.style.width = share == null ? '100%' : `${(share * 100).toFixed(1)}%`;
     conf.textContent = share == null ? 'no genre' : `${(share * 100).toFixed(0)}% · no genre`;
     badge.hidden = true;
+    showTempo(null);
     runner.textContent = p.t - since >= 1 ? `${p.content} for ${fmtTime(p.t - since)}` : 'just started';
     if (source) sourceLabel.textContent = `· ${source.label}`;
   }
@@ -56,6 +70,7 @@ export function createNowPlaying() {
     meter.style.width = `${(p.confidence * 100).toFixed(1)}%`;
     conf.textContent = `${(p.confidence * 100).toFixed(0)}%`;
     badge.hidden = !p.uncertain;
+    showTempo(p.tempo);
     const order = p.probs.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]);
     const next = order.slice(1, 3).map(([v, i]) => `${p.labels[i]} ${(v * 100).toFixed(0)}%`);
     const steady = steadyFor(p, preds);
