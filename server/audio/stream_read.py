@@ -25,10 +25,12 @@ def resampled_blocks(path: str, sr_out: int, block_frames: int = BLOCK_FRAMES) -
     stream from the iterator. Close the iterator (or exhaust it) to release the file.
     """
     sr_in, blocks = open_blocks(path, block_frames)
-    return _resampled(blocks, sr_in, sr_out)
+    return resampled(blocks, sr_in, sr_out)
 
 
-def _resampled(blocks: Iterator[np.ndarray], sr_in: int, sr_out: int) -> Iterator[np.ndarray]:
+def resampled(blocks: Iterator[np.ndarray], sr_in: int, sr_out: int) -> Iterator[np.ndarray]:
+    """``blocks`` at ``sr_in`` as blocks at ``sr_out`` (the samples of resampling them joined);
+    closing this closes ``blocks``."""
     resampler = None if sr_in == sr_out else soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
     try:
         for block in blocks:
