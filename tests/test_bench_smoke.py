@@ -133,3 +133,12 @@ def test_content_decision_cost(model):
     assert 0 < r["added_ms"]["median_ms"] < r["window_ms"]["median_ms"]
     assert 0 < r["share_of_window"] < 1
     assert "content decision added per window" in bench_main.table({"content": r})
+
+
+def test_long_audio_bench_measures_each_length():
+    from bench import long_audio
+
+    r = long_audio.measure([0.1, 0.2])
+    assert [run["minutes"] for run in r["runs"]] == [0.1, 0.2]
+    assert all(run["peak_rss_mb"] > 50 and run["seconds"] > 0 for run in r["runs"])
+    assert r["peak_growth_mb_per_hour"] is not None
