@@ -16,11 +16,11 @@ from .common import ROOT, BenchError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
 SECTIONS = ("flops", "window", "window_float", "content", "tempo", "throughput", "live", "max_sources", "server",
-            "soak")
+            "soak", "long_audio")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
-            server_seconds=30.0, soak_minutes=20.0)
+            server_seconds=30.0, soak_minutes=20.0, long_minutes=(10.0, 60.0, 180.0))
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
-             server_seconds=8.0, soak_minutes=2.0)
+             server_seconds=8.0, soak_minutes=2.0, long_minutes=(2.0, 10.0))
 
 
 def parse_args(argv=None):
@@ -50,7 +50,7 @@ def run(args) -> dict:
     from server.model.fast import backend_name, default_threads
     from server.model.registry import load_model
 
-    from . import content_cost, flops, live, server, soak, tempo, throughput, window_cost
+    from . import content_cost, flops, live, long_audio, server, soak, tempo, throughput, window_cost
     from .common import write_files
 
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "config": cfg,
@@ -102,6 +102,7 @@ def run(args) -> dict:
     section("max_sources", search)
     section("server", lambda: server.measure(files[0], seconds=cfg["server_seconds"]))
     section("soak", lambda: soak.run_subprocess(files[0], cfg["soak_minutes"]))
+    section("long_audio", lambda: long_audio.measure(cfg["long_minutes"]))
     results["machine"]["load_avg_end"] = os.getloadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
@@ -244,6 +245,12 @@ def table(r: dict) -> str:
     if k:
         add(f"RSS growth over {k['audio_minutes']:.0f} min of audio (MB)", str(k["rss_growth_mb"]), "",
             f"{k['x_realtime']}x real time", f"peak {k['peak_rss_mb']} MB")
+    la = r.get("long_audio")
+    if la:
+        for run in la["runs"]:
+            add(f"classify of a {run['minutes']:g}-min file: peak RSS (MB)", str(run["peak_rss_mb"]), "",
+                f"{run['seconds']} s", "")
+        add("  classify peak RSS growth per hour of audio (MB)", str(la["peak_growth_mb_per_hour"]), "", "", "")
     header = ("figure", "ours", "original", "ratio / note", "limit")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(5)]
     line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()

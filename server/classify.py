@@ -1,4 +1,8 @@
-"""Classify whole files: each window's content, and the file's genre as the mean of its music windows."""
+"""Classify whole files: each window's content, and the file's genre as the mean of its music windows.
+
+The file is read as a stream and classified a batch of windows at a time, so memory does not
+grow with its length (only the per-window results are kept).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from collections import Counter
 
 import numpy as np
 
-from .audio.decode import decode
-from .audio.resample import resample
+from .audio.stream_read import resampled_blocks
+from .audio.window_cutter import WindowCutter
 from .config import MODEL_SR, WINDOW_SAMPLES
 from .model.content import CONTENT_LABELS, MUSIC
-from .stream.features import window_mels, window_starts
+from .stream.features import window_mel
 
 BATCH = 32
 
@@ -22,21 +26,32 @@ def majority(contents: list[str]) -> str:
 
 
 def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
-    """Decode, window, classify; raises DecodeError for unreadable files.
+    """Stream, window, classify; raises DecodeError for unreadable files.
 
     ``content`` is the majority of the windows' contents; a file that is mostly not music
     (speech, silence, noise) has ``genre: null``. The genre and probabilities average the
     music windows only (all windows when none is music).
     """
-    y, sr = decode(path)
-    y = resample(y, sr, MODEL_SR)
-    padded = y.shape[0] < WINDOW_SAMPLES
     # The windows of training and ``evaluate``: each window's log-mel on its own samples.
-    windows = window_mels(y, hop_s)
-    starts = window_starts(y.shape[0], max(1, int(round(hop_s * MODEL_SR))))
-    results = [model.analyse(windows[i:i + BATCH]) for i in range(0, len(windows), BATCH)]
-    probs = np.concatenate([r.probs for r in results])
-    contents = [c for r in results for c in r.content]
+    windows = WindowCutter(resampled_blocks(path, MODEL_SR), max(1, int(round(hop_s * MODEL_SR))))
+    starts, parts, contents, batch = [], [], [], []
+
+    def flush() -> None:
+        result = model.analyse(np.stack(batch))
+        parts.append(result.probs)
+        contents.extend(result.content)
+        batch.clear()
+
+    for start, samples in windows:
+        starts.append(start)
+        batch.append(window_mel(samples))
+        if len(batch) == BATCH:
+            flush()
+    if batch:
+        flush()
+    n_samples = windows.n_samples
+    padded = n_samples < WINDOW_SAMPLES
+    probs = np.concatenate(parts)
     is_music = np.array([c == MUSIC for c in contents])
     mean = probs[is_music].mean(axis=0) if is_music.any() else probs.mean(axis=0)
     content = majority(contents)
@@ -50,10 +65,10 @@ def classify_file(path: str, model, hop_s: float = 1.0) -> dict:
         "confidence": round(float(mean[top]), 4),
         "uncertain": bool(model.is_uncertain(mean)),
         "probabilities": {label: round(float(p), 4) for label, p in zip(labels, mean)},
-        "duration": round(y.shape[0] / MODEL_SR, 3),
+        "duration": round(n_samples / MODEL_SR, 3),
         "padded": padded,
         "timeline": [
-            {"t": round(min(start + WINDOW_SAMPLES, y.shape[0]) / MODEL_SR, 3),
+            {"t": round(min(start + WINDOW_SAMPLES, n_samples) / MODEL_SR, 3),
              "content": c,
              "genre": labels[int(np.argmax(row))] if c == MUSIC else None,
              "confidence": round(float(row.max()), 4),

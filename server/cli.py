@@ -105,12 +105,14 @@ def cmd_serve(args) -> int:
     settings = Settings(data / "settings.json")
     from .web.auth import AuthConfigError, configured_token, resolve_token
     from .web.media import MediaPathError, normalise_dirs
+    from .web.uploads import UploadDirError, prepare_upload_dir
 
-    # Refuse a bad token or media folder before anything starts listening or capturing.
+    # Refuse a bad token, media or upload folder before anything starts listening or capturing.
     try:
         token = resolve_token(args.host, configured_token(args.token, settings["token"]), args.require_token)
         media_dirs = normalise_dirs(args.media_dir)
-    except (AuthConfigError, MediaPathError) as exc:
+        prepare_upload_dir(args.upload_dir or data / "uploads")
+    except (AuthConfigError, MediaPathError, UploadDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.redis:  # sources run on workers; this process serves the dashboard only

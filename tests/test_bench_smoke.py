@@ -142,3 +142,10 @@ def test_tempo_cost_and_counting():
     s = tempo.summary(rows)
     assert (s["acc1"], s["acc2"], s["balanced_acc1"], s["balanced_acc2"]) == (0.333, 0.667, 0.25, 0.5)
     assert tempo.within(104, 100) and not tempo.within(105, 100) and tempo.within(61, 120, tempo.OCTAVES)
+def test_long_audio_bench_measures_each_length():
+    from bench import long_audio
+
+    r = long_audio.measure([0.1, 0.2])
+    assert [run["minutes"] for run in r["runs"]] == [0.1, 0.2]
+    assert all(run["peak_rss_mb"] > 50 and run["seconds"] > 0 for run in r["runs"])
+    assert r["peak_growth_mb_per_hour"] is not None

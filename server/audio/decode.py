@@ -3,7 +3,8 @@
 soundfile (libsndfile) reads wav, flac, ogg/vorbis/opus and mp3 in-process; an
 ``ffmpeg`` subprocess handles everything else (m4a, aac, wma, video files...).
 ``open_blocks`` streams a file block by block so hours of audio never sit in
-memory; ``decode`` reads a whole file.
+memory (``stream_read`` resamples such a stream, ``window_cutter`` cuts it into
+model windows); ``decode`` reads a whole file, for short clips only.
 """
 
 from __future__ import annotations

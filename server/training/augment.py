@@ -33,6 +33,10 @@ EVAL_CONDITIONS = ("clean", "gain-12", "gain+6", "sr48000", "room")
 # Not an audio transform: the track goes through the live path itself (``dataset.live_path_windows``).
 LIVE_CONDITION = "live"
 CAPTURE_SR = 48000
+# The condition names ``apply`` takes besides ``clean`` and ``room``.
+GAIN_CONDITION = re.compile(r"gain([+-]\d+(?:\.\d+)?)")
+CAPTURE_CONDITION = re.compile(r"sr(\d+)")
+CHAIN_CONDITION = re.compile(r"(rand|mic)\d+")
 
 
 class UnknownCondition(ValueError):
@@ -125,14 +129,14 @@ def apply(y: np.ndarray, sr: int, condition: str, content_hash: str = "",
     offset = 0.0
     if condition == "clean":
         pass
-    elif m := re.fullmatch(r"gain([+-]\d+(?:\.\d+)?)", condition):
+    elif m := GAIN_CONDITION.fullmatch(condition):
         y = apply_gain(y, float(m.group(1)))
-    elif m := re.fullmatch(r"sr(\d+)", condition):
+    elif m := CAPTURE_CONDITION.fullmatch(condition):
         y, sr = resample(y, sr, int(m.group(1))), int(m.group(1))
     elif condition == "room":
         y, sr = resample(y, sr, CAPTURE_SR), CAPTURE_SR
         y = speaker_mic(y, sr, rng)
-    elif m := re.fullmatch(r"(rand|mic)\d+", condition):
+    elif m := CHAIN_CONDITION.fullmatch(condition):
         y, sr = _random_chain(y, sr, rng, 1.0 if m.group(1) == "mic" else 0.5)
         offset = float(rng.uniform(0.0, hop_s))  # time shift: windows start anywhere
     else:

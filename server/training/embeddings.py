@@ -3,7 +3,8 @@
 A cache entry holds every output (tags, embedding, mean/max pools) of every backbone
 for one file's windows under one audio condition; it is keyed by the file's content
 hash, the condition, the window hop, the level normalisation and the backbones, so
-renaming or moving files keeps the cache and any change of recipe misses it.
+renaming or moving files keeps the cache and any change of recipe misses it. A track is
+read as a stream (``track_stream``) and its windows computed a batch at a time.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import tempfile
 import numpy as np
 
 from . import augment
-from ..stream.features import window_mels
-from .dataset import LIVE_PATH_VERSION, Track, file_hash, live_path_windows, load_audio
+from ..config import N_MELS, WINDOW_FRAMES
+from .dataset import LIVE_CAPTURE_SR, LIVE_PATH_VERSION, Track, file_hash
+from .track_stream import condition_windows, live_windows
 
 FEATURE_VERSION = 2  # 2: silent frames filled (features.fill_silence)
 BACKBONES = ("MSD_musicnn", "MTT_musicnn")
@@ -38,10 +40,11 @@ def cache_path(cache_dir: str, content_hash: str, condition: str, hop_s: float, 
 
 
 def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = True,
-                    streams=None) -> dict[str, np.ndarray]:
+                    streams=None, levels=None) -> dict[str, np.ndarray]:
     """``{"<backbone>/<output>": (B, d)}`` for log-mel windows (B,187,96), as the live model computes them.
 
-    ``streams`` (one track's live-path windows, in order): normalised per stream, as live.
+    ``streams`` (one track's live-path windows, in order): normalised per stream, as live;
+    ``levels`` (a ``model.level.StreamLevels``) carries that normalisation from batch to batch.
     """
     from ..stream.features import fill_silence
     from ..model.genre_model import backbone_features
@@ -49,17 +52,15 @@ def compute_outputs(mels: np.ndarray, backbones=BACKBONES, level_norm: bool = Tr
 
     mels = fill_silence(mels)
     if level_norm:
-        mels = StreamLevels()(mels, streams)
+        mels = (levels or StreamLevels())(mels, streams)
     return backbone_features(mels, list(backbones), level_norm=False, streams=streams)
 
 
 def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0, level_norm: bool = True,
-                  cache_dir: str | None = None, backbones=BACKBONES, stats: dict | None = None,
-                  _audio: dict | None = None) -> dict[str, np.ndarray]:
+                  cache_dir: str | None = None, backbones=BACKBONES, stats: dict | None = None) -> dict[str, np.ndarray]:
     """Cached backbone outputs of ``track``'s windows under ``condition``.
 
-    ``stats`` (optional) counts ``hits`` and ``misses``; ``_audio`` memoises the decoded
-    track across conditions.
+    ``stats`` (optional) counts ``hits`` and ``misses``.
     """
     cache_dir = cache_dir or default_cache_dir()
     digest = file_hash(track.path)
@@ -73,19 +74,7 @@ def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0,
             return result
         except (OSError, ValueError, EOFError):
             pass  # a damaged entry is recomputed
-    if _audio is not None and track.path in _audio:
-        y, sr = _audio[track.path]
-    else:
-        y, sr = load_audio(track.path)
-        if _audio is not None:
-            _audio.clear()
-            _audio[track.path] = (y, sr)
-    if condition == augment.LIVE_CONDITION:
-        mels, streams = live_path_windows(y, sr, f"train-{digest[:12]}")
-        result = compute_outputs(mels, backbones, level_norm, streams)
-    else:
-        y16, offset = augment.apply(y, sr, condition, digest, hop_s)
-        result = compute_outputs(window_mels(y16, hop_s, offset), backbones, level_norm)
+    result = _streamed_outputs(track.path, condition, digest, hop_s, level_norm, backbones)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz")  # atomic: no half-written entries
     with os.fdopen(fd, "wb") as f:
@@ -94,6 +83,21 @@ def track_outputs(track: Track, condition: str = "clean", *, hop_s: float = 3.0,
     if stats is not None:
         stats["misses"] = stats.get("misses", 0) + 1
     return result
+
+
+def _streamed_outputs(path: str, condition: str, digest: str, hop_s: float, level_norm: bool,
+                      backbones) -> dict[str, np.ndarray]:
+    from ..model.level import StreamLevels
+
+    if condition == augment.LIVE_CONDITION:
+        batches = live_windows(path, f"train-{digest[:12]}", LIVE_CAPTURE_SR)
+    else:
+        batches = ((mels, None) for mels in condition_windows(path, condition, digest, hop_s))
+    levels = StreamLevels()
+    parts = [compute_outputs(mels, backbones, level_norm, streams, levels) for mels, streams in batches]
+    if not parts:  # shorter than the live path's first window
+        return compute_outputs(np.zeros((0, WINDOW_FRAMES, N_MELS), np.float32), backbones, level_norm, [])
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def collection_outputs(tracks: list[Track], conditions=("clean",), *, hop_s: float = 3.0, level_norm: bool = True,
@@ -110,12 +114,11 @@ def collection_outputs(tracks: list[Track], conditions=("clean",), *, hop_s: flo
     from ..audio.decode import DecodeError
 
     result: dict[str, list[dict]] = {c: [] for c in conditions}
-    audio: dict = {}
     with tqdm(total=len(tracks) * len(conditions), desc=desc, unit="track", disable=not progress) as bar:
         for track in tracks:
             try:
                 per_condition = [track_outputs(track, condition, hop_s=hop_s, level_norm=level_norm,
-                                               cache_dir=cache_dir, backbones=backbones, stats=stats, _audio=audio)
+                                               cache_dir=cache_dir, backbones=backbones, stats=stats)
                                  for condition in conditions]
             except (DecodeError, OSError) as err:
                 if failed is None:

@@ -2,7 +2,8 @@
 
 ``evaluate_collection`` runs a loaded ``GenreModel`` on a folder-per-genre collection
 through the live path (16-kHz resampling, each window's mel on its own); it never fits
-anything. Tracks whose folder is not one of the model's labels are reported and left out,
+anything. Each track is read as a stream (``track_stream``), a batch of windows at a time.
+Tracks whose folder is not one of the model's labels are reported and left out,
 except folders named after a content that is not music (``speech/``, ``silence/``,
 ``noise/``): their windows score the content decision (``content_metrics``) beside the
 genre folders' windows, which should all be music.
@@ -14,8 +15,8 @@ import numpy as np
 
 from ..model.content import CONTENT_LABELS, MUSIC, NOT_MUSIC, SPEECH
 from . import augment
-from ..stream.features import window_mels
-from .dataset import Track, file_hash, filter_split, list_tracks, live_path_windows, load_audio
+from .dataset import LIVE_CAPTURE_SR, Track, file_hash, filter_split, list_tracks
+from .track_stream import condition_windows, live_windows
 
 
 def _f1(conf: np.ndarray) -> np.ndarray:
@@ -111,6 +112,18 @@ def split_known(tracks: list[Track], labels: list[str]) -> tuple[list[Track], di
     return known, skipped
 
 
+def _analyse_track(model, path: str, condition: str, digest: str, hop_s: float, batch: int,
+                   source_id: str) -> tuple[np.ndarray, list[str]]:
+    """``(probs (W, labels), contents)`` of a track's windows under ``condition``, streamed."""
+    if condition == augment.LIVE_CONDITION:
+        batches = live_windows(path, source_id, LIVE_CAPTURE_SR, batch=batch)
+    else:
+        batches = ((mels, None) for mels in condition_windows(path, condition, digest, hop_s, batch))
+    results = [model.analyse(mels, streams) for mels, streams in batches]
+    probs = np.concatenate([r.probs for r in results]) if results else np.zeros((0, len(model.labels)), np.float32)
+    return probs, [x for r in results for x in r.content]
+
+
 def evaluate_collection(model, data_dir: str, split_files=None, conditions=("clean",), hop_s: float = 3.0,
                         progress: bool = True, batch: int = 64) -> dict:
     """Run ``model`` on every known track under each condition; ``{"conditions": {c: metrics}, ...}``."""
@@ -128,31 +141,23 @@ def evaluate_collection(model, data_dir: str, split_files=None, conditions=("cle
     with tqdm(total=len(tracks) * len(conditions), desc="evaluate", unit="track", disable=not progress) as bar:
         for i, track in enumerate(tracks + non_music):
             try:
-                y, sr = load_audio(track.path)
                 digest = file_hash(track.path)
+                # Every condition's windows first: a track that fails to decode counts nowhere.
+                analysed = [(c, _analyse_track(model, track.path, c, digest, hop_s, batch, f"evaluate-{i}"))
+                            for c in conditions]
             except (DecodeError, OSError) as err:
                 failed[track.track_id] = str(err) if isinstance(err, DecodeError) else f"cannot read ({err.strerror})"
                 bar.update(len(conditions))
                 continue
-            for c in conditions:
-                if c == augment.LIVE_CONDITION:
-                    mels, streams = live_path_windows(y, sr, f"evaluate-{i}")
-                else:
-                    y16, offset = augment.apply(y, sr, c, digest, hop_s)
-                    mels, streams = window_mels(y16, hop_s, offset), None
-                if not len(mels):  # under a second: the live path classifies nothing
-                    bar.update()
+            for c, (probs, content) in analysed:
+                bar.update()
+                if not len(content):  # under a second: the live path classifies nothing
                     continue
-                results = [model.analyse(mels[s:s + batch], streams and streams[s:s + batch])
-                           for s in range(0, len(mels), batch)]
-                probs = np.concatenate([r.probs for r in results])
-                content = [x for r in results for x in r.content]
                 acc = per_cond[c]
                 music = track.label not in NOT_MUSIC or track.label in model.labels
                 acc["content"] += content
                 acc["truth"] += [MUSIC if music else track.label] * len(content)
                 acc["genre"] += [track.label if music else None] * len(content)
-                bar.update()
                 if not music:
                     continue
                 # the genre a listener gets: none for a window taken for talk, silence or noise

@@ -12,12 +12,11 @@ import os
 
 import numpy as np
 
-from . import augment
 from ..config import N_MELS, WINDOW_FRAMES
-from ..stream.features import window_mels
-from .dataset import file_hash, filter_split, list_tracks, load_audio
+from .dataset import file_hash, filter_split, list_tracks
 from .evaluate import metrics
 from .head import calibrate_threshold, grouped_folds
+from .track_stream import condition_windows
 from .train import label_index, save_confusion_png
 from ..model.model_format import FORMAT, format_version
 from ..model.level import normalize_level
@@ -45,11 +44,9 @@ def _mels(tracks, conditions, hop_s, progress):
 
     xs, ts = [], []
     for i, track in enumerate(tqdm(tracks, desc="log-mel", unit="track", disable=not progress)):
-        y, sr = load_audio(track.path)
         digest = file_hash(track.path)
-        for c in conditions:
-            y16, offset = augment.apply(y, sr, c, digest, hop_s)
-            m = normalize_level(window_mels(y16, hop_s, offset))
+        for c in conditions:  # each track read as a stream (the training set itself is held in memory)
+            m = normalize_level(np.concatenate(list(condition_windows(track.path, c, digest, hop_s))))
             xs.append(m)
             ts.append(np.full(len(m), i))
     return np.concatenate(xs)[..., None], np.concatenate(ts)

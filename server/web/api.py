@@ -13,7 +13,7 @@ from server.web.request_parsing import (RequestError, UnknownSource, checked, kn
                                         parse_model_request, parse_monitoring_request, parse_rules_request,
                                         parse_source_id, parse_source_request, rules_reply, unsaved_settings)
 from server.web.sources_view import sources_payload
-from server.web.uploads import UploadError, UploadQuotaError
+from server.web.uploads import UploadError, UploadQuotaError, no_space_is_507
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -178,7 +178,8 @@ def upload():
         _discard_body()  # read, not stored: the client then gets the answer, not a reset connection
         raise
     try:
-        storage = request.files.get("file")
+        with no_space_is_507():  # the body is spooled to a temporary file first
+            storage = request.files.get("file")
         if storage is None:
             raise RequestError("Send the audio as multipart/form-data in a field named 'file'.")
         item = uploads.save(storage)

@@ -82,7 +82,6 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config["MAX_UPLOAD_MB"] = max_upload_mb
     app.config["JSON_SORT_KEYS"] = False
-    os.makedirs(upload_dir, exist_ok=True)
     guard = Guard(resolve_token("127.0.0.1", token, require_token), allowed_origins)
     guard.install(app)
     dirs = normalise_dirs(media_dirs)

@@ -3,11 +3,18 @@
 The upload folder has a quota (``UPLOAD_QUOTA_MB``, settings ``upload_quota_mb``): an upload
 that would take the folder beyond it is refused (``UploadQuotaError``, HTTP 507). At start,
 uploads no source uses that are older than ``UPLOAD_RETENTION_DAYS`` (settings
-``upload_retention_days``) are removed (``UploadStore.prune``).
+``upload_retention_days``) are removed (``UploadStore.prune``). A disk that fills while an upload
+is stored answers 507 too (``UploadDiskFullError``), and nothing of the upload stays.
+
+An upload is checked by decoding its first block (it is audio) and its length read from the
+container (counted block by block when the container does not say): an hours-long file costs
+the memory of a few seconds of audio.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import re
@@ -43,6 +50,47 @@ class UploadQuotaError(UploadError):
     """The upload would take the upload folder beyond its quota (HTTP 507)."""
 
 
+class UploadDiskFullError(UploadQuotaError):
+    """The disk (or a file-size limit), not the quota, has no room for the upload (HTTP 507 too)."""
+
+
+class UploadDirError(Exception):
+    """The upload folder cannot be used (a file in its place, no permission); the message says why."""
+
+
+# Errors of a write that found no room: the disk or quota full, a file-size limit.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def no_space_is_507():
+    """Turns a write's "no space" ``OSError`` (``NO_SPACE_ERRNOS``) into ``UploadDiskFullError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        log.warning("upload refused: no space to store it (%s)", exc.strerror)
+        raise UploadDiskFullError(
+            f"Upload refused: no space left to store it ({exc.strerror}). Free some disk space "
+            f"and upload the file again.") from None
+
+
+def prepare_upload_dir(path: str | os.PathLike) -> Path:
+    """The upload folder, created if missing; ``UploadDirError`` naming the path when it cannot be."""
+    folder = Path(os.path.realpath(path))
+    if folder.exists() and not folder.is_dir():
+        raise UploadDirError(f"the upload folder {folder} is a file, not a folder: move it away or "
+                             f"choose another with --upload-dir")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UploadDirError(f"cannot create the upload folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UploadDirError(f"the upload folder {folder} is not writable")
+    return folder
+
+
 def _mb(n: int) -> str:
     return f"{n / MB:.1f} MB" if n < 10 * 1024 * MB else f"{n / (1024 * MB):.1f} GB"
 
@@ -57,8 +105,7 @@ class UploadStore:
     """Saves uploads into ``upload_dir`` and remembers them by id."""
 
     def __init__(self, upload_dir: str | os.PathLike, quota_mb: float = UPLOAD_QUOTA_MB):
-        self.dir = Path(os.path.realpath(upload_dir))
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = prepare_upload_dir(upload_dir)
         self.quota_bytes = int(quota_mb * MB)
         self._items: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -132,7 +179,8 @@ class UploadStore:
         upload_id = secrets.token_hex(8)
         path = self.dir / f"{upload_id}{ext}"
         try:
-            storage.save(path)
+            with no_space_is_507():
+                storage.save(path)
             self._check_quota(path)
             duration = probe_duration(path, name)
         except BaseException:
@@ -177,17 +225,26 @@ class UploadStore:
 
 
 def probe_duration(path: Path, display_name: str) -> float:
-    """Decode the whole file (the real check that it is audio); returns seconds."""
-    from server.audio.decode import DecodeError, decode
+    """Seconds of audio in ``path``: its first block decoded (the check that it is audio), the length
+    from the container, or counted block by block when the container does not say."""
+    from server.audio.decode import DecodeError, open_blocks, probe
+    from server.audio.stream_read import streamed_seconds
 
     try:
-        samples, sr = decode(str(path))
+        duration = probe(str(path))["duration"]
+        _, blocks = open_blocks(str(path))
+        try:
+            first = next(blocks, None)
+        finally:
+            blocks.close()
+        if first is not None and duration is None:
+            duration = streamed_seconds(str(path))
     except DecodeError as exc:
         # The stored file has a random name; speak of the one the user picked.
         message = str(exc).replace(str(path), display_name).replace(path.name, display_name)
         if display_name not in message:
             message = f"Could not decode {display_name}: {message}"
         raise UploadError(message) from None
-    if sr <= 0 or len(samples) == 0:
+    if first is None or not duration:
         raise UploadError(f"Could not decode {display_name}: it contains no audio.")
-    return round(len(samples) / float(sr), 3)
+    return round(duration, 3)

@@ -121,7 +121,8 @@ def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     ``sources=[spec, ...]`` are started before it serves, and ``worker=True`` runs the
     engine's worker (without a model: live sources still send spectrograms). The server is
     reached on 127.0.0.1 whatever ``host`` it binds; ``srv.token`` is the token the server
-    printed, if any.
+    printed, if any. ``file_size_limit=N`` (bytes) makes every file the server writes end at N,
+    as a full disk would.
     """
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="gm-app-"))
@@ -148,6 +149,11 @@ def _run_app_server(config: dict) -> None:
 
     engine = Engine()
     worker = config.pop("worker", False)
+    if "file_size_limit" in config:  # a full disk, for this process only
+        import resource
+
+        limit = config.pop("file_size_limit")
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     def start(start_task=None):
         # No model: this process serves the page, REST and Socket.IO, and runs the worker if asked.
