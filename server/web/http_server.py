@@ -1,0 +1,137 @@
+"""The production HTTP server: gunicorn's threaded (gthread) worker, run in this process.
+
+Flask-SocketIO's threading mode serves WebSockets (simple-websocket) under gunicorn's gthread
+worker. Gunicorn normally forks that worker from an arbiter process; here the engine, its
+sources and the history writer already run in this process when serving starts, and a fork
+would leave their threads behind, so the one worker runs in this process instead: no arbiter,
+no second process, the engine once.
+
+Every stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) stops in order: the listening socket
+closes, ``on_stop`` runs (the caller closes its Socket.IO sessions there, whose WebSockets
+would otherwise hold the worker open), requests in flight get ``GRACE`` seconds, then ``run``
+returns and the caller stops the engine and flushes the history.
+
+The worker is subclassed (``is_parent_alive``, ``init_signals``, ``handle_exit``) and built
+without an arbiter (``Worker(age, ppid, sockets, app, timeout, cfg, log)``, ``init_process``):
+requirements.txt holds gunicorn to the tested release line and tests/test_http_server.py fails,
+naming what moved, when an upgrade changes any of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+THREADS = 1000      # requests served at once; every open WebSocket holds one (a dashboard, a watcher)
+KEEPALIVE = 5       # seconds an idle HTTP/1.1 connection is kept
+GRACE = 5           # seconds requests in flight get after a stop signal
+BACKLOG = 2048      # connections the kernel queues while every thread is busy
+
+
+class ServerError(RuntimeError):
+    """The server cannot start (e.g. the address is in use); the message says why."""
+
+
+def listen(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6, as the host resolves)."""
+    try:
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def gunicorn_config(*, threads: int = THREADS, trusted_proxies=(), debug: bool = False) -> Config:
+    """Gunicorn's settings for the in-process worker.
+
+    ``trusted_proxies`` (addresses or networks) may set the scheme headers (X-Forwarded-Proto);
+    nobody else may: gunicorn's own default trusts 127.0.0.1.
+    """
+    cfg = Config()
+    cfg.set("threads", threads)
+    cfg.set("worker_connections", threads + 100)  # kept-alive idle connections beyond the busy threads
+    cfg.set("keepalive", KEEPALIVE)
+    cfg.set("graceful_timeout", GRACE)
+    cfg.set("forwarded_allow_ips", ",".join(trusted_proxies))
+    cfg.set("accesslog", "-" if debug else None)
+    cfg.set("loglevel", "debug" if debug else "warning")
+    return cfg
+
+
+class _App:
+    """What a gunicorn worker asks of its application object."""
+
+    def __init__(self, wsgi, cfg):
+        self._wsgi = wsgi
+        self.cfg = cfg
+
+    def wsgi(self):
+        return self._wsgi
+
+
+class InProcessWorker(ThreadWorker):
+    """A gthread worker that is the whole server: no arbiter watches it, every stop signal stops it."""
+
+    def __init__(self, *args, on_stop=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_stop = on_stop
+        self.stop_signal: int | None = None
+
+    def is_parent_alive(self) -> bool:
+        return True  # no arbiter: the parent is whoever started us (a shell, systemd), not a supervisor
+
+    def init_signals(self) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self.handle_exit)
+            signal.siginterrupt(sig, False)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)  # reopen log files, as gunicorn does
+
+    def handle_exit(self, sig, frame) -> None:
+        if self.alive and sig is not None:
+            self.stop_signal = sig
+            log.warning("%s: stopping", signal.Signals(sig).name)
+            if self.on_stop is not None:  # not in the signal handler: it may wait on locks
+                threading.Thread(target=self.on_stop, name="http-server-stop", daemon=True).start()
+        super().handle_exit(sig, frame)
+
+    def stop(self) -> None:
+        """Stop as a stop signal would (from any thread)."""
+        self.handle_exit(signal.SIGTERM, None)
+
+
+def run(wsgi_app, listener: socket.socket, *, on_stop=None, threads: int = THREADS, trusted_proxies=(),
+        debug: bool = False, on_ready=None) -> int | None:
+    """Serve ``wsgi_app`` on ``listener`` until a stop signal; returns the signal's number.
+
+    Must run in the main thread (signal handlers). ``on_stop()`` runs in a thread of its own
+    when the stop begins; ``on_ready(worker)`` once the worker is about to serve.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise ServerError("the HTTP server must run in the main thread (it handles the stop signals)")
+    cfg = gunicorn_config(threads=threads, trusted_proxies=trusted_proxies, debug=debug)
+    if on_ready is not None:
+        cfg.set("post_worker_init", on_ready)
+    gunicorn_log = Logger(cfg)
+    worker = InProcessWorker(0, os.getppid(), [listener], _App(wsgi_app, cfg), cfg.timeout, cfg, gunicorn_log,
+                             on_stop=on_stop)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        worker.init_process()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        worker.tmp.close()
+        for fd in worker.PIPE:
+            os.close(fd)
+        listener.close()
+    return worker.stop_signal
