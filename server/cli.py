@@ -140,7 +140,7 @@ def cmd_serve(args) -> int:
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=sinks.history, token=token,
               require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin,
-              trusted_proxies=args.trusted_proxy)
+              trusted_proxies=args.trusted_proxy, debug=getattr(args, "verbose", False))
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
