@@ -35,7 +35,8 @@ def test_the_gunicorn_internals_the_server_relies_on():
 
     params = list(inspect.signature(Worker.__init__).parameters)
     assert params == ["self", "age", "ppid", "sockets", "app", "timeout", "cfg", "log"], params
-    for name in ("is_parent_alive", "init_signals", "handle_exit", "handle_usr1", "init_process", "run"):
+    for name in ("is_parent_alive", "init_signals", "handle_exit", "handle_usr1", "init_process", "run", "handle",
+                 "handle_request", "murder_keepalived"):
         assert callable(getattr(ThreadWorker, name, None)), f"gunicorn's ThreadWorker has no {name}()"
     settings = Config().settings
     for name in ("threads", "worker_connections", "keepalive", "graceful_timeout", "forwarded_allow_ips",
@@ -176,6 +177,34 @@ def test_the_session_cap_sees_clients_behind_a_trusted_proxy_and_ignores_forged_
             for ws in opened:
                 ws.close()
         assert "Socket.IO handshake refused: too many connections: 127.0.0.1" in srv.log()
+
+
+@pytest.mark.slow
+def test_a_client_trickling_its_headers_is_cut_at_the_deadline():
+    import socket
+
+    with app_server() as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        t0, cut = time.monotonic(), None
+        while time.monotonic() - t0 < http_server.HEADER_TIMEOUT + 10:
+            time.sleep(1)
+            try:
+                slow.sendall(b"X-Slow: 1\r\n")  # a header line a second: never a whole request
+                slow.settimeout(0.01)
+                if slow.recv(1) == b"":
+                    cut = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                cut = time.monotonic() - t0
+                break
+        slow.close()
+        with urllib.request.urlopen(srv.url + "/healthz", timeout=10) as res:  # the server serves on
+            assert res.status == 200
+    assert cut is not None and http_server.HEADER_TIMEOUT - 1 <= cut <= http_server.HEADER_TIMEOUT + 3, cut
 
 
 @pytest.mark.slow

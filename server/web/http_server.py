@@ -11,7 +11,12 @@ closes, ``on_stop`` runs (the caller closes its Socket.IO sessions there, whose 
 would otherwise hold the worker open), requests in flight get ``GRACE`` seconds, then ``run``
 returns and the caller stops the engine and flushes the history.
 
-The worker is subclassed (``is_parent_alive``, ``init_signals``, ``handle_exit``) and built
+A connection gets ``HEADER_TIMEOUT`` seconds in all to send a request's line and headers, after
+which it is cut: gunicorn bounds each read but not their sum, and a client trickling header bytes
+(slowloris) would otherwise hold a thread for as long as it likes.
+
+The worker is subclassed (``is_parent_alive``, ``init_signals``, ``handle_exit``, ``handle``,
+``handle_request``, ``murder_keepalived``) and built
 without an arbiter (``Worker(age, ppid, sockets, app, timeout, cfg, log)``, ``init_process``):
 requirements.txt holds gunicorn to the tested release line and tests/test_http_server.py fails,
 naming what moved, when an upgrade changes any of them.
@@ -24,6 +29,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
@@ -35,6 +41,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 THREADS = 1000      # requests served at once; every open WebSocket holds one (a dashboard, a watcher)
 KEEPALIVE = 5       # seconds an idle HTTP/1.1 connection is kept
 GRACE = 5           # seconds requests in flight get after a stop signal
+HEADER_TIMEOUT = 10.0  # seconds a connection has for a request's line and headers (gunicorn waits 5 s of it idle)
 BACKLOG = 2048      # connections the kernel queues while every thread is busy
 
 
@@ -86,6 +93,8 @@ class InProcessWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.on_stop = on_stop
         self.stop_signal: int | None = None
+        self._reading: dict = {}  # connection -> when its request's headers are due
+        self._reading_lock = threading.Lock()
 
     def is_parent_alive(self) -> bool:
         return True  # no arbiter: the parent is whoever started us (a shell, systemd), not a supervisor
@@ -103,6 +112,34 @@ class InProcessWorker(ThreadWorker):
             if self.on_stop is not None:  # not in the signal handler: it may wait on locks
                 threading.Thread(target=self.on_stop, name="http-server-stop", daemon=True).start()
         super().handle_exit(sig, frame)
+
+    # --- a deadline for a request's headers ---------------------------------------------------------------
+    def handle(self, conn):
+        with self._reading_lock:
+            self._reading[conn] = time.monotonic() + HEADER_TIMEOUT
+        try:
+            return super().handle(conn)
+        finally:
+            with self._reading_lock:
+                self._reading.pop(conn, None)
+
+    def handle_request(self, req, conn):
+        with self._reading_lock:  # the headers are in: the request (a WebSocket, an upload) takes its time
+            self._reading.pop(conn, None)
+        return super().handle_request(req, conn)
+
+    def murder_keepalived(self, force=False):  # gthread's main loop calls this about once a second
+        super().murder_keepalived(force)
+        now = time.monotonic()
+        with self._reading_lock:
+            late = [conn for conn, due in self._reading.items() if due < now]
+            for conn in late:
+                del self._reading[conn]
+        for conn in late:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)  # its thread's read returns: the request ends there
+            except OSError:
+                pass
 
     def stop(self) -> None:
         """Stop as a stop signal would (from any thread)."""
