@@ -57,6 +57,33 @@ def test_an_address_in_use_is_a_clear_error():
         taken.close()
 
 
+def test_request_threads_are_made_as_needed_and_end_when_idle():
+    pool = http_server.ElasticThreadPool(max_workers=50, idle=0.3)
+    gate, started = threading.Event(), []
+    try:
+        # 20 requests that block (open WebSockets): 20 threads, each running at once.
+        held = [pool.submit(lambda i: started.append(i) or gate.wait(10) and i, i) for i in range(20)]
+        wait_until(lambda: len(started) == 20, 5, 0.01)
+        assert pool.threads == 20
+        gate.set()
+        assert sorted(f.result(5) for f in held) == list(range(20))
+        # One thread left waiting and two requests at once: both run, neither waits for the other.
+        wait_until(lambda: pool.threads == 0, 5, 0.05)
+        first = pool.submit(time.sleep, 0.05)
+        first.result(5)
+        both = threading.Event()
+        a = pool.submit(both.wait, 5)
+        b = pool.submit(both.set)
+        assert a.result(5) is True and b.exception(5) is None
+        wait_until(lambda: pool.threads == 0, 5, 0.05)  # idle threads end: a burst leaves none behind
+        failing = pool.submit(lambda: 1 / 0)
+        assert isinstance(failing.exception(5), ZeroDivisionError)
+    finally:
+        pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(print)
+
+
 # --- trusted proxies ----------------------------------------------------------------------------------
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies():
     proxies = TrustedProxies(["127.0.0.1", "10.0.0.0/8"])

@@ -15,7 +15,7 @@ A connection gets ``HEADER_TIMEOUT`` seconds in all to send a request's line and
 which it is cut: gunicorn bounds each read but not their sum, and a client trickling header bytes
 (slowloris) would otherwise hold a thread for as long as it likes.
 
-The worker is subclassed (``is_parent_alive``, ``init_signals``, ``handle_exit``, ``handle``,
+The worker is subclassed (``get_thread_pool``, ``is_parent_alive``, ``init_signals``, ``handle_exit``, ``handle``,
 ``handle_request``, ``murder_keepalived``) and built
 without an arbiter (``Worker(age, ppid, sockets, app, timeout, cfg, log)``, ``init_process``):
 requirements.txt holds gunicorn to the tested release line and tests/test_http_server.py fails,
@@ -28,8 +28,10 @@ import logging
 import os
 import signal
 import socket
+import queue
 import threading
 import time
+from concurrent import futures
 
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
@@ -41,6 +43,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 THREADS = 1000      # requests served at once; every open WebSocket holds one (a dashboard, a watcher)
 KEEPALIVE = 5       # seconds an idle HTTP/1.1 connection is kept
 GRACE = 5           # seconds requests in flight get after a stop signal
+IDLE_THREAD = 5.0   # seconds an idle request thread waits for work before it ends
 HEADER_TIMEOUT = 10.0  # seconds a connection has for a request's line and headers (gunicorn waits 5 s of it idle)
 BACKLOG = 2048      # connections the kernel queues while every thread is busy
 
@@ -75,6 +78,70 @@ def gunicorn_config(*, threads: int = THREADS, trusted_proxies=(), debug: bool =
     return cfg
 
 
+class ElasticThreadPool:
+    """gunicorn's request threads: up to ``max_workers``, each ending after ``idle`` seconds without
+    work (``futures.ThreadPoolExecutor`` keeps every thread it ever started, so a burst of
+    connections would leave its threads behind for good). Daemon threads: a stop never waits on a
+    client that does not answer."""
+
+    def __init__(self, max_workers: int, idle: float = IDLE_THREAD):
+        self.max_workers, self.idle = max_workers, idle
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        # Held under the lock: _free == threads waiting for work - work items queued, so a submit
+        # starts a thread exactly when no waiting thread is left over for it.
+        self._threads = self._free = 0
+        self._shut = False
+
+    def submit(self, fn, *args) -> futures.Future:
+        future = futures.Future()
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot submit after shutdown")
+            self._work.put((future, fn, args))
+            if self._free > 0:
+                self._free -= 1
+            elif self._threads < self.max_workers:
+                self._threads += 1
+                threading.Thread(target=self._run, name="http-request", daemon=True).start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._work.get(timeout=self.idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._work.empty():  # no submit is counting on this thread: it ends
+                        self._free -= 1
+                        self._threads -= 1
+                        return
+                continue
+            if item is None:  # shutdown
+                with self._lock:
+                    self._threads -= 1
+                return
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            with self._lock:
+                self._free += 1
+
+    def shutdown(self, wait: bool = False) -> None:
+        with self._lock:
+            self._shut = True
+            n = self._threads
+        for _ in range(n):
+            self._work.put(None)
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+
 class _App:
     """What a gunicorn worker asks of its application object."""
 
@@ -95,6 +162,9 @@ class InProcessWorker(ThreadWorker):
         self.stop_signal: int | None = None
         self._reading: dict = {}  # connection -> when its request's headers are due
         self._reading_lock = threading.Lock()
+
+    def get_thread_pool(self):
+        return ElasticThreadPool(self.cfg.threads)
 
     def is_parent_alive(self) -> bool:
         return True  # no arbiter: the parent is whoever started us (a shell, systemd), not a supervisor
