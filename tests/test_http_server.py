@@ -78,6 +78,16 @@ def test_request_threads_are_made_as_needed_and_end_when_idle():
         wait_until(lambda: pool.threads == 0, 5, 0.05)  # idle threads end: a burst leaves none behind
         failing = pool.submit(lambda: 1 / 0)
         assert isinstance(failing.exception(5), ZeroDivisionError)
+        # More work than threads: it waits its turn, and threads are still made once some end.
+        small = http_server.ElasticThreadPool(max_workers=2, idle=0.3)
+        gate.clear()
+        blocked = [small.submit(gate.wait, 10) for _ in range(4)]
+        time.sleep(0.2)
+        assert small.threads == 2 and not any(f.done() for f in blocked)
+        gate.set()
+        assert all(f.result(5) for f in blocked)
+        wait_until(lambda: small.threads == 0, 5, 0.05)
+        assert small.submit(lambda: 7).result(5) == 7
     finally:
         pool.shutdown()
     with pytest.raises(RuntimeError):

@@ -89,7 +89,7 @@ class ElasticThreadPool:
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         # Held under the lock: _free == threads waiting for work - work items queued, so a submit
-        # starts a thread exactly when no waiting thread is left over for it.
+        # starts a thread exactly when no waiting thread is left over for it (negative: a backlog).
         self._threads = self._free = 0
         self._shut = False
 
@@ -99,10 +99,10 @@ class ElasticThreadPool:
             if self._shut:
                 raise RuntimeError("cannot submit after shutdown")
             self._work.put((future, fn, args))
-            if self._free > 0:
-                self._free -= 1
-            elif self._threads < self.max_workers:
+            self._free -= 1  # below 0: work waits for a thread (every one busy, at max_workers)
+            if self._free < 0 and self._threads < self.max_workers:
                 self._threads += 1
+                self._free += 1
                 threading.Thread(target=self._run, name="http-request", daemon=True).start()
         return future
 
