@@ -133,3 +133,11 @@ def test_content_decision_cost(model):
     assert 0 < r["added_ms"]["median_ms"] < r["window_ms"]["median_ms"]
     assert 0 < r["share_of_window"] < 1
     assert "content decision added per window" in bench_main.table({"content": r})
+
+
+def test_dashboards_row_says_who_got_every_prediction():
+    r = {"dashboards": {"clients": 200, "seconds": 60.0, "predictions": 61, "clients_with_every_prediction": 198,
+                        "missed_most": 2, "latency": {"median_ms": 41.0, "p95_ms": 88.5, "n": 12000}}}
+    text = bench_main.table(r)
+    assert "200 dashboards (WebSocket), 60 s" in text and "41.0 / 88.5" in text
+    assert "198 of 200 got all 61 predictions" in text and "p95 < 100 ms" in text
