@@ -6,7 +6,7 @@ LINT   := $(VENV)/bin/ruff check .
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test test-fast lint bench golden setup system-deps system-deps-test clean
+.PHONY: run test test-fast lint bench golden setup lock system-deps system-deps-test clean
 
 run: system-deps $(STAMP)
 	$(PY) run.py
@@ -41,20 +41,28 @@ system-deps:
 system-deps-test:
 	@bash scripts/tools/install_system_deps.sh test
 
-# musicnn ships the pretrained weights; its own pins (numpy<1.17) don't build
-# on Python 3.11, so it is installed without its dependencies. The project itself is
-# installed editable, so that scripts and tools import `server` from anywhere.
-$(STAMP): requirements.txt pyproject.toml
+# The venv holds exactly the locked set: requirements*.lock pin every package, transitive ones
+# included, with their hashes (`make lock` writes them from the human-edited requirements*.txt).
+# musicnn ships the pretrained weights; its own pins (numpy<1.17) don't build on Python 3.11,
+# so it is installed without its dependencies (requirements-nodeps.lock), and `pip check`
+# leaves out only its lines. The project itself is installed editable, so that scripts and
+# tools import `server` from anywhere. A changed lock file is newer than the stamp: make reinstalls.
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps musicnn==0.1.0
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
 	$(PY) -m pip install -q --no-deps -e .
+	bash scripts/tools/pip_check.sh $(PY)
 	touch $(STAMP)
 
-$(TEST_STAMP): requirements-test.txt $(STAMP)
-	$(PY) -m pip install -q -r requirements-test.txt
+$(TEST_STAMP): requirements-test.lock $(STAMP)
+	$(PY) -m pip install -q --require-hashes -r requirements-test.lock
+	bash scripts/tools/pip_check.sh $(PY)
 	touch $(TEST_STAMP)
+
+# Re-pins requirements*.lock from requirements*.txt (pins already there are kept; UPGRADE=1 takes the newest allowed).
+lock:
+	bash scripts/tools/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts *.egg-info

@@ -16,11 +16,12 @@ from .common import ROOT, BenchError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
 SECTIONS = ("flops", "window", "window_float", "content", "tempo", "throughput", "live", "max_sources", "server",
-            "soak", "long_audio")
+            "dashboards", "soak", "long_audio")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
-            server_seconds=30.0, soak_minutes=20.0, long_minutes=(10.0, 60.0, 180.0))
+            server_seconds=30.0, dashboards=200, dashboards_seconds=60.0, soak_minutes=20.0,
+            long_minutes=(10.0, 60.0, 180.0))
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
-             server_seconds=8.0, soak_minutes=2.0, long_minutes=(2.0, 10.0))
+             server_seconds=8.0, dashboards=20, dashboards_seconds=10.0, soak_minutes=2.0, long_minutes=(2.0, 10.0))
 
 
 def parse_args(argv=None):
@@ -50,7 +51,7 @@ def run(args) -> dict:
     from server.model.fast import backend_name, default_threads
     from server.model.registry import load_model
 
-    from . import content_cost, flops, live, long_audio, server, soak, tempo, throughput, window_cost
+    from . import content_cost, dashboards, flops, live, long_audio, server, soak, tempo, throughput, window_cost
     from .common import write_files
 
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick, "config": cfg,
@@ -101,6 +102,7 @@ def run(args) -> dict:
 
     section("max_sources", search)
     section("server", lambda: server.measure(files[0], seconds=cfg["server_seconds"]))
+    section("dashboards", lambda: dashboards.measure(cfg["dashboards"], cfg["dashboards_seconds"]))
     section("soak", lambda: soak.run_subprocess(files[0], cfg["soak_minutes"]))
     section("long_audio", lambda: long_audio.measure(cfg["long_minutes"]))
     results["machine"]["load_avg_end"] = os.getloadavg()
@@ -241,6 +243,12 @@ def table(r: dict) -> str:
         add("start-up: HTTP answer / first prediction (s)",
             f"{s['startup_http_s']} / {s['startup_first_prediction_s']}", "", "", "")
         add("peak RSS, server with one source (MB)", str(s["peak_rss_mb_one_source"]), "", "", "")
+    d = r.get("dashboards")
+    if d:
+        add(f"{d['clients']} dashboards (WebSocket), {d['seconds']:.0f} s: latency p50 / p95 (ms)",
+            f"{_ms(d['latency'])} / {_ms(d['latency'], 'p95_ms')}", "",
+            f"{d['clients_with_every_prediction']} of {d['clients']} got all {d['predictions']} predictions",
+            "p95 < 100 ms")
     k = r.get("soak")
     if k:
         add(f"RSS growth over {k['audio_minutes']:.0f} min of audio (MB)", str(k["rss_growth_mb"]), "",

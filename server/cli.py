@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--require-token", action="store_true", help="require the token on 127.0.0.1 too")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="extra browser origin, e.g. https://monitor.example.org behind a reverse proxy")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                       help="reverse proxy (address or network) whose X-Forwarded-For/Forwarded name the client "
+                            "(repeatable; default $GENRE_MONITOR_TRUSTED_PROXIES, else none; docs/deployment.md)")
     serve.set_defaults(func=cmd_serve)
 
     from .cluster.commands import add_serve_args, register as register_cluster
@@ -104,15 +107,19 @@ def cmd_serve(args) -> int:
         return 2
     settings = Settings(data / "settings.json")
     from .web.auth import AuthConfigError, configured_token, resolve_token
+    from .web.http_server import ServerError
     from .web.media import MediaPathError, normalise_dirs
+    from .web.proxies import ProxyConfigError, TrustedProxies, configured_proxies
     from .web.uploads import UploadDirError, prepare_upload_dir
 
-    # Refuse a bad token, media or upload folder before anything starts listening or capturing.
+    # Refuse a bad token, media, upload folder or proxy before anything starts listening or capturing.
     try:
         token = resolve_token(args.host, configured_token(args.token, settings["token"]), args.require_token)
         media_dirs = normalise_dirs(args.media_dir)
         prepare_upload_dir(args.upload_dir or data / "uploads")
-    except (AuthConfigError, MediaPathError, UploadDirError) as exc:
+        args.trusted_proxy = configured_proxies(args.trusted_proxy)
+        TrustedProxies(args.trusted_proxy)
+    except (AuthConfigError, MediaPathError, UploadDirError, ProxyConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.redis:  # sources run on workers; this process serves the dashboard only
@@ -139,7 +146,11 @@ def cmd_serve(args) -> int:
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=sinks.history, token=token,
-              require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin)
+              require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin,
+              trusted_proxies=args.trusted_proxy, debug=getattr(args, "verbose", False))
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         engine.shutdown()
         sinks.close()

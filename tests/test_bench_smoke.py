@@ -142,6 +142,8 @@ def test_tempo_cost_and_counting():
     s = tempo.summary(rows)
     assert (s["acc1"], s["acc2"], s["balanced_acc1"], s["balanced_acc2"]) == (0.333, 0.667, 0.25, 0.5)
     assert tempo.within(104, 100) and not tempo.within(105, 100) and tempo.within(61, 120, tempo.OCTAVES)
+
+
 def test_long_audio_bench_measures_each_length():
     from bench import long_audio
 
@@ -149,3 +151,11 @@ def test_long_audio_bench_measures_each_length():
     assert [run["minutes"] for run in r["runs"]] == [0.1, 0.2]
     assert all(run["peak_rss_mb"] > 50 and run["seconds"] > 0 for run in r["runs"])
     assert r["peak_growth_mb_per_hour"] is not None
+
+
+def test_dashboards_row_says_who_got_every_prediction():
+    r = {"dashboards": {"clients": 200, "seconds": 60.0, "predictions": 61, "clients_with_every_prediction": 198,
+                        "missed_most": 2, "latency": {"median_ms": 41.0, "p95_ms": 88.5, "n": 12000}}}
+    text = bench_main.table(r)
+    assert "200 dashboards (WebSocket), 60 s" in text and "41.0 / 88.5" in text
+    assert "198 of 200 got all 61 predictions" in text and "p95 < 100 ms" in text

@@ -93,9 +93,17 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
     from server.engine import EngineError
     from server.sinks.from_settings import open_history_reader
     from server.web.app import serve
+    from server.web.http_server import ServerError
+    from server.web.proxies import ProxyConfigError, TrustedProxies, configured_proxies
 
     from .remote_engine import RemoteEngine
 
+    try:
+        proxies = configured_proxies(getattr(args, "trusted_proxy", None))
+        TrustedProxies(proxies)
+    except ProxyConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         engine = RemoteEngine(args.redis, model_name=getattr(args, "model", None),
                               hop=getattr(args, "hop", None) or DEFAULT_HOP_SECONDS)
@@ -108,7 +116,11 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=store,
               media_dirs=media_dirs, token=token, require_token=getattr(args, "require_token", False),
-              allowed_origins=getattr(args, "allowed_origin", None) or None, message_queue=args.redis)
+              allowed_origins=getattr(args, "allowed_origin", None) or None, message_queue=args.redis,
+              trusted_proxies=proxies)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         engine.shutdown()
         if store is not None:
@@ -119,7 +131,7 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
 def _stop_on_signals(stop) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, lambda *_: stop())
 
 
@@ -139,6 +151,7 @@ def main(argv=None) -> int:
     s.add_argument("--media-dir", action="append", default=[])
     s.add_argument("--token", default=None)
     s.add_argument("--model", default=None)
+    s.add_argument("--trusted-proxy", action="append", default=[])
     s.set_defaults(func=lambda a: serve_cluster(a, upload_dir=a.upload_dir, token=a.token, media_dirs=a.media_dir))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -1,15 +1,15 @@
 """Flask + Socket.IO application: wiring the engine to the dashboard.
 
-``create_app`` builds the app around an ``Engine``; ``serve`` runs it. The
+``create_app`` builds the app around an ``Engine``; ``serve`` runs it on the production HTTP
+server (``server.web.http_server``: gunicorn's threaded worker, in this process). The
 engine pushes events through ``sinks.socketio_sink.SocketIOSink``; the page, REST API and
 Socket.IO handlers answer at once even while the model is still loading.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import signal
-import threading
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request, send_file
@@ -17,10 +17,11 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from server.sinks.socketio_sink import SocketIOSink
-from server.web import api, history_api, socket_events
+from server.web import api, history_api, http_server, socket_events
 from server.web.auth import Guard, configured_token, resolve_token
 from server.web.contract import contract
 from server.web.media import normalise_dirs
+from server.web.proxies import TrustedProxies
 from server.web.sessions import MAX_SESSIONS_PER_CLIENT, SessionLimiter
 from server.web.sources_view import with_history
 from server.web.uploads import UPLOAD_QUOTA_MB, UPLOAD_RETENTION_DAYS, UploadStore
@@ -56,7 +57,7 @@ def _source_paths(engine) -> list[str]:
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
                require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
                limits: dict | None = None, upload_quota_mb: float | None = None,
-               upload_retention_days: float | None = None):
+               upload_retention_days: float | None = None, trusted_proxies=()):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.sinks.history`` store or reader, or None) answers the history API and gives the
@@ -71,6 +72,8 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     settings (``max_sessions_per_client``) or the defaults apply. ``upload_quota_mb`` and
     ``upload_retention_days`` likewise (settings of the same names, else ``server.web.uploads``'):
     uploads no source uses, older than the retention, are removed here, at start.
+    ``trusted_proxies`` (addresses or networks, ``server.web.proxies``): reverse proxies whose
+    ``X-Forwarded-For``/``Forwarded`` name the client; none by default.
     """
     limits = dict(limits or {})
     app = Flask(
@@ -106,7 +109,8 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
         limits["per_client"] = _setting(engine, "max_sessions_per_client", MAX_SESSIONS_PER_CLIENT)
     sessions = SessionLimiter(**limits)
     sessions.install(socketio.server)
-    app.wsgi_app = sessions.wsgi(app.wsgi_app)
+    # Outermost: the session cap and the logs see the client, not a trusted proxy in front.
+    app.wsgi_app = TrustedProxies(trusted_proxies).wsgi(sessions.wsgi(app.wsgi_app))
     app.extensions["genre_sessions"] = sessions
     watchers = socket_events.Watchers()
     socket_events.register(socketio, engine, watchers, app.extensions["genre_uploads"], media_dirs=dirs,
@@ -151,41 +155,41 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
     return app, socketio
 
 
-def _sigterm_as_ctrl_c() -> None:
-    """SIGTERM (``kill``, systemd, docker stop) stops the server like Ctrl-C: the server loop
-    ends and the callers' ``finally`` blocks stop the sources and close the history."""
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set signal handlers
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+def _close_sessions(app, socketio) -> None:
+    """At a stop: drop every Socket.IO session, so no open WebSocket holds the server. Their
+    transports are cut, not closed by the server, so browsers reconnect once it is back."""
+    sessions = app.extensions["genre_sessions"]
+    for sid in list(socketio.server.eio.sockets):
+        sessions.close(sid, "the server is stopping", abort=True)
 
 
 def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | os.PathLike = "uploads",
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
           require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
           limits: dict | None = None, upload_quota_mb: float | None = None,
-          upload_retention_days: float | None = None) -> None:
-    """Run the dashboard; the engine loads its model in the background meanwhile.
+          upload_retention_days: float | None = None, trusted_proxies=(),
+          threads: int = http_server.THREADS) -> None:
+    """Run the dashboard until a stop signal; the engine loads its model in the background meanwhile.
 
     Listening on a non-loopback address always requires a token: ``token``, else
     ``$GENRE_MONITOR_TOKEN``, else a generated one, printed with the link to open.
+    Raises ``http_server.ServerError`` (before the engine starts) when it cannot listen.
+    SIGTERM, SIGINT, SIGHUP and SIGQUIT all return from here in order, the engine stopped.
     """
     token = resolve_token(host, configured_token(token), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
                                message_queue=message_queue, limits=limits, upload_quota_mb=upload_quota_mb,
-                               upload_retention_days=upload_retention_days)
+                               upload_retention_days=upload_retention_days, trusted_proxies=trusted_proxies)
+    listener = http_server.listen(host, port)
     if token is not None:
         shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
         shown = f"[{shown}]" if ":" in shown else shown
         print(f"Access token required. Open http://{shown}:{port}/?token={token}", flush=True)
     engine.start(socketio.start_background_task)
-    _sigterm_as_ctrl_c()
     try:
-        socketio.run(app, host=host, port=port, debug=debug, use_reloader=False,
-                     allow_unsafe_werkzeug=True, log_output=debug)
+        http_server.run(app, listener, on_stop=lambda: _close_sessions(app, socketio), threads=threads,
+                        trusted_proxies=[str(n) for n in TrustedProxies(trusted_proxies).networks], debug=debug)
     finally:
+        logging.getLogger(__name__).info("stopping the engine")
         engine.shutdown()

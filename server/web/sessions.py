@@ -159,6 +159,11 @@ class _Timers:
                 log.exception("session timer %r failed", fn)
 
 
+def _tcp_socket(environ):
+    """The request's TCP connection, as the HTTP server (gunicorn or Werkzeug) hands it over."""
+    return environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+
+
 def client_address(environ) -> str:
     return environ.get("REMOTE_ADDR") or "?"
 
@@ -251,8 +256,8 @@ class SessionLimiter:
             finally:
                 if slot["reserved"]:  # the handshake made no session
                     self._release(client_address(environ))
-                if slot["sid"] is not None and environ.get("werkzeug.socket") is not None:
-                    self._drop_tcp(slot["sid"], environ["werkzeug.socket"])  # the connection has ended
+                if slot["sid"] is not None and _tcp_socket(environ) is not None:
+                    self._drop_tcp(slot["sid"], _tcp_socket(environ))  # the connection has ended
 
         return gate
 
@@ -321,7 +326,7 @@ class SessionLimiter:
             self._by_address.pop(address, None)
 
     def _remember_tcp(self, sid: str, environ) -> None:
-        tcp = environ.get("werkzeug.socket")
+        tcp = _tcp_socket(environ)
         if tcp is not None:
             with self._lock:
                 self._tcp[sid] = tcp

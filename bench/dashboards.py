@@ -1,0 +1,150 @@
+"""Many dashboards on the real server: every one gets every prediction, and how late.
+
+``run.py serve`` runs with one real-time file source; ``clients`` Socket.IO clients on the
+WebSocket transport (spread over a few processes, so the clients' own GIL is not what is
+measured) stay connected for ``seconds``. The clients all come from 127.0.0.1, so the
+server runs without the per-address session cap (``max_sessions_per_client`` 0). Each records
+every ``prediction`` and its latency:
+from the capture of the window's last sample (its ``wall``) to its arrival. A prediction
+counts as missed by a client when any client got it within the measured span and that one
+did not. ``python -m bench.dashboards [--clients 200] [--seconds 60]`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from server.subprocesses import stop_process
+
+from .common import ROOT, BenchError, proc_status, stats_ms, write_files
+
+PROCESSES = 4  # client processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clients(url: str, first: int, n: int, start_at: float, stop_at: float, out) -> None:
+    """One client process: clients ``first`` … ``first + n - 1``; puts
+    {"walls": [[wall, ...] per client], "latencies": [...], "errors": [...]}."""
+    import socketio
+
+    clients, walls, latencies, errors = [], [], [], []
+    for i in range(first, first + n):
+        c, mine = socketio.Client(reconnection=False), []
+
+        def on_prediction(p, mine=mine):
+            now = time.time()
+            if start_at <= now <= stop_at:
+                mine.append(p["wall"])
+                latencies.append(now - p["wall"])
+
+        c.on("prediction", on_prediction)
+        try:
+            c.connect(url, transports=["websocket"], wait_timeout=20)
+        except Exception as exc:
+            errors.append(f"client {i}: {exc}")
+            continue
+        clients.append(c)
+        walls.append(mine)
+    time.sleep(max(0.0, stop_at - time.time()) + 0.5)
+    for c in clients:
+        try:
+            c.disconnect()
+        except Exception:
+            pass
+    out.put({"walls": walls, "latencies": latencies, "errors": errors})
+
+
+def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 120.0) -> dict:
+    port = _free_port()
+    work = tempfile.mkdtemp(prefix="gm-bench-dash-")
+    ramp = 15 + clients * 0.05  # connecting 200 clients takes a while; the measured span starts once all are in
+    audio_file = write_files(work, 1, seconds + ramp + 60)[0]  # still playing when the span ends
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, str(ROOT / "run.py"), "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--data-dir", os.path.join(work, "data"), "--source", f"file:{audio_file}"]
+    os.makedirs(os.path.join(work, "data"))
+    with open(os.path.join(work, "data", "settings.json"), "w") as f:
+        json.dump({"max_sessions_per_client": 0}, f)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    log_path = os.path.join(work, "server.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = []
+    try:
+        deadline = time.time() + start_timeout
+        while True:
+            if proc.poll() is not None or time.time() > deadline:
+                raise BenchError(f"the server did not start: {_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        start_at = time.time() + ramp
+        stop_at = start_at + seconds
+        share = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]
+        firsts = [sum(share[:i]) for i in range(PROCESSES)]
+        procs = [ctx.Process(target=_clients, args=(url, first, n, start_at, stop_at, out))
+                 for first, n in zip(firsts, share) if n]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=stop_at - time.time() + 120) for _ in procs]
+        status = proc_status(proc.pid)
+    finally:
+        for p in procs:
+            p.join(30)
+        stop_process(proc)
+    errors = [e for r in results for e in r["errors"]]
+    if errors:
+        raise BenchError(f"{len(errors)} of {clients} clients could not connect: {errors[:3]}")
+    walls = [w for r in results for w in r["walls"]]
+    everything = set().union(*map(set, walls))
+    if not everything:
+        raise BenchError(f"no predictions during the run: {_tail(log_path)}")
+    missed = [len(everything - set(w)) for w in walls]
+    return {
+        "clients": len(walls),
+        "seconds": seconds,
+        "predictions": len(everything),
+        "clients_with_every_prediction": sum(1 for m in missed if m == 0),
+        "missed_most": max(missed),
+        "latency": stats_ms([x for r in results for x in r["latencies"]]),
+        "peak_rss_mb": status.get("VmHWM"),
+    }
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-1500:]
+    except OSError:
+        return ""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.dashboards", description=__doc__)
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args(argv)
+    print(json.dumps(measure(clients=args.clients, seconds=args.seconds), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
