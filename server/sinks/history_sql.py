@@ -153,6 +153,7 @@ PRUNE_ALERTS = "DELETE FROM alerts WHERE source=? AND wall<?"  # (source, cutoff
 PRUNE_SEGMENTS = ("DELETE FROM segments WHERE source=? AND start_wall<? "  # (source, cutoff, cutoff)
                   "AND COALESCE(end_wall, start_wall)<?")
 PRUNE_SOURCES = "DELETE FROM sources WHERE last_seen<?"  # (cutoff,)
+NEWEST_WALL = "SELECT MAX(wall) FROM windows WHERE source=?"  # (source,): where pruning counts from
 
 
 # --- dialects ---------------------------------------------------------------------------------------------
