@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .audio.source import SourceState
+from .model.stream_memory import release_streams
 from .monitor.classified import ClassifiedWindow, Counters, classified
 from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
@@ -124,6 +125,9 @@ class Worker:
             record, events = self._monitor(record)
             self._events.emit("on_prediction", record)
             self._events.emit_events(events)
+        for p, _ in due:  # stopped while its window was in the model: what it remembered there goes now
+            if self._sources.pipeline(p.source_id) is not p:
+                release_streams(p.owns_stream)
 
     def _monitor(self, record: ClassifiedWindow) -> tuple[ClassifiedWindow, list]:
         try:

@@ -196,8 +196,15 @@ class Pipeline:
             spec_times=centres[new],
             spec_db=mel_to_db(power[new]),
             level_db=rms_dbfs(native),
-            stream=(f"{self.source_id}#{self._epoch}", first),
+            stream=(self._stream_key(), first),
         )
+
+    def _stream_key(self) -> str:
+        return f"{self.source_id}#{self._epoch}"
+
+    def owns_stream(self, key) -> bool:
+        """Whether ``key`` (a ``Window.stream`` key) is one of this source's streams, of any epoch."""
+        return isinstance(key, str) and key.rpartition("#")[0] == self.source_id
 
     def _advance(self, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames of the audio up to ``end``; (re)starts the frame stream when it has a gap."""
