@@ -284,9 +284,6 @@ class SQLite:
         finally:
             conn.close()
 
-    def stream(self, conn, sql: str, args):
-        return conn.execute(self.sql(sql), args)
-
     def close(self) -> None:
         pass
 
@@ -381,9 +378,6 @@ class Postgres:
                     conn = None
             if conn is not None:
                 conn.close()
-
-    def stream(self, conn, sql: str, args):
-        return conn.cursor().stream(self.sql(sql), args)  # row by row, not the whole result at once
 
     def close(self) -> None:
         with self._lock:
