@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -52,6 +53,7 @@ class Worker:
         # Per source: the pipeline and its (state, error, notice) last announced; a new pipeline
         # (the source restarted) is news again.
         self._last_states: dict[str, tuple] = {}
+        self._streams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → its last stream key
 
     @property
     def wake(self) -> threading.Event:
@@ -125,9 +127,19 @@ class Worker:
             record, events = self._monitor(record)
             self._events.emit("on_prediction", record)
             self._events.emit_events(events)
-        for p, _ in due:  # stopped while its window was in the model: what it remembered there goes now
+        self._release_streams(due)
+
+    def _release_streams(self, due: list[tuple[Pipeline, Window]]) -> None:
+        """Frame-reuse memory no window will use again: a source stopped while its window was in
+        the model, or a stream that started afresh (a jump, a loop) under a new key."""
+        for p, w in due:
+            last = self._streams.get(p)
             if self._sources.pipeline(p.source_id) is not p:
                 release_streams(p.owns_stream)
+            elif w.stream is not None and w.stream[0] != last:
+                if last is not None:
+                    release_streams(lambda key, last=last: key == last, trim=False)
+                self._streams[p] = w.stream[0]
 
     def _monitor(self, record: ClassifiedWindow) -> tuple[ClassifiedWindow, list]:
         try:

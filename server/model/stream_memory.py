@@ -94,13 +94,14 @@ def remembered_streams() -> list:
     return [k for m in memories for k in m.keys()]
 
 
-def release_streams(match: Callable[[object], bool]) -> int:
+def release_streams(match: Callable[[object], bool], trim: bool = True) -> int:
     """Drop the streams whose key ``match`` accepts from every memory of this process (a source
-    stopped); return how many. The freed heap goes back to the OS where the C library allows."""
+    stopped); return how many. With ``trim``, the freed heap goes back to the OS where the C
+    library allows (a few ms: not for every stream that starts afresh)."""
     with _memories_lock:
         memories = list(_memories)
     n = sum(m.forget(match) for m in memories)
-    if n:
+    if n and trim:
         _trim_heap()
     return n
 
