@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
 
 from .audio.source import SourceState
 from .model.tempo import LiveTempo, Tempo
+from .model.stream_memory import release_streams
 from .monitor.classified import ClassifiedWindow, Counters, classified
 from .sinks.payloads import spectrogram_payload
 from .stream.pipeline import Pipeline, Window
@@ -53,6 +55,7 @@ class Worker:
         # (the source restarted) is news again.
         self._last_states: dict[str, tuple] = {}
         self._tempi: dict[str, tuple[Pipeline, LiveTempo]] = {}  # per source: its pipeline's live tempo
+        self._streams: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → its last stream key
 
     @property
     def wake(self) -> threading.Event:
@@ -126,6 +129,19 @@ class Worker:
             record, events = self._monitor(record)
             self._events.emit("on_prediction", record)
             self._events.emit_events(events)
+        self._release_streams(due)
+
+    def _release_streams(self, due: list[tuple[Pipeline, Window]]) -> None:
+        """Frame-reuse memory no window will use again: a source stopped while its window was in
+        the model, or a stream that started afresh (a jump, a loop) under a new key."""
+        for p, w in due:
+            last = self._streams.get(p)
+            if self._sources.pipeline(p.source_id) is not p:
+                release_streams(p.owns_stream)
+            elif w.stream is not None and w.stream[0] != last:
+                if last is not None:
+                    release_streams(lambda key, last=last: key == last, trim=False)
+                self._streams[p] = w.stream[0]
 
     def _tempo(self, p: Pipeline, w: Window) -> Tempo | None:
         """The source's tempo with this window's audio taken in; a restarted source starts afresh."""

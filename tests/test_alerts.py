@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.monitor.alerts import AlertEvaluator, RuleError, missing_genres, validate_rules
+from server.monitor.alerts import AlertEvaluator, RuleError, missing_genres, unhonoured, validate_rules
 from tests.support.monitor import LABELS, WALL0
 
 JAZZ_RULE = {"type": "unexpected_genre", "expected": ["jazz", "blues"], "for": 60}
@@ -110,5 +110,14 @@ def test_a_genre_the_model_lacks_is_kept_and_never_matches():
     alerts = feed(AlertEvaluator([rule], LABELS), ["jazz"] * 5 + ["rock"] * 20)
     assert [a["state"] for a in alerts] == ["firing"]
     assert alerts[0]["message"] == "rock has dominated for 10 s (expected electronic, jazz; the model has no electronic)"
-    alone = AlertEvaluator([{**rule, "expected": ["electronic"]}], LABELS)
-    assert [a["t"] for a in feed(alone, ["jazz"] * 20)] == [3.0 + 10]
+    # A rule expecting only genres the model lacks would fire on all music: it is paused, and says so.
+    alone = {**rule, "expected": ["electronic"]}
+    assert feed(AlertEvaluator([alone], LABELS), ["jazz"] * 20) == []
+    assert unhonoured([SILENCE_RULE, rule, alone], LABELS) == [
+        {"rule": 1, "type": "unexpected_genre", "missing": ["electronic"], "paused": False,
+         "message": "rule 2 (unexpected_genre): the model has no electronic; watches jazz only"},
+        {"rule": 2, "type": "unexpected_genre", "missing": ["electronic"], "paused": True,
+         "message": "rule 3 (unexpected_genre): the model has no electronic; paused: it would fire on all music; "
+                    "kept for a model that has them"}]
+    assert unhonoured([alone], LABELS + ["electronic"]) == []
+    assert [a["t"] for a in feed(AlertEvaluator([alone], LABELS + ["electronic"]), ["jazz"] * 20)] == [3.0 + 10]

@@ -289,6 +289,7 @@ def test_a_model_with_other_genres_its_rules_and_a_switch_back(other_server, pag
     assert [c["name"] for c in chips if c["checked"]] == ["jazz", "reggae"]
     assert [c["name"] for c in chips if c["missing"]] == ["reggae"]
     assert "not a genre of model other" in page.inner_text("#rule-missing")
+    assert "Rule 1 (unexpected_genre): the model has no reggae; watches jazz only." in page.inner_text("#rule-missing")
     page.click("#rules-dialog button[type=submit]")
     page.wait_for_selector("#rules-dialog", state="hidden")
     page.locator(".toast", has_text="reggae").first.wait_for(timeout=10_000)

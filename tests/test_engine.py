@@ -8,6 +8,7 @@ import pytest
 
 from server.config import FIRST_WINDOW_SECONDS
 from server.engine import Engine, EngineError
+from server.model.stream_memory import remembered_streams
 from tests.support.sinks import Collector
 from tests.support.wait import poll
 from tests.support.threads import together
@@ -171,5 +172,33 @@ def test_concurrent_starts_get_their_own_ids(song):
         assert len(_source_threads("twin")) == 3
         with pytest.raises(EngineError, match="already running"):
             engine.start_source({"kind": "file", "path": song, "id": ids[0]})
+    finally:
+        engine.shutdown()
+
+
+def test_a_stopped_source_leaves_no_frame_reuse_memory(song, model):
+    engine = Engine(hop=0.5)
+    engine.use_model(model)
+    sink = Collector()
+    engine.add_sink(sink)
+    keep = engine.start_source({"kind": "file", "path": song, "loop": True})
+    ids = [engine.start_source({"kind": "file", "path": song, "loop": True}) for _ in range(3)]
+    engine.worker.start()
+    try:
+        def owners():
+            return {str(k).rpartition("#")[0] for k in remembered_streams()}
+
+        # Every source's windows went through the model, so each has streams remembered.
+        assert poll(lambda: {keep, *ids} <= owners(), 60), (owners(), sink.notices)
+        for sid in ids:
+            engine.stop_source(sid)
+        # At once, or as soon as a batch that was in the model when they stopped comes out.
+        assert poll(lambda: not owners() & set(ids), 30), owners()
+        assert keep in owners()  # the running source keeps its own
+        # No stale streams of its own (one may be replacing another at this very moment).
+        assert poll(lambda: len({k for k in remembered_streams() if engine.pipeline(keep).owns_stream(k)}) == 1, 10)
+        engine.worker.stop(timeout=30)
+        engine.restart_source(keep)  # a restarted source starts afresh: its old streams go too
+        assert not any(engine.pipeline(keep).owns_stream(k) for k in remembered_streams())
     finally:
         engine.shutdown()

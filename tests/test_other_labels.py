@@ -73,6 +73,45 @@ def test_rules_naming_genres_the_model_lacks_are_kept_returned_and_saved(tmp_pat
     assert not (tmp_path / "settings.json.bad").exists()
 
 
+def test_a_model_switch_keeps_the_settings_that_still_apply_and_names_the_rules_it_cannot_honour(
+        tmp_path, model, other_model, song):
+    rules = [GTZAN_RULE, {**GTZAN_RULE, "expected": ["reggae", "soul"], "name": "soul show"},
+             {"type": "silence", "for": 5.0}]
+    settings = Settings(tmp_path / "settings.json")
+    engine = Engine(hop=1.0, settings=settings)
+    sink = Collector()
+    engine.add_sink(sink)
+    engine.use_model(model)
+    sid = engine.start_source({"kind": "file", "path": song, "id": "radio", "loop": True})
+    engine.set_monitoring(smoothing={"kind": "none"})
+    engine.set_rules(sid, rules)
+    settings.update(segments={"min_duration": -5})  # hand-edited into the file: unusable
+    app, _ = create_app(engine, upload_dir=str(tmp_path / "uploads"))
+    client = app.test_client()
+    engine.worker.start()
+    try:
+        notices = len(sink.notices)
+        engine.use_model(other_model)
+        said = [n["message"] for n in sink.notices[notices:] if n["source"] == sid]
+        assert any(m.startswith("monitoring settings of radio: segments (") and "the rest kept" in m for m in said)
+        assert "model other: rule 2 'soul show' (unexpected_genre): the model has no reggae; watches soul only" in said
+        assert any(m.startswith("model other: rule 1 (unexpected_genre)") and "paused" in m for m in said)
+        # Smoothing "none" still applies: each window's smoothed probabilities are its own.
+        def switched():
+            return [p for p in sink.predictions if p["labels"] == list(OTHER_LABELS)]
+
+        wait_until(lambda: len(switched()) >= 3, 60, message=lambda: sink.notices)
+        got = switched()[:3]
+        assert all(np.allclose(p["smoothed"], p["probs"], atol=1e-6) for p in got)
+        reply = client.get(f"/api/sources/{sid}/rules").json
+        assert reply["rules"] == engine.rules(sid) and len(reply["rules"]) == 3
+        assert [(u["rule"], u["missing"], u["paused"]) for u in reply["unhonoured"]] == [
+            (0, ["reggae", "disco"], True), (1, ["reggae"], False)]
+        assert engine.monitoring()["smoothing"] == {"kind": "none"}
+    finally:
+        engine.shutdown()
+
+
 def test_saved_gtzan_rules_history_and_exports_across_a_switch_of_label_sets(tmp_path, model, other_model, song):
     """An older settings.json (GTZAN genres in a rule) under a model without them: the rule is
     kept and still evaluates; the history spans both models' label sets and exports both."""
@@ -101,15 +140,16 @@ def test_saved_gtzan_rules_history_and_exports_across_a_switch_of_label_sets(tmp
         notices, alerts = len(sink.notices), len(sink.alerts)
         engine.use_model(other_model)
         warned = [n for n in sink.notices[notices:] if n["source"] == "radio" and n["level"] == "warning"]
-        assert warned and "reggae, disco" in warned[0]["message"] and "other" in warned[0]["message"]
-        # Neither expected genre can come out on top: whatever plays is unexpected.
-        fired = wait_until(lambda: [a for a in sink.alerts[alerts:] if a["state"] == "firing"], 60,
-                           message=lambda: sink.notices)
-        assert fired[0]["source"] == "radio" and fired[0]["genre"] in OTHER_LABELS
-        assert fired[0]["message"].endswith("(expected reggae, disco; the model has no reggae, disco)")
-        wait_until(lambda: len(predictions(OTHER_LABELS)) >= 2, 60)
+        assert [n["message"] for n in warned] == [
+            "model other: rule 1 (unexpected_genre): the model has no reggae, disco; paused: it would fire on "
+            "all music; kept for a model that has them"]
+        # Neither expected genre can come out on top: the rule would fire on whatever plays, so it waits
+        # (paused) for a model that has them, over more windows than its 2 s.
+        wait_until(lambda: len(predictions(OTHER_LABELS)) >= 5, 60)
+        assert [a for a in sink.alerts[alerts:] if a["state"] == "firing"] == []
         rules = client.get("/api/sources/radio/rules").json
         assert rules["rules"] == [GTZAN_RULE] and rules["missing_genres"] == ["reggae", "disco"]
+        assert [(u["rule"], u["paused"]) for u in rules["unhonoured"]] == [(0, True)]
         assert client.get("/api/sources").json["model"]["labels"] == list(OTHER_LABELS)
     finally:
         engine.shutdown()

@@ -1,11 +1,14 @@
 """HistoryStore on real SQLite files: batching, WAL, kill -9 durability, retention, queries, full disk."""
 
+import logging
 import os
 import sqlite3
+import time
 
 import pytest
 
 from server.sinks.history import SCHEMA_VERSION, HistoryStore, StoreError
+from server.sinks.history_writer import WAL_KEEP_BYTES
 from tests.support.store import (LABELS, fill_disk, fill_for_retention, flood, kill_writer_and_check, prediction,
                                  tiny_tmpfs)
 
@@ -355,3 +358,75 @@ def test_every_row_field_is_a_column_of_its_table():
         table = statement.split()[2].split("(")[0]
         columns = ["labelset" if f == "labels" else f for f in row_type._fields]
         assert set(columns) <= tables[table], (row_type.__name__, set(columns) - tables[table])
+
+
+def _clock_ahead(days: float):
+    return lambda: time.time() + days * 86400.0
+
+
+def test_a_clock_set_ahead_at_start_prunes_nothing_recent(tmp_path, caplog):
+    day = 86400.0
+    now = time.time()
+    s = HistoryStore(tmp_path / "h.db", retention_days=30.0)
+    for wall in (now - 45 * day, now - 10 * day, now - day, now - 60):
+        s.on_prediction(prediction("a", wall))
+    s.close()
+    caplog.set_level(logging.INFO, logger="server.sinks.history_writer")
+    # Restarted with the clock 40 days ahead (a VM restored, an NTP fix): only the window that is
+    # over 30 days older than the newest goes.
+    s = HistoryStore(tmp_path / "h.db", retention_days=30.0, clock=_clock_ahead(40))
+    assert s.prune() == 1
+    assert [w["wall"] for w in s.windows("a", limit=10)] == [now - 10 * day, now - day, now - 60]
+    assert "40.0 days past the newest window" in caplog.text and "pruned 1 rows" in caplog.text
+    # Windows written under that clock are kept too; an explicit time still prunes by it.
+    s.on_prediction(prediction("a", now + 40 * day))
+    s.flush()
+    assert s.prune() == 0 and len(s.windows("a", limit=10)) == 4
+    assert s.prune(now=now + 40 * day) == 3
+    s.close()
+
+
+def test_a_clock_that_jumps_during_a_run_prunes_by_the_time_that_passed(tmp_path):
+    day = 86400.0
+    offset = [0.0]
+    s = HistoryStore(tmp_path / "h.db", retention_days=30.0, clock=lambda: time.time() + offset[0])
+    now = time.time()
+    for wall in (now - 31 * day, now - 20 * day, now - 60):
+        s.on_prediction(prediction("a", wall))
+    s.flush()
+    offset[0] = 40 * day
+    assert s.prune() == 1  # only the window that really is over 30 days old
+    assert [w["wall"] for w in s.windows("a", limit=10)] == [now - 20 * day, now - 60]
+    offset[0] = -400 * day  # and a clock that goes back prunes less, never more
+    assert s.prune() == 0
+    s.close()
+
+
+def test_windows_dated_after_the_clock_are_logged_at_start(tmp_path, caplog):
+    now = time.time()
+    s = HistoryStore(tmp_path / "h.db", retention_days=30.0)
+    s.on_prediction(prediction("a", now + 5 * 86400.0))
+    s.close()
+    caplog.set_level(logging.WARNING, logger="server.sinks.history_writer")
+    s = HistoryStore(tmp_path / "h.db", retention_days=30.0)
+    assert "after the clock" in caplog.text
+    assert s.prune() == 0 and len(s.windows("a", 0, now + 10 * 86400.0)) == 1
+    s.close()
+
+
+def test_the_log_shrinks_back_once_a_long_reader_lets_go(store):
+    reader = sqlite3.connect(store.path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM windows").fetchone()  # holds a snapshot: the log cannot be reused
+    for i in range(60000):
+        store.on_prediction(prediction("a", 1000.0 + i))
+        if i % 5000 == 4999:  # within the queue's bound
+            assert store.flush(timeout=120)
+    grown = os.path.getsize(f"{store.path}-wal")
+    assert grown > WAL_KEEP_BYTES
+    reader.rollback()
+    reader.close()
+    for batch in range(3):  # the next commits checkpoint the log, then start it again from its beginning
+        store.on_prediction(prediction("a", 100000.0 + batch))
+        assert store.flush()
+    assert os.path.getsize(f"{store.path}-wal") <= WAL_KEEP_BYTES

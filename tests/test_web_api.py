@@ -246,7 +246,8 @@ def test_rules_endpoints_validation(client, song):
     source_id = client.post("/api/sources", json={"kind": "file", "path": song}).json["id"]
     try:
         res = client.get(f"/api/sources/{source_id}/rules")
-        assert res.status_code == 200 and res.json == {"source": source_id, "rules": [], "missing_genres": []}
+        assert res.status_code == 200 and res.json == {"source": source_id, "rules": [], "missing_genres": [],
+                                                       "unhonoured": []}
         for body, fragment in (({"rules": "silence"}, "list"), ({}, "rules"), ("x", "JSON object")):
             res = client.put(f"/api/sources/{source_id}/rules", json=body)
             assert res.status_code == 400 and fragment in res.json["error"], (body, res.json)

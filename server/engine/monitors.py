@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from ..monitor.alerts import missing_genres, validate_rules
+from ..monitor.alerts import unhonoured, validate_rules
 from ..monitor.classified import ClassifiedWindow
 from ..monitor.stage import SourceMonitor, validate_monitoring
 from .errors import EngineError
@@ -52,15 +52,30 @@ class Monitors:
             self._bus.emit_events(monitor.finish(source_id))
 
     def _make(self, source_id: str) -> SourceMonitor | None:
+        """The source's monitor for the current model: each saved setting (smoothing, segments,
+        rules) that is usable is kept; one that is not falls back to its default alone, and a
+        notice names it (hand-edited settings the checks at start-up did not see)."""
         model = self._model()
         if model is None:
             return None
         cfg = self.settings.values
+        wanted = {"smoothing": cfg.get("smoothing"), "segments": cfg.get("segments"),
+                  "rules": (cfg.get("rules") or {}).get(source_id)}
+        checks = {"smoothing": lambda v: validate_monitoring(smoothing=v),
+                  "segments": lambda v: validate_monitoring(segments=v), "rules": validate_rules}
+        kept, ignored = {}, []
+        for name, value in wanted.items():
+            try:
+                checks[name](value)
+                kept[name] = value
+            except ValueError as exc:
+                ignored.append(f"{name} ({exc})")
+        if ignored:
+            self._bus.notice(f"monitoring settings of {source_id}: {'; '.join(ignored)} ignored, the default used; "
+                             "the rest kept", source=source_id)
         try:
-            return SourceMonitor(list(model.labels), smoothing=cfg.get("smoothing"), segments=cfg.get("segments"),
-                                 rules=(cfg.get("rules") or {}).get(source_id),
-                                 uncertain_threshold=model.uncertain_threshold)
-        except ValueError as exc:  # hand-edited settings the checks at start-up did not see
+            return SourceMonitor(list(model.labels), uncertain_threshold=model.uncertain_threshold, **kept)
+        except ValueError as exc:
             self._bus.notice(f"monitoring settings ignored for {source_id}: {exc}", source=source_id)
             return SourceMonitor(list(model.labels), uncertain_threshold=model.uncertain_threshold)
 
@@ -82,13 +97,17 @@ class Monitors:
         self.renew([source_id] if running else [])
         return rules
 
+    def unhonoured(self, source_id: str, model=None) -> list[dict]:
+        """The source's rules the current model (or ``model``) cannot honour as written
+        (``monitor.alerts.unhonoured``); empty while no model is loaded."""
+        model = model or self._model()
+        return [] if model is None else unhonoured(self.rules(source_id), model.labels)
+
     def warn_missing_genres(self, source_ids, model) -> None:
-        """Rules survive a model change; say which of their genres this model cannot output."""
+        """Rules survive a model change; say exactly which of them this model cannot honour."""
         for sid in source_ids:
-            missing = missing_genres(self.rules(sid), model.labels)
-            if missing:
-                self._bus.notice(f"alert rules expect {', '.join(missing)}, which model {model.name} cannot output: "
-                                 "kept, but never matched", level="warning", source=sid)
+            for u in self.unhonoured(sid, model):
+                self._bus.notice(f"model {model.name}: {u['message']}", level="warning", source=sid)
 
     def monitoring(self) -> dict:
         cfg = self.settings.values

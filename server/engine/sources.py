@@ -6,6 +6,7 @@ import logging
 import threading
 
 from ..config import MAX_SOURCES
+from ..model.stream_memory import release_streams
 from ..source_specs import SourceSpecError, make_source, source_id_for
 from ..stream.pipeline import Pipeline
 from .errors import EngineError, validate_hop
@@ -109,6 +110,7 @@ class Sources:
         try:
             pipeline.stop()
         finally:
+            release_streams(pipeline.owns_stream)  # its frame-reuse memory: a stopped source costs nothing
             log.info("stopped source %s", source_id)
             self._bus.sources_changed()
 
@@ -133,6 +135,7 @@ class Sources:
             old.stop()
         except Exception:  # a broken source may fail to stop; it is replaced either way
             log.exception("stopping %s before restart", source_id)
+        release_streams(old.owns_stream)
         pipeline = self._launch(source_id, spec, spec["hop"], "restart")
         source = pipeline.source
         # Stream time starts again at 0: a fresh monitor (the old one's open segment closed)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import fast, quantized
-from .graph_cache import cache_path, write_cached
+from .graph_cache import cache_path, find_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,40 @@ def compare(float_out: tuple, int8_out: tuple) -> dict:
     tag_diff = float(np.abs(t0 - t1).max()) if t0 is not None and t0.size else 0.0
     # Whether a window is music at all matters as much as its genre: a music window called noise loses it.
     content = float(np.mean([a == b for a, b in zip(c0[0], c1[0])])) if c0 and c1 and len(c0[0]) else 1.0
-    ok = (decided_agreement >= MIN_AGREEMENT and content >= MIN_AGREEMENT and prob_diff <= MAX_PROB_DIFF
-          and tag_diff <= MAX_TAG_DIFF)
-    return {"windows": int(len(p0)), "decided": int(decided.sum()), "agreement": round(float(np.mean(same)), 4),
-            "decided_agreement": round(decided_agreement, 4), "content_agreement": round(content, 4),
-            "max_prob_diff": round(prob_diff, 4), "max_tag_diff": round(tag_diff, 4), "passed": bool(ok)}
+    figures = {"windows": int(len(p0)), "decided": int(decided.sum()), "agreement": round(float(np.mean(same)), 4),
+               "decided_agreement": round(decided_agreement, 4), "content_agreement": round(content, 4),
+               "max_prob_diff": round(prob_diff, 4), "max_tag_diff": round(tag_diff, 4)}
+    return {**figures, "passed": _passes(figures)}
+
+
+def _passes(figures: dict) -> bool:
+    return (figures["decided_agreement"] >= MIN_AGREEMENT and figures["content_agreement"] >= MIN_AGREEMENT
+            and figures["max_prob_diff"] <= MAX_PROB_DIFF and figures["max_tag_diff"] <= MAX_TAG_DIFF)
+
+
+_SHARES = ("agreement", "decided_agreement", "content_agreement")  # 0..1
+_DIFFS = ("max_prob_diff", "max_tag_diff")  # >= 0
+
+
+def verdict_error(check) -> str | None:
+    """What is wrong with a kept verdict (types, figures, a ``passed`` its figures contradict), or None."""
+    if not isinstance(check, dict):
+        return f"not an object: {type(check).__name__}"
+    for key in ("windows", "decided"):
+        value = check.get(key)
+        if type(value) is not int or value < 0:
+            return f"{key!r} is {value!r}, not a count"
+    if check["decided"] > check["windows"]:
+        return "more decided windows than windows"
+    for key in _SHARES + _DIFFS:
+        value = check.get(key)
+        if type(value) not in (int, float) or not np.isfinite(value) or value < 0 or (key in _SHARES and value > 1):
+            return f"{key!r} is {value!r}"
+    if type(check.get("passed")) is not bool:
+        return f"'passed' is {check.get('passed')!r}, not true or false"
+    if check["passed"] != _passes(check):
+        return f"'passed' is {check['passed']} but its figures say {_passes(check)}"
+    return None
 
 
 def current() -> dict:
@@ -111,11 +140,19 @@ def _check(model, mode: str) -> dict:
     if mode == "int8":
         return {"precision": "int8", "reason": "GENRE_MONITOR_PRECISION=int8 (not checked)"}
     path = verdict_path(model)
-    try:
-        with open(path) as f:
-            check = json.load(f)
-        cached = True
-    except (OSError, ValueError):
+    check, problem = None, "none kept"
+    found = find_cached(path)
+    if found is not None:
+        try:
+            with open(found) as f:
+                check = json.load(f)
+            problem = verdict_error(check)
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable: {exc}"
+        if problem:
+            log.warning("precision check verdict %s is not valid (%s): checking again", found, problem)
+    cached = not problem
+    if problem:
         mel = quantized.check_windows()
         # Only this thread's backbones switch: the live worker keeps the ones it has.
         with fast.precision("float"):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .frontend import CONTEXT
-from .graph_cache import cache_path, split_model, write_cached
+from .graph_cache import cache_path, cached, check_graph, split_model
 
 # Bump when the quantisation recipe changes, so stale cached graphs are rebuilt.
 QUANT_VERSION = 2
@@ -102,10 +102,12 @@ def int8_timbral_path(variant: str) -> str:
     if importlib.util.find_spec("onnxruntime.quantization") is None:
         raise QuantizationUnavailable("onnxruntime.quantization is missing")
     path = cache_path(variant, f"timbral-int8-q{QUANT_VERSION}-ort{ort_version()}", "onnx")
-    if not os.path.exists(path):
+
+    def build():
         norm_path, timbral_path, _ = split_model(variant)
-        path = write_cached(path, quantize_timbral(timbral_path, norm_path, calibration_windows()))
-    return path
+        return (quantize_timbral(timbral_path, norm_path, calibration_windows()),)
+
+    return cached((path,), build, check_graph)[0]
 
 
 def quantize_timbral(timbral_path: str, norm_path: str, mel: np.ndarray) -> bytes:

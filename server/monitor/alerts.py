@@ -18,7 +18,9 @@ towards an ``unexpected_genre`` episode nor ends it (its time is left out).
 
 ``expected`` may name genres the current model lacks: rules outlive a model switch, so
 such a genre is kept (``missing_genres`` names it for the dashboard) and simply never
-matches, since the model never puts it on top.
+matches, since the model never puts it on top. A rule none of whose expected genres the
+model has is paused (it would fire on all music) until a model has one; ``unhonoured``
+says which rules, and why, for the API, the dashboard and the log.
 
 An alert fires once per episode and resolves once; nothing repeats every window.
 """
@@ -140,6 +142,27 @@ def missing_genres(rules, labels) -> list[str]:
     return out
 
 
+def unhonoured(rules, labels) -> list[dict]:
+    """The rules a model with ``labels`` cannot honour as written: per rule ``{"rule": its index,
+    "type", "missing": [genres it expects that the model lacks], "paused": true when it has
+    none of them}`` and a ``message`` that says so."""
+    out = []
+    for i, rule in enumerate(rules or ()):
+        missing = missing_genres([rule], labels)
+        if not missing:
+            continue
+        expected = rule.get("expected", ())
+        kept = [g for g in ([expected] if isinstance(expected, str) else expected) if g not in missing]
+        paused = not kept
+        effect = ("paused: it would fire on all music; kept for a model that has them" if paused
+                  else f"watches {', '.join(kept)} only")
+        name = f" {rule['name']!r}" if rule.get("name") else ""
+        out.append({"rule": i, "type": rule.get("type"), "missing": missing, "paused": paused,
+                    "message": f"rule {i + 1}{name} ({rule.get('type')}): the model has no {', '.join(missing)}; "
+                               + effect})
+    return out
+
+
 class _Episode:
     """A stretch of windows where a rule's condition holds."""
 
@@ -156,6 +179,9 @@ class AlertEvaluator:
         """``labels``: the model's genres, to name the expected ones it lacks in alert messages."""
         self.rules = validate_rules(rules)
         self.labels = None if labels is None else [str(x) for x in labels]
+        # Rules whose expected genres this model has none of: they would fire on all music.
+        self._paused = set() if labels is None else {u["rule"] for u in unhonoured(self.rules, self.labels)
+                                                     if u["paused"]}
         self._episodes: list[_Episode | None] = [None] * len(self.rules)
         self._last_t: float | None = None
 
@@ -175,6 +201,8 @@ class AlertEvaluator:
         restart = last is not None and (t < last or t - last > MAX_GAP_SECONDS)
         alerts = []
         for i, rule in enumerate(self.rules):
+            if i in self._paused:
+                continue
             kind = rule["type"]
             ep = self._episodes[i]
             if kind == "unexpected_genre":

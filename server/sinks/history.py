@@ -38,11 +38,17 @@ class HistoryStore(HistoryWriter):
     def window_labels(self, source, t_from=None, t_to=None):
         return self.reader.window_labels(source, t_from, t_to)
 
-    def segments(self, source, t_from=None, t_to=None):
-        return self.reader.segments(source, t_from, t_to)
+    def iter_segments(self, source, t_from=None, t_to=None, limit=None):
+        return self.reader.iter_segments(source, t_from, t_to, limit)
 
-    def alerts(self, source, t_from=None, t_to=None):
-        return self.reader.alerts(source, t_from, t_to)
+    def segments(self, source, t_from=None, t_to=None, limit=None):
+        return self.reader.segments(source, t_from, t_to, limit)
+
+    def iter_alerts(self, source, t_from=None, t_to=None, limit=None):
+        return self.reader.iter_alerts(source, t_from, t_to, limit)
+
+    def alerts(self, source, t_from=None, t_to=None, limit=None):
+        return self.reader.alerts(source, t_from, t_to, limit)
 
     def summary(self, source, t_from=None, t_to=None):
         return self.reader.summary(source, t_from, t_to)

@@ -3,6 +3,10 @@
 Each query borrows a read connection from the dialect (SQLite: a fresh one, WAL lets it read
 beside the writer; PostgreSQL: a small pool), so a reader serves any thread and needs no writer
 in its process. All times are wall-clock unix seconds.
+
+Lists (windows, segments, alerts) are read in pages of ``PAGE_ROWS``, each in its own short
+read, so a caller that streams them to a slow client holds neither memory nor a read
+transaction (which would keep SQLite's write-ahead log from being checkpointed) meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .history_sql import dialect_for
 # a longer gap means nothing was captured (source stopped, server down).
 SUMMARY_MAX_GAP_S = MAX_HOP_SECONDS
 SUMMARY_DEFAULT_HOP_S = 1.0
+PAGE_ROWS = 1000  # rows per read: a page's memory stays small, a read's transaction short
 
 
 def open_reader(target) -> "HistoryReader":
@@ -32,9 +37,10 @@ def open_reader(target) -> "HistoryReader":
 class HistoryReader:
     """Queries on a dialect (``history_sql``); ``close()`` hands back its idle connections."""
 
-    def __init__(self, db):
+    def __init__(self, db, page_rows: int = PAGE_ROWS):
         self.db = db
         self.path = db.path
+        self.page_rows = int(page_rows)
 
     def status(self) -> dict:
         """What the dashboard shows of a history this process only reads."""
@@ -62,24 +68,51 @@ class HistoryReader:
             args.append(float(t_to))
         return sql, args
 
+    def _pages(self, select: str, key: str, where: str, args: list, limit: int | None) -> Iterator[tuple]:
+        """Rows of ``SELECT {select} ... WHERE {where}`` ordered by column ``key`` (``select``'s first
+        column), at most ``limit``, read ``page_rows`` at a time, each page in its own read. The
+        next page starts at the last page's final ``key`` again (rows sharing it are read there
+        whole), so rows with equal keys are neither lost nor repeated."""
+        after, after_args = "", []
+        left = limit
+        while left is None or left > 0:
+            n = self.page_rows if left is None else min(self.page_rows, left)
+            rows = self._query(f"SELECT {select} WHERE {where}{after} ORDER BY {key} LIMIT ?",
+                               args + after_args + [n])
+            if len(rows) == n:
+                last = rows[-1][0]
+                page = [r for r in rows if r[0] != last]
+                after, after_args = f" AND {key}>=?", [last]
+                if not page:  # a whole page shares one key: read all its rows, then go past it
+                    page = self._query(f"SELECT {select} WHERE {where} AND {key}=?", args + [last])
+                    after = f" AND {key}>?"
+            else:
+                page = rows
+            yield from page if left is None else page[:left]
+            if left is not None:
+                left -= len(page)
+            if len(rows) < n:
+                return
+
     def iter_windows(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> Iterator[dict]:
-        """Windows of ``source`` with ``t_from <= wall <= t_to``, oldest first, streamed."""
+        """Windows of ``source`` with ``t_from <= wall <= t_to``, oldest first, read in pages."""
         with self.db.reader() as conn:
             labelsets = self._labels_by_id(conn)
-            where, args = self._range("wall", t_from, t_to)
-            sql = ("SELECT wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db, content "
-                   f"FROM windows WHERE source=?{where} ORDER BY wall")
-            if limit is not None:
-                sql += f" LIMIT {int(limit)}"
-            for wall, t, model, top, conf, unc, lid, probs, smoothed, level, content in self.db.stream(
-                    conn, sql, [source] + args):
-                labels = labelsets.get(lid, [])
-                yield {
-                    "wall": wall, "t": t, "model": model, "content": content or MUSIC, "top": top, "confidence": conf,
-                    "uncertain": bool(unc), "probs": dict(zip(labels, json.loads(probs))),
-                    "smoothed": dict(zip(labels, json.loads(smoothed))) if smoothed else None,
-                    "level_db": level,
-                }
+        where, args = self._range("wall", t_from, t_to)
+        select = ("wall, t, model, top, confidence, uncertain, labelset, probs, smoothed, level_db, content "
+                  "FROM windows")
+        for wall, t, model, top, conf, unc, lid, probs, smoothed, level, content in self._pages(
+                select, "wall", f"source=?{where}", [source] + args, limit):
+            if lid not in labelsets:  # a labelset added since the first page (a new model)
+                with self.db.reader() as conn:
+                    labelsets = self._labels_by_id(conn)
+            labels = labelsets.get(lid, [])
+            yield {
+                "wall": wall, "t": t, "model": model, "content": content or MUSIC, "top": top, "confidence": conf,
+                "uncertain": bool(unc), "probs": dict(zip(labels, json.loads(probs))),
+                "smoothed": dict(zip(labels, json.loads(smoothed))) if smoothed else None,
+                "level_db": level,
+            }
 
     def windows(self, source: str, t_from=None, t_to=None, limit: int = 10000) -> list[dict]:
         return list(self.iter_windows(source, t_from, t_to, limit))
@@ -96,8 +129,8 @@ class HistoryReader:
             out += [lab for lab in labelsets.get(lid, []) if lab not in out]
         return out
 
-    def segments(self, source: str, t_from=None, t_to=None) -> list[dict]:
-        """Segments of ``source`` overlapping ``[t_from, t_to]``, oldest first."""
+    def iter_segments(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> Iterator[dict]:
+        """Segments of ``source`` overlapping ``[t_from, t_to]``, oldest first, read in pages."""
         sql, args = "", []
         if t_to is not None:
             sql += " AND start_wall<=?"
@@ -105,18 +138,23 @@ class HistoryReader:
         if t_from is not None:
             sql += " AND (open=1 OR COALESCE(end_wall, start_wall)>=?)"
             args.append(float(t_from))
-        rows = self._query("SELECT genre, start_t, end_t, start_wall, end_wall, mean_confidence, windows, open "
-                           f"FROM segments WHERE source=?{sql} ORDER BY start_wall", [source] + args)
-        return [{"genre": g, "start": s, "end": e, "start_wall": sw, "end_wall": ew,
-                 "mean_confidence": mc, "windows": n, "open": bool(o)}
-                for g, s, e, sw, ew, mc, n, o in rows]
+        select = "start_wall, genre, start_t, end_t, end_wall, mean_confidence, windows, open FROM segments"
+        for sw, g, s, e, ew, mc, n, o in self._pages(select, "start_wall", f"source=?{sql}", [source] + args, limit):
+            yield {"genre": g, "start": s, "end": e, "start_wall": sw, "end_wall": ew,
+                   "mean_confidence": mc, "windows": n, "open": bool(o)}
 
-    def alerts(self, source: str, t_from=None, t_to=None) -> list[dict]:
+    def segments(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> list[dict]:
+        return list(self.iter_segments(source, t_from, t_to, limit))
+
+    def iter_alerts(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> Iterator[dict]:
+        """Alerts of ``source`` with ``t_from <= wall <= t_to``, oldest first, read in pages."""
         where, args = self._range("wall", t_from, t_to)
-        rows = self._query("SELECT rule, type, message, t, wall, state FROM alerts "
-                           f"WHERE source=?{where} ORDER BY wall", [source] + args)
-        return [{"source": source, "rule": r, "type": ty, "message": m, "t": t, "wall": w, "state": s}
-                for r, ty, m, t, w, s in rows]
+        select = "wall, rule, type, message, t, state FROM alerts"
+        for w, r, ty, m, t, s in self._pages(select, "wall", f"source=?{where}", [source] + args, limit):
+            yield {"source": source, "rule": r, "type": ty, "message": m, "t": t, "wall": w, "state": s}
+
+    def alerts(self, source: str, t_from=None, t_to=None, limit: int | None = None) -> list[dict]:
+        return list(self.iter_alerts(source, t_from, t_to, limit))
 
     def summary(self, source: str, t_from=None, t_to=None) -> dict:
         """Seconds per genre from the windows: each window counts until the next one (the hop),

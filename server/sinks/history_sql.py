@@ -153,6 +153,7 @@ PRUNE_ALERTS = "DELETE FROM alerts WHERE source=? AND wall<?"  # (source, cutoff
 PRUNE_SEGMENTS = ("DELETE FROM segments WHERE source=? AND start_wall<? "  # (source, cutoff, cutoff)
                   "AND COALESCE(end_wall, start_wall)<?")
 PRUNE_SOURCES = "DELETE FROM sources WHERE last_seen<?"  # (cutoff,)
+NEWEST_WALL = "SELECT MAX(wall) FROM windows WHERE source=?"  # (source,): where pruning counts from
 
 
 # --- dialects ---------------------------------------------------------------------------------------------
@@ -328,9 +329,6 @@ class SQLite:
         finally:
             conn.close()
 
-    def stream(self, conn, sql: str, args):
-        return conn.execute(self.sql(sql), args)
-
     def close(self) -> None:
         pass
 
@@ -425,9 +423,6 @@ class Postgres:
                     conn = None
             if conn is not None:
                 conn.close()
-
-    def stream(self, conn, sql: str, args):
-        return conn.cursor().stream(self.sql(sql), args)  # row by row, not the whole result at once
 
     def close(self) -> None:
         with self._lock:

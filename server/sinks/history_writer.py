@@ -10,7 +10,10 @@ is durable at once, and labelset ids come from the database, so concurrent write
 When the disk is full, the file read-only or the server gone, the failed batch is kept and retried
 (up to ``max_pending`` rows, then the oldest are dropped), the failure is logged at most once a
 minute and counted in ``errors``; capture carries on. Rows older than ``retention_days`` are pruned
-every hour.
+every hour. Their age counts from the newest window found at start-up, advanced by the process's
+own monotonic clock (or from the wall clock, when that is earlier): a wall clock that is set ahead
+at start (a VM restored, an NTP fix) or jumps during a run then deletes nothing it should keep;
+the price is that time the server was down does not count towards the retention.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
 LOG_EVERY_S = 60.0
+WAL_KEEP_BYTES = 4 << 20  # SQLite: the log shrinks back to this after a checkpoint (one auto-checkpoint's worth)
+CLOCK_NOTE_S = 3600.0  # a wall clock this far past where pruning counts from is logged
 
 
 @dataclass
@@ -56,7 +61,8 @@ class HistoryWriter:
     """History sink on SQLite or PostgreSQL; see the module docstring. ``target``: as for ``dialect_for``."""
 
     def __init__(self, target, retention_days: float = 30.0, commit_interval: float = 0.5,
-                 queue_size: int = 10000, max_pending: int = 100000):
+                 queue_size: int = 10000, max_pending: int = 100000, clock: Callable[[], float] = time.time):
+        """``clock``: the wall clock rows are pruned by (a test may set it wrong)."""
         self.db = dialect_for(target)
         self.path = self.db.path  # the file, or the URL without its password
         self.backend = self.db.name
@@ -73,10 +79,18 @@ class HistoryWriter:
         self._closed = False
         self._labelsets: dict[str, int] = {}  # committed labelsets only: ids come from the database
         self._last_log = -math.inf
+        self._clock = clock
         self._conn, failure = self.db.open_writer()
         self.reset = self.db.reset  # {"at", "damaged", "reason"} when a damaged file was moved aside
         if failure is not None:
             self._write_failed(failure, 0)
+        if self.db.name == "sqlite":
+            try:  # a log grown while a reader held it open goes back to its usual size after
+                self._conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
+            except self.db.Error as exc:
+                log.warning("history database %s: cannot limit its log size: %s", self.path, exc)
+        self._age_from = self._prune_anchor()
+        self._clock_noted = False
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
@@ -294,8 +308,41 @@ class HistoryWriter:
         log.warning("%s", message)
 
     # --- pruning (writer thread) -------------------------------------------------------------------------
+    def _newest_wall(self) -> float | None:
+        """The newest window's wall time, or None (no windows, or the database unreadable)."""
+        try:
+            walls = [self._exec(self._conn, sql.NEWEST_WALL, (sid,)).fetchone()[0]
+                     for (sid,) in self._exec(self._conn, sql.SOURCE_IDS).fetchall()]
+        except self.db.Error:
+            return None
+        walls = [w for w in walls if w is not None]
+        return max(walls) if walls else None
+
+    def _prune_anchor(self) -> tuple[float, float]:
+        """``(wall, monotonic)`` that pruning counts age from: the newest window (the clock, when
+        earlier or when there is none) at this moment."""
+        now, newest = self._clock(), self._newest_wall()
+        if newest is not None and newest > now + CLOCK_NOTE_S:
+            log.warning("history: the newest window is dated %s, after the clock (%s): the clock went back, "
+                        "or was ahead when it was written", _utc(newest), _utc(now))
+        return (now if newest is None else min(now, newest)), time.monotonic()
+
+    def _prune_time(self) -> float:
+        """Now, for pruning: the clock, but never further than the monotonic clock has run since
+        the anchor (a wall clock that jumps ahead deletes nothing)."""
+        wall, mono = self._age_from
+        now = self._clock()
+        counted = min(now, wall + (time.monotonic() - mono))
+        if now - counted > CLOCK_NOTE_S and not self._clock_noted:
+            self._clock_noted = True
+            log.warning("history: the clock (%s) is %.1f days past the newest window found at start-up (%s, "
+                        "plus the time since): rows are pruned by the latter, so nothing recent is lost to a "
+                        "clock set wrong", _utc(now), (now - counted) / 86400.0, _utc(wall))
+        return counted
+
     def _prune(self, now: float | None) -> int:
-        cutoff = (time.time() if now is None else float(now)) - self.retention_days * 86400.0
+        """Delete rows older than the retention before ``now`` (default: ``_prune_time``)."""
+        cutoff = (self._prune_time() if now is None else float(now)) - self.retention_days * 86400.0
         conn = self._writer()
         n = 0
         conn.execute(self.db.begin)
@@ -311,5 +358,9 @@ class HistoryWriter:
                 conn.execute("ROLLBACK")
             raise
         if n:
-            log.info("history: pruned %d rows older than %g days", n, self.retention_days)
+            log.info("history: pruned %d rows older than %g days (before %s)", n, self.retention_days, _utc(cutoff))
         return n
+
+
+def _utc(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))

@@ -200,7 +200,7 @@ class Pipeline:
             spec_times=centres[new],
             spec_db=mel_to_db(power[new]),
             level_db=rms_dbfs(native),
-            stream=(f"{self.source_id}#{self._epoch}", first),
+            stream=(self._stream_key(), first),
             audio=self._new_audio(native, end), end=end, sr=sr,
         )
 
@@ -209,6 +209,13 @@ class Pipeline:
         after a gap. A copy, so that the window does not hold the whole window's audio."""
         new, self._window_end = end - self._window_end, end
         return native[-new:].copy() if 0 < new < native.shape[0] else native
+
+    def _stream_key(self) -> str:
+        return f"{self.source_id}#{self._epoch}"
+
+    def owns_stream(self, key) -> bool:
+        """Whether ``key`` (a ``Window.stream`` key) is one of this source's streams, of any epoch."""
+        return isinstance(key, str) and key.rpartition("#")[0] == self.source_id
 
     def _advance(self, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames of the audio up to ``end``; (re)starts the frame stream when it has a gap."""

@@ -1,16 +1,26 @@
 """REST API over the history store (docs/api.md, "History"): windows, segments, alerts, summary, exports.
 
 Every route takes ``source`` (required), ``from`` and ``to`` (unix seconds; default the last
-24 h). Errors are JSON ``{"error": "..."}``: 400 for bad parameters, 404 for a source the
-history has never seen, 503 when the server runs without a history store.
+24 h); the lists (windows, segments, alerts) also ``limit``. Errors are JSON ``{"error": "..."}``:
+400 for bad parameters, 404 for a source the history has never seen, 503 when the server runs
+without a history store.
+
+Lists and exports are streamed: the store reads them in pages (``history_reader``) and they go
+out in chunks, so a request's memory stays bounded whatever its range. ``HEAVY_AT_ONCE``
+requests read and encode at a time (the others wait their turn) and none holds its turn while
+its client is slow to take a chunk, so the live path keeps the CPU; a client that takes longer
+than ``SEND_STALL_S`` for one chunk is dropped.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import logging
 import re
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -18,11 +28,18 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from server import schemas
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("history_api", __name__, url_prefix="/api")
 
 DEFAULT_RANGE_S = 24 * 3600.0
 DEFAULT_LIMIT = 10000
 MAX_LIMIT = schemas.MAX_HISTORY_LIMIT
+HEAVY_AT_ONCE = 2  # requests reading and encoding history at once
+CHUNK_ROWS = 200  # rows encoded per turn and sent as one chunk
+SEND_STALL_S = 60.0  # the longest a client may take to accept one chunk
+
+_turns = threading.BoundedSemaphore(HEAVY_AT_ONCE)
 
 
 class HistoryRequestError(Exception):
@@ -70,10 +87,31 @@ def _limit() -> int:
     return _args("history").get("limit", DEFAULT_LIMIT)
 
 
+def _chunks(pieces):
+    """``pieces`` (strings) joined ``CHUNK_ROWS`` at a time, each chunk made during a turn and sent
+    outside it; the response ends when its client stalls longer than ``SEND_STALL_S`` on one."""
+    pieces = iter(pieces)
+    while True:
+        with _turns:
+            chunk = "".join(itertools.islice(pieces, CHUNK_ROWS))
+        if not chunk:
+            return
+        offered = time.monotonic()
+        yield chunk
+        if time.monotonic() - offered > SEND_STALL_S:
+            log.warning("history: a client took over %g s to accept %d bytes; its response was cut short",
+                        SEND_STALL_S, len(chunk))
+            return
+
+
+def _json_response(items) -> Response:
+    return Response(stream_with_context(_chunks(_json_list(items))), mimetype="application/json")
+
+
 @bp.get("/history")
 def history():
     store, source, t_from, t_to = _query("history")
-    return jsonify(store.windows(source, t_from, t_to, _limit()))
+    return _json_response(store.iter_windows(source, t_from, t_to, _limit()))
 
 
 @bp.get("/history/status")
@@ -92,20 +130,22 @@ def history_sources():
 
 @bp.get("/segments")
 def segments():
-    store, source, t_from, t_to = _query()
-    return jsonify(store.segments(source, t_from, t_to))
+    store, source, t_from, t_to = _query("history")
+    return _json_response(store.iter_segments(source, t_from, t_to, _limit()))
 
 
 @bp.get("/alerts")
 def alerts():
-    store, source, t_from, t_to = _query()
-    return jsonify(store.alerts(source, t_from, t_to))
+    store, source, t_from, t_to = _query("history")
+    return _json_response(store.iter_alerts(source, t_from, t_to, _limit()))
 
 
 @bp.get("/summary")
 def summary():
     store, source, t_from, t_to = _query()
-    return jsonify({"source": source, "from": t_from, "to": t_to, **store.summary(source, t_from, t_to)})
+    with _turns:
+        totals = store.summary(source, t_from, t_to)
+    return jsonify({"source": source, "from": t_from, "to": t_to, **totals})
 
 
 # --- exports -----------------------------------------------------------------------------------------------
@@ -123,7 +163,7 @@ def _filename(kind: str, source: str, t_from: float, t_to: float, ext: str) -> s
 
 def _download(body, kind: str, source: str, t_from: float, t_to: float, ext: str) -> Response:
     mimetype = "text/csv" if ext == "csv" else "application/json"
-    response = Response(stream_with_context(body), mimetype=mimetype)
+    response = Response(stream_with_context(_chunks(body)), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{_filename(kind, source, t_from, t_to, ext)}"'
     return response
 
@@ -178,7 +218,7 @@ def export_segments(ext):
     if ext not in ("csv", "json"):
         raise HistoryRequestError("Export as segments.csv or segments.json.", 404)
     store, source, t_from, t_to = _query()
-    segs = store.segments(source, t_from, t_to)
+    segs = store.iter_segments(source, t_from, t_to)
     if ext == "json":
         return _download(_json_list(segs), "segments", source, t_from, t_to, ext)
     header = ["start_wall", "end_wall", "start_utc", "end_utc", "start", "end", "duration_s", "genre",

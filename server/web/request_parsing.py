@@ -10,7 +10,7 @@ running source) is checked here.
 from __future__ import annotations
 
 from server import schemas, source_specs
-from server.monitor.alerts import missing_genres
+from server.monitor.alerts import missing_genres, unhonoured
 from server.schemas import SchemaError
 from server.source_specs import SourceSpecError
 from server.web.media import MediaPathError, resolve_media_path
@@ -101,10 +101,12 @@ def parse_rules_request(engine, data, request: str = "set_rules", source_id: str
 
 def rules_reply(engine, source_id: str, rules: list) -> dict:
     """A source's rules as the client gets them, with ``missing_genres``: the genres they expect that
-    the current model cannot output (kept and shown, never matched; empty while no model is ready)."""
+    the current model cannot output (kept and shown, never matched; empty while no model is ready),
+    and ``unhonoured``: which rules that touches, and how (``monitor.alerts.unhonoured``)."""
     model = engine.status().get("model") or {}
-    missing = missing_genres(rules, model["labels"]) if model.get("ready") else []
-    return {"source": source_id, "rules": rules, "missing_genres": missing}
+    labels = model["labels"] if model.get("ready") else None
+    return {"source": source_id, "rules": rules, "missing_genres": missing_genres(rules, labels) if labels else [],
+            "unhonoured": unhonoured(rules, labels) if labels else []}
 
 
 def parse_monitoring_request(data, request: str = "set_monitoring") -> dict:

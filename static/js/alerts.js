@@ -86,7 +86,8 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     const { source, labels, model } = getContext();
     if (!source) { toast.show('Start or pick a source first.', { level: 'warning', title: 'Rules' }); return; }
     let rules = [];
-    try { rules = (await api.getRules(source)).rules || []; } catch (err) {
+    let unhonoured = []; // the server's word on each rule the model cannot honour as written
+    try { ({ rules = [], unhonoured = [] } = await api.getRules(source)); } catch (err) {
       toast.show(err.message, { level: 'error', title: 'Rules' });
       return;
     }
@@ -100,9 +101,10 @@ export function createAlerts({ list, empty, firingBadge, editButton, dialog, onS
     const missing = expected.filter((x) => !labels.includes(x));
     genres.replaceChildren(...labels.map((label) => chip(label, expected.includes(label), false)),
       ...missing.map((label) => chip(label, true, true, model)));
-    missingNote.hidden = !missing.length;
+    missingNote.hidden = !missing.length && !unhonoured.length;
     missingNote.textContent = missing.length
       ? `Greyed: not ${missing.length > 1 ? 'genres' : 'a genre'} of model ${model || '(none)'}; kept, but never matched.` : '';
+    if (unhonoured.length) missingNote.textContent += ` ${unhonoured.map((u) => `${u.message[0].toUpperCase()}${u.message.slice(1)}.`).join(' ')}`;
     genreOn.checked = !!g;
     genreFor.value = g ? g.for : RULE_DEFAULTS.unexpected_genre.for;
     silenceOn.checked = !!s;

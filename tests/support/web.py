@@ -118,11 +118,11 @@ def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     """``server.web.app.serve(Engine(), host, port, **serve_kwargs)`` in a subprocess.
 
     The engine is real but never loads a model (security tests exercise the web tier).
-    ``sources=[spec, ...]`` are started before it serves, and ``worker=True`` runs the
-    engine's worker (without a model: live sources still send spectrograms). The server is
-    reached on 127.0.0.1 whatever ``host`` it binds; ``srv.token`` is the token the server
-    printed, if any. ``file_size_limit=N`` (bytes) makes every file the server writes end at N,
-    as a full disk would.
+    ``sources=[spec, ...]`` are started before it serves, ``store=PATH`` serves the history in
+    that file (kept whatever its age), and ``worker=True`` runs the engine's worker (without a
+    model: live sources still send spectrograms). The server is reached on 127.0.0.1 whatever
+    ``host`` it binds; ``srv.token`` is the token the server printed, if any. ``file_size_limit=N``
+    (bytes) makes every file the server writes end at N, as a full disk would.
     """
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="gm-app-"))
@@ -163,6 +163,10 @@ def _run_app_server(config: dict) -> None:
     engine.start = start
     for spec in config.pop("sources", []):
         engine.start_source(spec)
+    if config.get("store"):  # a history file path: the store the app serves its history from
+        from server.sinks.history import open_store
+
+        config["store"] = open_store(config["store"], retention_days=1e6)
     host, port, upload_dir = config.pop("host"), config.pop("port"), config.pop("upload_dir")
     serve(engine, host=host, port=port, upload_dir=upload_dir, **config)
 
