@@ -1,4 +1,4 @@
-"""Command line: serve (default), devices, classify, train, evaluate."""
+"""Command line: serve (default), devices, classify, library, train, evaluate."""
 
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--hop", type=_hop, default=DEFAULT_HOP_SECONDS)
     classify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     classify.set_defaults(func=cmd_classify)
+
+    from .library.command import register as register_library
+
+    register_library(sub)  # library DIR... [--full] [--report FILE] [--playlists DIR] [--write-tags] [--undo LOG]
 
     try:
         from .training.commands import register
