@@ -76,4 +76,5 @@ def scan(folders: list[str]) -> Scan:
             for name in sorted(names):
                 add(os.path.join(root, name))
         out.skipped.extend((e.filename or folder, f"cannot read folder: {e.strerror or e}") for e in errors)
+    out.files.sort()
     return out
