@@ -123,16 +123,20 @@ def run_library(folders: list[str], store: LibraryStore, model, *, full: bool = 
     if on_plan:
         on_plan(len(todo), run.reused)
 
+    attempted = 0
+
     def finish(path: str, key: str, result: dict | None, error: str | None) -> None:
+        nonlocal attempted
         if result is None:
             run.skipped.append((path, error))
         else:
             store.put(key, model.name, result)
             run.results.append({"path": path, **result})
             run.audio_seconds += result["duration"]
-        run.analysed += 1
+            run.analysed += 1
+        attempted += 1
         if on_progress:
-            on_progress(run.analysed, len(todo))
+            on_progress(attempted, len(todo))
 
     jobs = jobs or default_jobs()
     if todo and (jobs == 1 or len(todo) == 1):
