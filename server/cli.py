@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args) -> int:
     from .engine import Engine, EngineError
+    from .library.store import FILE_NAME as LIBRARY_DB
     from .settings import Settings, data_dir
     from .sinks.from_settings import build_sinks
     from .source_specs import SourceSpecError, parse_cli_spec
@@ -136,7 +137,8 @@ def cmd_serve(args) -> int:
     print(f"Genre Monitor on http://{args.host}:{args.port}", flush=True)
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=sinks.history, token=token,
-              require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin)
+              require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin,
+              library_db=data / LIBRARY_DB)
     finally:
         engine.shutdown()
         sinks.close()
