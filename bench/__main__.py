@@ -15,7 +15,8 @@ from .common import ROOT, BenchError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
-SECTIONS = ("flops", "window", "window_float", "content", "throughput", "live", "max_sources", "server", "soak")
+SECTIONS = ("flops", "window", "window_float", "content", "throughput", "live", "max_sources", "server", "soak",
+            "library")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
             server_seconds=30.0, soak_minutes=20.0)
 QUICK = dict(repeats=6, rounds=2, files=2, live_seconds=5.0, max_seconds=10.0, max_trials=2,
@@ -100,6 +101,9 @@ def run(args) -> dict:
     section("max_sources", search)
     section("server", lambda: server.measure(files[0], seconds=cfg["server_seconds"]))
     section("soak", lambda: soak.run_subprocess(files[0], cfg["soak_minutes"]))
+    from . import library
+
+    section("library", lambda: library.measure(tracks=4 if args.quick else 12))
     results["machine"]["load_avg_end"] = os.getloadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
@@ -225,6 +229,15 @@ def table(r: dict) -> str:
     if k:
         add(f"RSS growth over {k['audio_minutes']:.0f} min of audio (MB)", str(k["rss_growth_mb"]), "",
             f"{k['x_realtime']}x real time", f"peak {k['peak_rss_mb']} MB")
+    lib = r.get("library")
+    if lib:
+        sp, ru, mem = lib["speed"], lib["reuse"], lib["memory"]
+        add(f"library, fast: {sp['tracks']} tracks of {sp['track_seconds'] / 60:.0f} min, {sp['jobs']} processes",
+            f"{sp['x_real_time']}x real time", "", f"{sp['tracks_per_s']} tracks/s wall (start-up included)",
+            f"{sp['x_real_time_per_cpu_core']}x per CPU core")
+        add(f"library, re-run over {ru['files']} unchanged files (s)", str(ru["rerun_s"]), "", "", "")
+        add("library, peak RSS fast 4-min track / 3-hour mix (MB)",
+            f"{mem['track_4min']['peak_rss_mb']} / {mem['mix_3h']['peak_rss_mb']}", "", "", "")
     header = ("figure", "ours", "original", "ratio / note", "limit")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(5)]
     line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()

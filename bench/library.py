@@ -52,10 +52,12 @@ def speed(work: Path, n: int, jobs: int | None = None) -> dict:
     store = LibraryStore(work / "speed.sqlite")
     model = load_model(None)
     stamps: list[float] = []
+    cpu0 = _cpu_s()
     t0 = time.monotonic()
     run = run_library([str(work / "tracks")], store, model, jobs=jobs,
                       on_progress=lambda done, total: stamps.append(time.monotonic()))
     wall = time.monotonic() - t0
+    cpu = _cpu_s() - cpu0
     store.close()
     audio = sum(r["duration"] for r in run.results)
     # After the first result the pool is started and the model loaded: the rate a long run keeps.
@@ -64,7 +66,18 @@ def speed(work: Path, n: int, jobs: int | None = None) -> dict:
             "jobs": jobs or default_jobs(), "wall_s": round(wall, 2), "x_real_time": round(audio / wall, 1),
             "tracks_per_s": round(len(tracks) / wall, 3),
             "steady_tracks_per_s": round(steady, 3) if steady else None,
-            "steady_x_real_time": round(steady * TRACK_SECONDS, 1) if steady else None}
+            "steady_x_real_time": round(steady * TRACK_SECONDS, 1) if steady else None,
+            # CPU time of this process and its workers (pool start-up included): what the analysis
+            # costs whatever else the machine runs; on 2 free cores it runs at 2x this rate.
+            "cpu_s_per_track": round(cpu / len(tracks), 3),
+            "x_real_time_per_cpu_core": round(audio / cpu, 1) if cpu else None}
+
+
+def _cpu_s() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def reuse(work: Path, n: int = REUSE_FILES) -> dict:

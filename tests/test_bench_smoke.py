@@ -133,3 +133,13 @@ def test_content_decision_cost(model):
     assert 0 < r["added_ms"]["median_ms"] < r["window_ms"]["median_ms"]
     assert 0 < r["share_of_window"] < 1
     assert "content decision added per window" in bench_main.table({"content": r})
+
+
+def test_library_bench_paths(tmp_path):
+    from bench import library
+
+    sp = library.speed(tmp_path, 2)
+    assert sp["analysed"] == 2 and sp["x_real_time"] > 0 and sp["cpu_s_per_track"] > 0
+    ru = library.reuse(tmp_path / "r", n=20)
+    assert ru["reused"] == 20
+    assert library.make_tracks(tmp_path / "t", 1, seconds=5.0)[0].stat().st_size > 0
