@@ -122,3 +122,22 @@ def test_full_analysis_equals_classify_and_fast_agrees_on_real_music(model):
     assert fast["genre"] == full["genre"]
     assert fast["runner_up"] != fast["genre"] and fast["runner_up_confidence"] <= fast["confidence"]
     assert fast["tempo"] is None or 40 < fast["tempo"] < 250
+
+
+def test_a_file_that_failed_is_listed_again_but_not_retried_until_it_changes(tmp_path, model):
+    from server.library.runner import run_library
+
+    (tmp_path / "music").mkdir()
+    sf.write(tmp_path / "music" / "ok.wav", make_music(sr=16000, seconds=4.0), 16000)
+    bad = tmp_path / "music" / "bad.flac"
+    bad.write_bytes(b"fLaC" + os.urandom(3000))
+    store = LibraryStore(tmp_path / "lib.sqlite")
+    first = run_library([str(tmp_path / "music")], store, model, jobs=1)
+    assert (first.analysed, first.failed) == (1, 1) and first.skipped[0][1].startswith("not decodable")
+    second = run_library([str(tmp_path / "music")], store, model, jobs=1)
+    assert (second.analysed, second.failed, second.reused) == (0, 0, 1)
+    assert second.skipped == first.skipped
+    sf.write(bad, make_music(sr=16000, seconds=4.0, seed=5), 16000, format="FLAC")  # repaired
+    third = run_library([str(tmp_path / "music")], store, model, jobs=1)
+    assert (third.analysed, third.failed, third.reused) == (1, 0, 1) and third.skipped == []
+    assert [r["path"] for r in store.known(model.name)] == sorted(str(p) for p in (tmp_path / "music").iterdir())

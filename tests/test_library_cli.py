@@ -63,6 +63,7 @@ def test_report_summary_reuse_after_move_and_change(tmp_path, library):
     second = run_cli(str(library), "--data-dir", str(data), "--report", str(tmp_path / "r2.csv"))
     assert second.returncode == 0, second.stderr
     assert "3 tracks (1 analysed now, 2 from earlier runs)" in second.stdout
+    assert "broken.mp3: not decodable" in second.stdout  # remembered, listed again, not decoded again
     csv_text = (tmp_path / "r2.csv").read_text()
     assert csv_text.startswith("path,genre,confidence,runner_up") and str(moved) in csv_text
 

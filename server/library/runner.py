@@ -20,6 +20,7 @@ from .scan import scan
 from .store import LibraryStore
 
 log = logging.getLogger(__name__)
+NOT_DECODABLE = "not decodable"
 
 
 @dataclass
@@ -30,6 +31,7 @@ class LibraryRun:
     results: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     analysed: int = 0
+    failed: int = 0  # tried now and could not be analysed
     reused: int = 0
     seconds: float = 0.0
     audio_seconds: float = 0.0  # of the tracks analysed now
@@ -37,7 +39,7 @@ class LibraryRun:
     def summary(self) -> dict:
         music = [r for r in self.results if r["genre"] is not None]
         return {
-            "tracks": len(self.results), "analysed": self.analysed, "reused": self.reused,
+            "tracks": len(self.results), "analysed": self.analysed, "failed": self.failed, "reused": self.reused,
             "genres": dict(Counter(r["genre"] for r in music).most_common()),
             "uncertain": sum(1 for r in music if r["uncertain"]),
             "not_music": dict(Counter(r["content"] for r in self.results if r["genre"] is None)),
@@ -85,7 +87,7 @@ def _analyse_one(path: str, model, full: bool) -> tuple[dict | None, str | None]
     try:
         return analyse_track(path, model, full), None
     except (DecodeError, OSError) as exc:
-        return None, f"not decodable: {exc}"
+        return None, f"{NOT_DECODABLE}: {exc}"
     except Exception as exc:  # one bad file must not end the run
         log.debug("analysing %s", path, exc_info=True)
         return None, f"analysis failed: {type(exc).__name__}: {exc}"
@@ -115,7 +117,9 @@ def run_library(folders: list[str], store: LibraryStore, model, *, full: bool = 
             run.skipped.append((path, f"cannot read: {exc.strerror or exc}"))
             continue
         cached = store.result(key, model.name, full)
-        if cached is not None:
+        if cached is not None and "error" in cached:  # the same bytes failed before: not tried again
+            run.skipped.append((path, cached["error"]))
+        elif cached is not None:
             run.results.append({"path": path, **cached})
             run.reused += 1
         else:
@@ -128,7 +132,10 @@ def run_library(folders: list[str], store: LibraryStore, model, *, full: bool = 
     def finish(path: str, key: str, result: dict | None, error: str | None) -> None:
         nonlocal attempted
         if result is None:
+            run.failed += 1
             run.skipped.append((path, error))
+            if error.startswith(NOT_DECODABLE):  # the file's fault, not the machine's: remembered
+                store.put(key, model.name, {"error": error, "mode": "full" if full else "fast"})
         else:
             store.put(key, model.name, result)
             run.results.append({"path": path, **result})

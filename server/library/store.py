@@ -64,7 +64,8 @@ class LibraryStore:
                              (path, st.st_size, st.st_mtime_ns, key, time.time()))
 
     def result(self, key: str, model: str, full: bool = False) -> dict | None:
-        """A stored analysis of ``key``; a full one also answers a fast request."""
+        """A stored analysis of ``key`` (or ``{"error": why}`` for a file that could not be decoded);
+        a full one also answers a fast request."""
         modes = ("full",) if full else ("full", "fast")
         with self._lock:
             rows = self._db.execute(
@@ -96,8 +97,9 @@ class LibraryStore:
             if path not in best or MODES.index(mode) > MODES.index(best[path][0]):
                 best[path] = (mode, data)
         prefixes = [os.path.join(os.path.abspath(u), "") for u in under or []]
-        return [{"path": p, **json.loads(d)} for p, (_m, d) in best.items()
+        rows = [{"path": p, **json.loads(d)} for p, (_m, d) in best.items()
                 if (not prefixes or any(p.startswith(x) for x in prefixes)) and os.path.exists(p)]
+        return [r for r in rows if "error" not in r]
 
     def rekey(self, path: str, old_key: str) -> None:
         """``path`` was rewritten with the same audio (its tags): its new key keeps the old results."""
