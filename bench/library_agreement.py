@@ -29,9 +29,9 @@ AUDIO = (".flac", ".wav", ".ogg", ".opus", ".mp3")
 CLIPS_PER_TRACK = 8
 
 
-def clips(data: Path) -> dict[tuple[str, str], list[Path]]:
+def clips(data: Path, collections=COLLECTIONS) -> dict[tuple[str, str], list[Path]]:
     out = defaultdict(list)
-    for coll in COLLECTIONS:
+    for coll in collections:
         for genre_dir in sorted((data / coll).glob("*")):
             if genre_dir.is_dir():
                 out[(coll, genre_dir.name)] = sorted(p for p in genre_dir.iterdir() if p.suffix.lower() in AUDIO)
@@ -66,24 +66,27 @@ def main(argv=None) -> int:
     ap.add_argument("data", help="folder holding gtzan-mini, gtzan-more, emotify")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "library_agreement.json"))
     ap.add_argument("--jobs", type=int, default=None)
+    ap.add_argument("--sets", default="long,clips", help="which sets: long, clips or both")
+    ap.add_argument("--collections", default=",".join(COLLECTIONS))
     args = ap.parse_args(argv)
     from server.library.runner import run_library
     from server.library.store import LibraryStore
     from server.model.registry import load_model
 
     data = Path(args.data)
-    groups = clips(data)
+    groups = clips(data, [c for c in args.collections.split(",") if c])
     work = Path(tempfile.mkdtemp(prefix="gm-agree-"))
     (work / "clips").mkdir()
     (work / "long").mkdir()
     for (coll, genre), paths in groups.items():
         for p in paths:  # links: the clips stay where they are
             (work / "clips" / f"{coll}--{genre}--{p.name}").symlink_to(p)
-        for i in range(0, len(paths) - CLIPS_PER_TRACK // 2 + 1, CLIPS_PER_TRACK):
+        for i in range(0, len(paths) - CLIPS_PER_TRACK // 2 + 1, CLIPS_PER_TRACK) if "long" in args.sets else ():
             join(paths[i:i + CLIPS_PER_TRACK], work / "long" / f"{coll}--{genre}--{i // CLIPS_PER_TRACK:02d}.flac")
     model = load_model(None)
-    result = {"model": model.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "sets": {}}
-    for name in ("long", "clips"):
+    result = {"model": model.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "sets": {},
+              "collections": args.collections}
+    for name in [s for s in args.sets.split(",") if s]:
         runs = {}
         for full in (False, True):
             store = LibraryStore(work / f"{name}-{'full' if full else 'fast'}.sqlite")

@@ -109,51 +109,56 @@ def run_library(folders: list[str], store: LibraryStore, model, *, full: bool = 
     start = time.monotonic()
     found = scan(folders)
     run = LibraryRun(skipped=list(found.skipped))
-    todo: list[tuple[str, str]] = []
-    for path in found.files:
-        try:
-            key = store.key_of(path)
-        except OSError as exc:
-            run.skipped.append((path, f"cannot read: {exc.strerror or exc}"))
-            continue
-        cached = store.result(key, model.name, full)
-        if cached is not None and "error" in cached:  # the same bytes failed before: not tried again
-            run.skipped.append((path, cached["error"]))
-        elif cached is not None:
-            run.results.append({"path": path, **cached})
-            run.reused += 1
-        else:
-            todo.append((path, key))
-    if on_plan:
-        on_plan(len(todo), run.reused)
-
-    attempted = 0
-
-    def finish(path: str, key: str, result: dict | None, error: str | None) -> None:
-        nonlocal attempted
-        if result is None:
-            run.failed += 1
-            run.skipped.append((path, error))
-            if error.startswith(NOT_DECODABLE):  # the file's fault, not the machine's: remembered
-                store.put(key, model.name, {"error": error, "mode": "full" if full else "fast"})
-        else:
-            store.put(key, model.name, result)
-            run.results.append({"path": path, **result})
-            run.audio_seconds += result["duration"]
-            run.analysed += 1
-        attempted += 1
-        if on_progress:
-            on_progress(attempted, len(todo))
-
     jobs = jobs or default_jobs()
-    if todo and (jobs == 1 or len(todo) == 1):
-        for path, key in todo:
-            finish(path, key, *_analyse_one(path, model, full))
-    elif todo:
-        ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no threads or locks inherited
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(_model_arg(model), os.getpid(), not log.isEnabledFor(logging.DEBUG))) as pool:
-            futures = {pool.submit(_analyse_in_worker, path, full): (path, key) for path, key in todo}
+    todo: list[tuple[str, str]] = []
+    pool: ProcessPoolExecutor | None = None
+    futures: dict = {}
+    try:
+        for path in found.files:
+            try:
+                key = store.key_of(path)  # hashes new and changed files: the workers start meanwhile
+            except OSError as exc:
+                run.skipped.append((path, f"cannot read: {exc.strerror or exc}"))
+                continue
+            cached = store.result(key, model.name, full)
+            if cached is not None and "error" in cached:  # the same bytes failed before: not tried again
+                run.skipped.append((path, cached["error"]))
+            elif cached is not None:
+                run.results.append({"path": path, **cached})
+                run.reused += 1
+            else:
+                todo.append((path, key))
+                if jobs > 1:
+                    if pool is None:  # only when there is work: a re-run starts no processes
+                        pool = ProcessPoolExecutor(
+                            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads
+                            initializer=_init_worker,
+                            initargs=(_model_arg(model), os.getpid(), not log.isEnabledFor(logging.DEBUG)))
+                    futures[pool.submit(_analyse_in_worker, path, full)] = (path, key)
+        if on_plan:
+            on_plan(len(todo), run.reused)
+        attempted = 0
+
+        def finish(path: str, key: str, result: dict | None, error: str | None) -> None:
+            nonlocal attempted
+            if result is None:
+                run.failed += 1
+                run.skipped.append((path, error))
+                if error.startswith(NOT_DECODABLE):  # the file's fault, not the machine's: remembered
+                    store.put(key, model.name, {"error": error, "mode": "full" if full else "fast"})
+            else:
+                store.put(key, model.name, result)
+                run.results.append({"path": path, **result})
+                run.audio_seconds += result["duration"]
+                run.analysed += 1
+            attempted += 1
+            if on_progress:
+                on_progress(attempted, len(todo))
+
+        if pool is None:
+            for path, key in todo:
+                finish(path, key, *_analyse_one(path, model, full))
+        else:
             try:
                 for fut in as_completed(futures):
                     finish(*futures[fut], *fut.result())
@@ -162,6 +167,9 @@ def run_library(folders: list[str], store: LibraryStore, model, *, full: bool = 
                 for path, _key in todo:
                     if path not in done:
                         run.skipped.append((path, "analysis failed: a worker process died"))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     run.results.sort(key=lambda r: r["path"])
     run.seconds = time.monotonic() - start
     return run
