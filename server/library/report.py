@@ -49,5 +49,5 @@ def summary_text(summary: dict, skipped: list[tuple[str, str]], show_skipped: in
         lines.append(f"skipped {len(skipped)}: " + ", ".join(f"{k} {n}" for k, n in summary["skipped_reasons"].items()))
         lines += [f"  {p}: {why}" for p, why in skipped[:show_skipped]]
         if len(skipped) > show_skipped:
-            lines.append(f"  ... and {len(skipped) - show_skipped} more (all in the report's log with -v)")
+            lines.append(f"  ... and {len(skipped) - show_skipped} more")
     return "\n".join(lines)
