@@ -42,7 +42,7 @@ class LibraryJobs:
 
     def start(self, folders: list[str], full: bool = False) -> dict:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._state.get("state") == "running":
                 raise JobBusy("a library run is already going; wait for it to finish")
             self._state = {"state": "running", "folders": folders, "full": full, "started": time.time(),
                            "done": 0, "total": None, "reused": None}
@@ -68,17 +68,19 @@ class LibraryJobs:
         from ..model.registry import load_model
 
         store = None
+        final: dict
         try:
             model = load_model(self.model_name)
             store = LibraryStore(self.db_path)
             run = run_library(folders, store, model, full=full, jobs=self.jobs, on_progress=self._progress,
                               on_plan=lambda todo, reused: self._update(total=todo, reused=reused))
             self.last_results = report_rows(run.results)
-            self._update(state="done", finished=time.time(), summary=run.summary(),
-                         skipped=[{"path": p, "reason": why} for p, why in run.skipped])
+            final = {"state": "done", "summary": run.summary(),
+                     "skipped": [{"path": p, "reason": why} for p, why in run.skipped]}
         except Exception as exc:  # the page shows it; the server goes on
             log.exception("library run failed")
-            self._update(state="failed", finished=time.time(), error=f"{type(exc).__name__}: {exc}")
+            final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
         finally:
             if store is not None:
                 store.close()
+        self._update(finished=time.time(), **final)  # last: a new run may start from here on
