@@ -16,7 +16,7 @@ from .common import ROOT, BenchError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before run() first imports TensorFlow
 
 SECTIONS = ("flops", "window", "window_float", "content", "tempo", "throughput", "live", "max_sources", "server",
-            "dashboards", "soak", "long_audio")
+            "dashboards", "soak", "long_audio", "library")
 FULL = dict(repeats=30, rounds=3, files=8, live_seconds=20.0, max_seconds=60.0, max_trials=4,
             server_seconds=30.0, dashboards=200, dashboards_seconds=60.0, soak_minutes=20.0,
             long_minutes=(10.0, 60.0, 180.0))
@@ -105,6 +105,9 @@ def run(args) -> dict:
     section("dashboards", lambda: dashboards.measure(cfg["dashboards"], cfg["dashboards_seconds"]))
     section("soak", lambda: soak.run_subprocess(files[0], cfg["soak_minutes"]))
     section("long_audio", lambda: long_audio.measure(cfg["long_minutes"]))
+    from . import library
+
+    section("library", lambda: library.measure(tracks=4 if args.quick else 12))
     results["machine"]["load_avg_end"] = os.getloadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return results
@@ -259,6 +262,15 @@ def table(r: dict) -> str:
             add(f"classify of a {run['minutes']:g}-min file: peak RSS (MB)", str(run["peak_rss_mb"]), "",
                 f"{run['seconds']} s", "")
         add("  classify peak RSS growth per hour of audio (MB)", str(la["peak_growth_mb_per_hour"]), "", "", "")
+    lib = r.get("library")
+    if lib:
+        sp, ru, mem = lib["speed"], lib["reuse"], lib["memory"]
+        add(f"library, fast: {sp['tracks']} tracks of {sp['track_seconds'] / 60:.0f} min, {sp['jobs']} processes",
+            f"{sp['x_real_time']}x real time", "", f"{sp['tracks_per_s']} tracks/s wall (start-up included)",
+            f"{sp['x_real_time_per_cpu_core']}x per CPU core")
+        add(f"library, re-run over {ru['files']} unchanged files (s)", str(ru["rerun_s"]), "", "", "")
+        add("library, peak RSS fast 4-min track / 3-hour mix (MB)",
+            f"{mem['track_4min']['peak_rss_mb']} / {mem['mix_3h']['peak_rss_mb']}", "", "", "")
     header = ("figure", "ours", "original", "ratio / note", "limit")
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(5)]
     line = lambda row: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip()

@@ -6,23 +6,15 @@ grow with its length (only the per-window results are kept).
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from .audio.stream_read import resampled_blocks
 from .audio.window_cutter import WindowCutter
 from .config import MODEL_SR, WINDOW_SAMPLES
-from .model.content import CONTENT_LABELS, MUSIC
+from .model.content import CONTENT_LABELS, MUSIC, majority
 from .stream.features import window_mel
 
 BATCH = 32
-
-
-def majority(contents: list[str]) -> str:
-    """The most frequent content (ties go to the earlier of ``CONTENT_LABELS``)."""
-    counts = Counter(contents)
-    return max(CONTENT_LABELS, key=lambda c: (counts[c], -CONTENT_LABELS.index(c)))
 
 
 def classify_file(path: str, model, hop_s: float = 1.0) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: serve (default), devices, classify, train, evaluate."""
+"""Command line: serve (default), devices, classify, library, train, evaluate."""
 
 from __future__ import annotations
 
@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     classify.set_defaults(func=cmd_classify)
 
+    from .library.command import register as register_library
+
+    register_library(sub)  # library DIR... [--full] [--report FILE] [--playlists DIR] [--write-tags] [--undo LOG]
+
     try:
         from .training.commands import register
     except ImportError:  # training extras are optional at run time
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args) -> int:
     from .engine import Engine, EngineError
+    from .library.store import FILE_NAME as LIBRARY_DB
     from .settings import DataDirError, Settings, data_dir, lock_data_dir
     from .sinks.from_settings import build_sinks
     from .source_specs import SourceSpecError, parse_cli_spec
@@ -147,7 +152,8 @@ def cmd_serve(args) -> int:
     try:
         serve(engine, host=args.host, port=args.port, upload_dir=upload_dir, store=sinks.history, token=token,
               require_token=args.require_token, media_dirs=media_dirs, allowed_origins=args.allowed_origin,
-              trusted_proxies=args.trusted_proxy, debug=getattr(args, "verbose", False))
+              trusted_proxies=args.trusted_proxy, debug=getattr(args, "verbose", False),
+              library_db=data / LIBRARY_DB)
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -159,3 +159,13 @@ def test_dashboards_row_says_who_got_every_prediction():
     text = bench_main.table(r)
     assert "200 dashboards (WebSocket), 60 s" in text and "41.0 / 88.5" in text
     assert "198 of 200 got all 61 predictions" in text and "p95 < 100 ms" in text
+
+
+def test_library_bench_paths(tmp_path):
+    from bench import library
+
+    sp = library.speed(tmp_path, 2)
+    assert sp["analysed"] == 2 and sp["x_real_time"] > 0 and sp["cpu_s_per_track"] > 0
+    ru = library.reuse(tmp_path / "r", n=20)
+    assert ru["reused"] == 20
+    assert library.make_tracks(tmp_path / "t", 1, seconds=5.0)[0].stat().st_size > 0

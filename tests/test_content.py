@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from server.classify import classify_file, majority
+from server.classify import classify_file
+from server.model.content import majority
 from server.stream.features import window_mel
 from server.model.content import (CONTENT_DIR, CONTENT_LABELS, MUSIC, NOISE, SILENCE, SPEECH, ContentHead,
                                   window_level_db)

@@ -22,7 +22,7 @@ LAYERS = [
     ("server.monitor",),
     ("server.sinks",),
     ("server.schemas", "server.source_kinds", "server.source_specs", "server.settings", "server.engine",
-     "server.worker"),
+     "server.worker", "server.library"),
     ("server.web", "server.cluster"),
     ("server.training", "server.classify", "server.cli"),
 ]

@@ -12,6 +12,7 @@ is music.
 from __future__ import annotations
 
 import json
+from collections import Counter
 import logging
 import os
 
@@ -22,6 +23,12 @@ from ..stream.features import mean_power_db
 MUSIC, SPEECH, SILENCE, NOISE = "music", "speech", "silence", "noise"
 CONTENT_LABELS = (MUSIC, SPEECH, SILENCE, NOISE)
 NOT_MUSIC = (SPEECH, SILENCE, NOISE)
+
+
+def majority(contents: list[str]) -> str:
+    """A file's content: the most frequent of its windows' (ties go to the earlier of ``CONTENT_LABELS``)."""
+    counts = Counter(contents)
+    return max(CONTENT_LABELS, key=lambda c: (counts[c], -CONTENT_LABELS.index(c)))
 # A window whose level (``window_level_db``, ≈ dBFS RMS) is below this is silence: dead
 # air, a long pause between items, a muted input.
 SILENCE_BELOW_DB = -60.0

@@ -17,7 +17,7 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
 from server.sinks.socketio_sink import SocketIOSink
-from server.web import api, history_api, http_server, socket_events
+from server.web import api, history_api, http_server, library_api, socket_events
 from server.web.auth import Guard, configured_token, resolve_token
 from server.web.contract import contract
 from server.web.media import normalise_dirs
@@ -57,7 +57,7 @@ def _source_paths(engine) -> list[str]:
 def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, token: str | None = None,
                require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
                limits: dict | None = None, upload_quota_mb: float | None = None,
-               upload_retention_days: float | None = None, trusted_proxies=()):
+               upload_retention_days: float | None = None, trusted_proxies=(), library_db=None):
     """Build ``(app, socketio)`` around ``engine`` and register its Socket.IO sink.
 
     ``store`` (a ``server.sinks.history`` store or reader, or None) answers the history API and gives the
@@ -117,11 +117,20 @@ def create_app(engine, *, upload_dir, max_upload_mb: float = 200, store=None, to
                            guard=guard, store=store)
     app.register_blueprint(api.bp)
     app.register_blueprint(history_api.bp)
+    if library_db is not None:  # the library page and API (server/web/library_api.py)
+        from server.library.jobs import LibraryJobs
+
+        app.extensions["genre_library"] = LibraryJobs(library_db)
+    app.register_blueprint(library_api.bp)
     engine.add_sink(SocketIOSink(socketio, watchers, view=lambda status: with_history(status, store)))
 
     @app.get("/")
     def index():
         return render_template("index.html", max_upload_mb=max_upload_mb, media_dirs=dirs, contract=contract())
+
+    @app.get("/library")
+    def library_page():
+        return render_template("library.html", media_dirs=dirs)
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js():
@@ -167,7 +176,7 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
           *, max_upload_mb: float = 200, debug: bool = False, store=None, token: str | None = None,
           require_token: bool = False, media_dirs=None, allowed_origins=None, message_queue=None,
           limits: dict | None = None, upload_quota_mb: float | None = None,
-          upload_retention_days: float | None = None, trusted_proxies=(),
+          upload_retention_days: float | None = None, trusted_proxies=(), library_db=None,
           threads: int = http_server.THREADS) -> None:
     """Run the dashboard until a stop signal; the engine loads its model in the background meanwhile.
 
@@ -180,7 +189,8 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,
                                message_queue=message_queue, limits=limits, upload_quota_mb=upload_quota_mb,
-                               upload_retention_days=upload_retention_days, trusted_proxies=trusted_proxies)
+                               upload_retention_days=upload_retention_days, trusted_proxies=trusted_proxies,
+                               library_db=library_db)
     listener = http_server.listen(host, port)
     if token is not None:
         shown = "<this-machine's-address>" if host in ("0.0.0.0", "::", "") else host
