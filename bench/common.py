@@ -16,6 +16,15 @@ class BenchError(Exception):
     """The benchmark cannot run a measurement; the message says why."""
 
 
+def log_tail(path: str) -> str:
+    """The end of a server's log, for an error message."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-1500:]
+    except OSError:
+        return ""
+
+
 def stats_ms(seconds) -> dict:
     """Median and p95 (ms) of a list of durations in seconds."""
     a = np.asarray(seconds, dtype=np.float64) * 1e3

@@ -25,7 +25,7 @@ import urllib.request
 
 from server.subprocesses import stop_process
 
-from .common import ROOT, BenchError, proc_status, stats_ms, write_files
+from .common import BenchError, ROOT, log_tail, proc_status, stats_ms, write_files
 
 PROCESSES = 4  # client processes
 
@@ -90,7 +90,7 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
         deadline = time.time() + start_timeout
         while True:
             if proc.poll() is not None or time.time() > deadline:
-                raise BenchError(f"the server did not start: {_tail(log_path)}")
+                raise BenchError(f"the server did not start: {log_tail(log_path)}")
             try:
                 with urllib.request.urlopen(url + "/healthz", timeout=2):
                     break
@@ -116,7 +116,7 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
     walls = [w for r in results for w in r["walls"]]
     everything = set().union(*map(set, walls))
     if not everything:
-        raise BenchError(f"no predictions during the run: {_tail(log_path)}")
+        raise BenchError(f"no predictions during the run: {log_tail(log_path)}")
     missed = [len(everything - set(w)) for w in walls]
     return {
         "clients": len(walls),
@@ -127,14 +127,6 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
         "latency": stats_ms([x for r in results for x in r["latencies"]]),
         "peak_rss_mb": status.get("VmHWM"),
     }
-
-
-def _tail(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()[-1500:]
-    except OSError:
-        return ""
 
 
 def main(argv=None) -> int:

@@ -18,7 +18,7 @@ import urllib.request
 
 from server.subprocesses import stop_process
 
-from .common import ROOT, BenchError, proc_status, stats_ms
+from .common import BenchError, ROOT, log_tail, proc_status, stats_ms
 
 
 def _free_port() -> int:
@@ -56,7 +56,7 @@ def measure(audio_file: str, seconds: float = 30.0, start_timeout: float = 120.0
         http_s = None
         while time.time() - t0 < start_timeout:
             if proc.poll() is not None:
-                raise BenchError(f"the server exited with code {proc.returncode}: {_tail(log_path)}")
+                raise BenchError(f"the server exited with code {proc.returncode}: {log_tail(log_path)}")
             try:
                 with urllib.request.urlopen(url + "/", timeout=2) as r:
                     r.read()
@@ -65,10 +65,10 @@ def measure(audio_file: str, seconds: float = 30.0, start_timeout: float = 120.0
             except OSError:
                 time.sleep(0.05)
         if http_s is None:
-            raise BenchError(f"the server did not answer within {start_timeout:.0f} s: {_tail(log_path)}")
+            raise BenchError(f"the server did not answer within {start_timeout:.0f} s: {log_tail(log_path)}")
         client.connect(url, transports=["websocket"], wait_timeout=10)
         if not got_first.wait(start_timeout):
-            raise BenchError(f"no prediction within {start_timeout:.0f} s: {_tail(log_path)}")
+            raise BenchError(f"no prediction within {start_timeout:.0f} s: {log_tail(log_path)}")
         first_s = received[0][0] - t0
         n_before = len(received)
         time.sleep(seconds)
@@ -93,9 +93,3 @@ def measure(audio_file: str, seconds: float = 30.0, start_timeout: float = 120.0
     }
 
 
-def _tail(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()[-1500:]
-    except OSError:
-        return ""

@@ -1,6 +1,6 @@
 // One-shot REST calls (lists and uploads); live data comes over Socket.IO.
 
-async function request(method, url, body) {
+export async function request(method, url, body) {
   const opts = { method, headers: {} };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';

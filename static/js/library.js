@@ -1,20 +1,9 @@
 // The library page: the same REST API as `run.py library` (/api/library*), polled while a run goes.
 
+import { request } from './api.js';
+
 const $ = (id) => document.getElementById(id);
 const state = { tracks: [], sort: { key: 'genre', dir: 1 }, genre: '', playing: null };
-
-async function request(method, url, body) {
-  const opts = { method, headers: {} };
-  if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  const res = await fetch(url, opts);
-  let data = null;
-  try { data = await res.json(); } catch { /* non-JSON error page */ }
-  if (!res.ok) throw new Error((data && data.error) || `${method} ${url}: HTTP ${res.status}`);
-  return data;
-}
 
 const name = (path) => path.split('/').pop();
 const fmtTime = (s) => (s == null ? '–' : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`);
