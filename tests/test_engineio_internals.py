@@ -99,7 +99,7 @@ def test_binary_packets_never_reach_socketio_and_websocket_frames_are_capped(ser
     wait_until(lambda: sid not in sio.eio.sockets or sio.eio.sockets[sid].closed, 5,
                message=lambda: moved("Socket.close(wait=False, abort=True)"))
     ws = sio.eio._async["websocket"]
-    assert ws.keywords == {"max_message_size": limiter.max_message_bytes}, moved("Server._async['websocket']")
+    assert ws.keywords["max_message_size"] == limiter.max_message_bytes, moved("Server._async['websocket']")
     assert "max_message_size" in inspect.signature(__import__("simple_websocket").Server).parameters, \
         moved("simple_websocket.Server(max_message_size=)")
     assert "**kwargs" in str(inspect.signature(ws.func)), moved("SimpleWebSocketWSGI(handler, server, **kwargs)")

@@ -53,6 +53,8 @@ DROPPABLE_EVENTS = ("spectrogram", "prediction")  # the next one replaces a lost
 MAX_MESSAGE_BYTES = 1_000_000         # one message from a client (Engine.IO's default limit, made explicit)
 BINARY_PACKETS = ("5", "6")            # Socket.IO BINARY_EVENT, BINARY_ACK: no event of ours takes binary
 
+WEBSOCKET_RECHECK_S = 1.0             # how often a WebSocket reader looks again whether its connection closed
+
 _DROPPABLE_PREFIXES = tuple(f'2["{name}",' for name in DROPPABLE_EVENTS)
 # The gate's note in the environ for the Engine.IO handlers (who see a copy of the environ, so it is
 # a shared dict): {"reserved": a place is held for this address, "sid": the session it went to}.
@@ -67,6 +69,20 @@ def _packet_bytes(item) -> int:
 def _droppable(item) -> bool:
     data = getattr(item, "data", None)
     return isinstance(data, str) and data.startswith(_DROPPABLE_PREFIXES)
+
+
+class _RecheckingEvent(threading.Event):
+    """simple-websocket's reader event, woken every ``WEBSOCKET_RECHECK_S`` when waiting without end.
+
+    simple-websocket sets its event before it marks a closed connection (a refused oversized
+    message, a close from the client) as closed; a reader woken in between waits for ever and the
+    session is never freed. Waking to look again closes that gap."""
+
+    def wait(self, timeout=None):
+        if timeout is None:
+            super().wait(WEBSOCKET_RECHECK_S)
+            return True
+        return super().wait(timeout)
 
 
 class BoundedPacketQueue(queue.Queue):
@@ -229,8 +245,8 @@ class SessionLimiter:
         eio.max_http_buffer_size = self.max_message_bytes  # polling bodies; WebSocket messages once read
         websocket = (eio._async or {}).get("websocket")
         if websocket is not None:  # the reader stops a larger frame as it arrives (``_async`` is shared: copied)
-            eio._async = {**eio._async, "websocket": functools.partial(websocket,
-                                                                       max_message_size=self.max_message_bytes)}
+            eio._async = {**eio._async, "websocket": functools.partial(
+                websocket, max_message_size=self.max_message_bytes, event_class=_RecheckingEvent)}
 
     def wsgi(self, app, path: str = "socket.io"):
         """WSGI middleware in front of ``app`` (the Socket.IO one): the per-address cap on handshakes."""
