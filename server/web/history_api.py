@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from server import schemas
+from server.web.sources_view import NO_HISTORY
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def history_status():
     """Whether history is on, and whether it was reset at start-up (a damaged file moved aside)."""
     _args("none")
     store = current_app.extensions.get("genre_store")
-    return jsonify(store.status() if store is not None else {"enabled": False})
+    return jsonify(store.status() if store is not None else NO_HISTORY)
 
 
 @bp.get("/history/sources")
