@@ -1,10 +1,12 @@
 """Many dashboards on the real server: every one gets every prediction, and how late.
 
-``run.py serve`` runs with one real-time file source; ``clients`` Socket.IO clients on the
-WebSocket transport (spread over a few processes, so the clients' own GIL is not what is
-measured) stay connected for ``seconds``. The clients all come from 127.0.0.1, so the
-server runs without the per-address session cap (``max_sessions_per_client`` 0). Each records
-every ``prediction`` and its latency:
+``run.py serve`` runs with one real-time file source; ``clients`` dashboards on the WebSocket
+transport stay connected for ``seconds``. Each is a bare Socket.IO session on a sans-IO
+WebSocket (wsproto), all of a process's on one selector, so that the measuring side costs
+little of the shared machine: a thread-per-client Socket.IO client (python-socketio's) at 200
+clients took most of two cores and starved the server it was measuring. The clients all come
+from 127.0.0.1, so the server runs without the per-address session cap
+(``max_sessions_per_client`` 0). Each records every ``prediction`` and its latency:
 from the capture of the window's last sample (its ``wall``) to its arrival. A prediction
 counts as missed by a client when any client got it within the measured span and that one
 did not. ``python -m bench.dashboards [--clients 200] [--seconds 60]`` runs it alone.
@@ -27,23 +29,89 @@ from server.subprocesses import stop_process
 
 from .common import BenchError, ROOT, log_tail, proc_status, stats_ms, write_files
 
-PROCESSES = 4  # client processes
+PROCESSES = 2  # client processes: one thread each, every connection on one selector
+SOCKET_PATH = "/socket.io/?EIO=4&transport=websocket"
+PREDICTION = '42["prediction",'  # a Socket.IO EVENT packet carrying a prediction
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class _Dashboard:
+    """One dashboard's Socket.IO session on a raw WebSocket (wsproto, no thread of its own).
+
+    It speaks just enough Engine.IO/Socket.IO to be a watcher: opens the default namespace,
+    answers pings, and decodes only ``prediction`` events (a spectrogram is counted, not parsed),
+    so that hundreds of them cost the measuring machine little next to the server."""
+
+    def __init__(self, host: str, port: int):
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import Request
+
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.sock = socket.create_connection((host, port), timeout=20)
+        self.sock.sendall(self.ws.send(Request(host=f"{host}:{port}", target=SOCKET_PATH)))
+        self.sock.setblocking(False)
+        self.text: list[str] = []
+        self.connected = self.closed = False
+        self.error: str | None = None
+
+    def send(self, text: str) -> None:
+        from wsproto.events import TextMessage
+
+        self.sock.setblocking(True)  # a few bytes; the kernel's buffer takes them at once
+        try:
+            self.sock.sendall(self.ws.send(TextMessage(data=text)))
+        finally:
+            self.sock.setblocking(False)
+
+    def read(self, on_prediction) -> None:
+        from wsproto.events import CloseConnection, Ping, RejectConnection, TextMessage
+
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            data, self.error = b"", f"read failed: {exc}"
+        self.ws.receive_data(data or None)
+        for event in self.ws.events():
+            if isinstance(event, TextMessage):
+                self.text.append(event.data)
+                if event.message_finished:
+                    self._message("".join(self.text), on_prediction)
+                    self.text = []
+            elif isinstance(event, Ping):
+                self.sock.sendall(self.ws.send(event.response()))
+            elif isinstance(event, (CloseConnection, RejectConnection)):
+                self.closed = True
+        if not data:
+            self.closed = True
+
+    def _message(self, msg: str, on_prediction) -> None:
+        if msg.startswith("0"):        # Engine.IO open: join the default namespace
+            self.send("40")
+        elif msg == "2":               # ping
+            self.send("3")
+        elif msg.startswith("40"):
+            self.connected = True
+        elif msg.startswith("44"):
+            self.error = f"connect refused: {msg[2:200]}"
+        elif msg.startswith(PREDICTION):
+            on_prediction(json.loads(msg[2:])[1])
 
 
-def _clients(url: str, first: int, n: int, start_at: float, stop_at: float, out) -> None:
-    """One client process: clients ``first`` … ``first + n - 1``; puts
+def _clients(host: str, port: int, first: int, n: int, start_at: float, stop_at: float, out) -> None:
+    """One client process: clients ``first`` … ``first + n - 1`` on one selector; puts
     {"walls": [[wall, ...] per client], "latencies": [...], "errors": [...]}."""
-    import socketio
+    import selectors
 
-    clients, walls, latencies, errors = [], [], [], []
+    sel = selectors.DefaultSelector()
+    walls, latencies, errors = [], [], []
     for i in range(first, first + n):
-        c, mine = socketio.Client(reconnection=False), []
+        try:
+            d = _Dashboard(host, port)
+        except OSError as exc:
+            errors.append(f"client {i}: {exc}")
+            continue
+        mine: list[float] = []
 
         def on_prediction(p, mine=mine):
             now = time.time()
@@ -51,21 +119,25 @@ def _clients(url: str, first: int, n: int, start_at: float, stop_at: float, out)
                 mine.append(p["wall"])
                 latencies.append(now - p["wall"])
 
-        c.on("prediction", on_prediction)
-        try:
-            c.connect(url, transports=["websocket"], wait_timeout=20)
-        except Exception as exc:
-            errors.append(f"client {i}: {exc}")
-            continue
-        clients.append(c)
+        sel.register(d.sock, selectors.EVENT_READ, (i, d, on_prediction))
         walls.append(mine)
-    time.sleep(max(0.0, stop_at - time.time()) + 0.5)
-    for c in clients:
-        try:
-            c.disconnect()
-        except Exception:
-            pass
+    while time.time() < stop_at + 0.5 and sel.get_map():
+        for key, _ in sel.select(timeout=0.2):
+            i, d, on_prediction = key.data
+            d.read(on_prediction)
+            if d.closed or d.error:
+                errors.append(f"client {i}: {d.error or 'closed by the server'}")
+                sel.unregister(d.sock)
+                d.sock.close()
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
     out.put({"walls": walls, "latencies": latencies, "errors": errors})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 120.0) -> dict:
@@ -100,7 +172,7 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
         stop_at = start_at + seconds
         share = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]
         firsts = [sum(share[:i]) for i in range(PROCESSES)]
-        procs = [ctx.Process(target=_clients, args=(url, first, n, start_at, stop_at, out))
+        procs = [ctx.Process(target=_clients, args=("127.0.0.1", port, first, n, start_at, stop_at, out))
                  for first, n in zip(firsts, share) if n]
         for p in procs:
             p.start()
