@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-from server.subprocesses import stop_process
+from server.subprocesses import NotUp, stop_process, wait_until_up
 
 from .common import BenchError, ROOT, log_tail, proc_status, stats_ms, write_files
 
@@ -159,15 +158,10 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
     out = ctx.Queue()
     procs = []
     try:
-        deadline = time.time() + start_timeout
-        while True:
-            if proc.poll() is not None or time.time() > deadline:
-                raise BenchError(f"the server did not start: {log_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
+        try:
+            wait_until_up(url, proc, start_timeout)
+        except NotUp as exc:
+            raise BenchError(f"{exc}: {log_tail(log_path)}") from None
         start_at = time.time() + ramp
         stop_at = start_at + seconds
         share = [clients // PROCESSES + (i < clients % PROCESSES) for i in range(PROCESSES)]

@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from scripts.qa.screenshot import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_up  # noqa: E402
+from scripts.qa.screenshot import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from server.subprocesses import wait_until_up  # noqa: E402
 from server.subprocesses import stop_process  # noqa: E402
 
 

@@ -10,13 +10,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from server import subprocesses
 from server.subprocesses import stop_process
 from tests.support.audio import make_music
 
@@ -100,16 +99,10 @@ def live_server(*sources: str, extra_args=(), timeout: float = START_TIMEOUT):
 
 
 def wait_until_up(server: ServerProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {server.proc.returncode}:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(server.url + "/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"server did not answer within {timeout:.0f} s:\n{server.log()}")
+    try:
+        subprocesses.wait_until_up(server.url, server.proc, timeout)
+    except subprocesses.NotUp as exc:
+        raise RuntimeError(f"{exc}:\n{server.log()}") from None
 
 
 # --- the web tier alone: ``serve()`` in a subprocess with an Engine that loads no model ----------------
