@@ -252,6 +252,9 @@ def table(r: dict) -> str:
             f"{_ms(d['latency'])} / {_ms(d['latency'], 'p95_ms')}", "",
             f"{d['clients_with_every_prediction']} of {d['clients']} got all {d['predictions']} predictions",
             "p95 < 100 ms")
+        add(f"  of which capture -> first dashboard / fan-out to the other {d['clients'] - 1} (p50 / p95 ms)",
+            f"{_ms(d['first_client'])} / {_ms(d['first_client'], 'p95_ms')}; "
+            f"{_ms(d['fan_out'])} / {_ms(d['fan_out'], 'p95_ms')}", "", "", "")
     k = r.get("soak")
     if k:
         add(f"RSS growth over {k['audio_minutes']:.0f} min of audio (MB)", str(k["rss_growth_mb"]), "",

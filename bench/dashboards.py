@@ -99,27 +99,26 @@ class _Dashboard:
 
 def _clients(host: str, port: int, first: int, n: int, start_at: float, stop_at: float, out) -> None:
     """One client process: clients ``first`` … ``first + n - 1`` on one selector; puts
-    {"walls": [[wall, ...] per client], "latencies": [...], "errors": [...]}."""
+    {"arrivals": [{wall: arrival, ...} per client], "errors": [...]}."""
     import selectors
 
     sel = selectors.DefaultSelector()
-    walls, latencies, errors = [], [], []
+    arrivals, errors = [], []
     for i in range(first, first + n):
         try:
             d = _Dashboard(host, port)
         except OSError as exc:
             errors.append(f"client {i}: {exc}")
             continue
-        mine: list[float] = []
+        mine: dict[float, float] = {}
 
         def on_prediction(p, mine=mine):
             now = time.time()
             if start_at <= now <= stop_at:
-                mine.append(p["wall"])
-                latencies.append(now - p["wall"])
+                mine[p["wall"]] = now
 
         sel.register(d.sock, selectors.EVENT_READ, (i, d, on_prediction))
-        walls.append(mine)
+        arrivals.append(mine)
     while time.time() < stop_at + 0.5 and sel.get_map():
         for key, _ in sel.select(timeout=0.2):
             i, d, on_prediction = key.data
@@ -130,7 +129,7 @@ def _clients(host: str, port: int, first: int, n: int, start_at: float, stop_at:
                 d.sock.close()
     for key in list(sel.get_map().values()):
         key.fileobj.close()
-    out.put({"walls": walls, "latencies": latencies, "errors": errors})
+    out.put({"arrivals": arrivals, "errors": errors})
 
 
 def _free_port() -> int:
@@ -179,18 +178,24 @@ def measure(clients: int = 200, seconds: float = 60.0, start_timeout: float = 12
     errors = [e for r in results for e in r["errors"]]
     if errors:
         raise BenchError(f"{len(errors)} of {clients} clients could not connect: {errors[:3]}")
-    walls = [w for r in results for w in r["walls"]]
-    everything = set().union(*map(set, walls))
+    arrivals = [a for r in results for a in r["arrivals"]]
+    everything = set().union(*arrivals)
     if not everything:
         raise BenchError(f"no predictions during the run: {log_tail(log_path)}")
-    missed = [len(everything - set(w)) for w in walls]
+    missed = [len(everything - a.keys()) for a in arrivals]
+    first = {wall: min(a[wall] for a in arrivals if wall in a) for wall in everything}
     return {
-        "clients": len(walls),
+        "clients": len(arrivals),
         "seconds": seconds,
         "predictions": len(everything),
         "clients_with_every_prediction": sum(1 for m in missed if m == 0),
         "missed_most": max(missed),
-        "latency": stats_ms([x for r in results for x in r["latencies"]]),
+        # capture of the window's last sample -> arrival at a client (what a dashboard's user sees)
+        "latency": stats_ms([t - wall for a in arrivals for wall, t in a.items()]),
+        # -> arrival at the first client: classification and the worker's turn, before any fan-out
+        "first_client": stats_ms([t - wall for wall, t in first.items()]),
+        # the first client's arrival -> each other client's: the fan-out to every dashboard
+        "fan_out": stats_ms([t - first[wall] for a in arrivals for wall, t in a.items()]),
         "peak_rss_mb": status.get("VmHWM"),
     }
 
