@@ -155,10 +155,24 @@ def test_long_audio_bench_measures_each_length():
 
 def test_dashboards_row_says_who_got_every_prediction():
     r = {"dashboards": {"clients": 200, "seconds": 60.0, "predictions": 61, "clients_with_every_prediction": 198,
-                        "missed_most": 2, "latency": {"median_ms": 41.0, "p95_ms": 88.5, "n": 12000}}}
+                        "missed_most": 2, "latency": {"median_ms": 41.0, "p95_ms": 88.5, "n": 12000},
+                        "first_client": {"median_ms": 30.0, "p95_ms": 52.5, "n": 61},
+                        "fan_out": {"median_ms": 9.5, "p95_ms": 31.0, "n": 12000}}}
     text = bench_main.table(r)
     assert "200 dashboards (WebSocket), 60 s" in text and "41.0 / 88.5" in text
     assert "198 of 200 got all 61 predictions" in text and "p95 < 100 ms" in text
+    assert "fan-out to the other 199" in text and "30.0 / 52.5; 9.5 / 31.0" in text
+
+
+@pytest.mark.slow
+def test_dashboards_bench_watchers_get_every_prediction():
+    """The bench's bare Socket.IO watchers on a real server: connected, answering pings, decoding predictions."""
+    from bench import dashboards
+
+    r = dashboards.measure(clients=3, seconds=6.0)
+    assert r["clients"] == 3 and r["predictions"] >= 3
+    assert r["clients_with_every_prediction"] == 3 and r["missed_most"] == 0
+    assert r["latency"]["n"] == 3 * r["predictions"] and r["fan_out"]["median_ms"] >= 0
 
 
 def test_library_bench_paths(tmp_path):
