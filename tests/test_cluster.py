@@ -138,6 +138,7 @@ class Proc:
     def __init__(self, name: str, args: list[str], workdir: Path):
         self.name, self.log_path = name, workdir / f"{name}.log"
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env.setdefault("GENRE_MONITOR_DATA", str(workdir / "data"))  # a worker locks its data directory
         env.pop("GENRE_MONITOR_TOKEN", None)
         with open(self.log_path, "wb") as log:
             self.p = subprocess.Popen([sys.executable, "-m", "server.cluster", *args], cwd=ROOT, env=env,
