@@ -36,7 +36,7 @@ def lock_history_writer(target):
         return None
     if dialect.name != "sqlite":
         return None
-    path = os.path.abspath(dialect.path)
+    path = os.path.realpath(dialect.path)  # one file however it is named (relative, through a link)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         lock = open(path + LOCK_SUFFIX, "a+")
