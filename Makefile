@@ -43,20 +43,24 @@ system-deps-test:
 
 # The venv holds exactly the locked set: requirements*.lock pin every package, transitive ones
 # included, with their hashes (`make lock` writes them from the human-edited requirements*.txt).
+# The build tools (requirements-build.lock) come first; everything after is built with them
+# (--no-build-isolation), so pip never fetches setuptools or wheel without checking their hashes.
 # musicnn ships the pretrained weights; its own pins (numpy<1.17) don't build on Python 3.11,
 # so it is installed without its dependencies (requirements-nodeps.lock), and `pip check`
 # leaves out only its lines. The project itself is installed editable, so that scripts and
 # tools import `server` from anywhere. A changed lock file is newer than the stamp: make reinstalls.
-$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
+INSTALL := $(PY) -m pip install -q --no-build-isolation
+$(STAMP): requirements-build.lock requirements.lock requirements-nodeps.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r requirements.lock
-	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --require-hashes --only-binary :all: -r requirements-build.lock
+	$(INSTALL) --require-hashes -r requirements.lock
+	$(INSTALL) --require-hashes --no-deps -r requirements-nodeps.lock
+	$(INSTALL) --no-deps -e .
 	bash scripts/tools/pip_check.sh $(PY)
 	touch $(STAMP)
 
 $(TEST_STAMP): requirements-test.lock $(STAMP)
-	$(PY) -m pip install -q --require-hashes -r requirements-test.lock
+	$(INSTALL) --require-hashes -r requirements-test.lock
 	bash scripts/tools/pip_check.sh $(PY)
 	touch $(TEST_STAMP)
 

@@ -93,6 +93,7 @@ def cmd_serve(args) -> int:
     from .library.store import FILE_NAME as LIBRARY_DB
     from .settings import DataDirError, Settings, data_dir, lock_data_dir
     from .sinks.from_settings import build_sinks
+    from .sinks.history_lock import HistoryLockError, lock_history_writer
     from .source_specs import SourceSpecError, parse_cli_spec
     from .web.app import serve
 
@@ -105,9 +106,13 @@ def cmd_serve(args) -> int:
     except OSError as exc:
         print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
         return 2
-    try:  # one server per data directory, and one that can save there; held until this process ends
-        data_lock = lock_data_dir(data) if not args.redis else None  # noqa: F841 (kept while serving)
-    except DataDirError as exc:
+    # One standalone server per data directory (the web tiers of a cluster share theirs), and one
+    # writer per SQLite history; both held until this process ends.
+    try:
+        data_lock = lock_data_dir(data, shared=bool(args.redis))  # noqa: F841 (kept while serving)
+        history_lock = None if args.redis else lock_history_writer(  # noqa: F841
+            args.history_url or data / "history.sqlite")
+    except (DataDirError, HistoryLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data / "settings.json")

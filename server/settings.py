@@ -23,7 +23,7 @@ from .source_specs import saved_source
 log = logging.getLogger(__name__)
 
 ENV_DATA_DIR = "GENRE_MONITOR_DATA"
-LOCK_FILE = "server.lock"            # held by the one server that uses a data directory
+LOCK_FILE = "server.lock"            # held by the one server, or the cluster processes, using a data directory
 MAX_FILE_BYTES = 16 << 20            # settings.json beyond this is not read (200 sources with 50 rules fit)
 SAVE_RETRY_S = 5.0                   # a save that failed (full disk, read-only folder) is tried again this often
 
@@ -165,11 +165,13 @@ def read_settings_file(path: Path) -> dict:
     return loaded
 
 
-def lock_data_dir(path: Path):
-    """Claim ``path`` for this process: one server per data directory (two would interleave their
-    history and overwrite each other's settings). Returns the open lock file: keep it for the
+def lock_data_dir(path: Path, shared: bool = False):
+    """Claim ``path`` for this process. A standalone server needs it to itself (two would interleave
+    their history and overwrite each other's settings); the processes of a cluster (``serve --redis``,
+    ``worker``: they keep no history or settings of their own there) claim it ``shared``, alongside
+    each other but never beside a standalone server. Returns the open lock file: keep it for the
     process's life (the lock goes with it). Raises ``DataDirError`` when the directory is not
-    writable or another server holds it."""
+    writable or is held in a way this claim cannot share."""
     import fcntl
 
     try:
@@ -182,18 +184,40 @@ def lock_data_dir(path: Path):
                            "history could not be saved; make it writable or choose another with --data-dir"
                            ) from None
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError:
-        lock.seek(0)
-        holder = lock.read(100).strip() or "another process"
+        message = _data_dir_holder(path, lock, shared)
         lock.close()
-        raise DataDirError(f"the data directory {path} is in use by another server ({holder}); run one server "
-                           "per data directory, or give this one another --data-dir") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()}\n")
-    lock.flush()
+        raise DataDirError(message) from None
+    if not shared:  # the one holder says who it is; shared holders are told apart by the lock alone
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
     return lock
+
+
+def _data_dir_holder(path: Path, lock, shared: bool) -> str:
+    """Why ``lock`` (on ``path``) was refused, for the user: a shared lock that this one can join
+    means cluster processes hold it, else a standalone server (named by the pid it wrote)."""
+    import fcntl
+
+    if not shared:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pass
+        else:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return (f"the data directory {path} is in use by the processes of a cluster (serve --redis, worker); "
+                    "a standalone server needs its data directory to itself: give it another --data-dir")
+    lock.seek(0)
+    holder = lock.read(100).strip() or "another process"
+    if shared:
+        return (f"the data directory {path} is in use by a standalone server ({holder}); the processes of a "
+                "cluster share a data directory with each other only: give this one another --data-dir")
+    return (f"the data directory {path} is in use by another server ({holder}); run one server "
+            "per data directory, or give this one another --data-dir")
 
 
 class Settings:

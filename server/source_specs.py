@@ -10,11 +10,11 @@ from pathlib import Path
 
 from . import schemas
 from .audio.source import Source
-from .config import MAX_LABEL_CHARS
+from .config import MAX_LABEL_CHARS, MAX_SOURCES
 from .source_kinds import KINDS, SourceSpecError, cli_kinds, kind_of, runnable_kinds, unknown_kind
 
 __all__ = ["SourceSpecError", "check_request", "check_spec", "make_source", "parse_cli_spec", "saved_source",
-           "shorten_label", "source_id_for", "spec_from_request"]
+           "shorten_label", "source_id_for", "spec_from_request", "too_many_sources"]
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 # What a request gives every kind.
@@ -105,6 +105,11 @@ def make_source(spec: dict, *, fast: bool = False) -> Source:
     # Names derived from a long path or URL are display names too (the dashboard, thread names).
     source.label = shorten_label(str(source.label or ""), Path(str(source.label or "")).suffix)
     return source
+
+
+def too_many_sources(running: int) -> str:
+    """Why one more source is refused when ``running`` are (``config.MAX_SOURCES``, one process or a cluster)."""
+    return f"too many sources: {running} are running (at most {MAX_SOURCES}); stop one first"
 
 
 def source_id_for(spec: dict, taken: set[str]) -> str:

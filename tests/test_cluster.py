@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from server.cluster import leases, registry, shared_settings, state
 from server.cluster.redis_conn import ClusterError, connect
 from server.cluster.remote_engine import RemoteEngine
 from server.engine import EngineError
+from server.monitor.alerts import validate_rules
 from server.subprocesses import stop_process
 from tests.support.audio import make_music
 from tests.support.wait import wait_until
@@ -119,6 +121,7 @@ def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):
     assert shared_settings.read(r)["segments"] == {"min_duration": 5}
     with pytest.raises(EngineError, match="invalid monitoring"):
         engine.set_monitoring(segments={"colour": 1})
+    engine.start_source({"kind": "demo", "id": "x"})
     with pytest.raises(EngineError, match="still loading"):  # no worker has a model yet
         engine.set_rules("x", [{"type": "silence", "for": 10}])
     state.publish_worker(r, "w1", {"sources": 0, "capacity": 2, "devices": [{"index": 0, "name": "line"}],
@@ -133,11 +136,105 @@ def test_shared_settings_are_validated_and_stored_for_workers(r, redis_url):
     assert engine.status()["model"]["ready"] is True
 
 
+READY = {"sources": 0, "capacity": 2, "devices": [], "model": {"name": "m", "labels": ["jazz", "rock"], "ready": True}}
+SILENCE = [{"type": "silence", "for": 10}]
+
+
+def test_a_deleted_sources_rules_go_with_it_and_are_never_set_for_an_unknown_source(r, redis_url):
+    engine = RemoteEngine(redis_url)
+    state.publish_worker(r, "w1", READY)
+    for sid in ("a", "b"):
+        engine.start_source({"kind": "demo", "id": sid})
+        engine.set_rules(sid, SILENCE)
+    engine.stop_source("a")
+    assert set(shared_settings.read(r)["rules"]) == {"b"}  # as the single process deletes them
+    with pytest.raises(EngineError, match="no source with id 'a'"):
+        engine.set_rules("a", SILENCE)
+    assert set(shared_settings.read(r)["rules"]) == {"b"}
+    engine.start_source({"kind": "demo", "id": "a"})  # the same id again starts without the old rules
+    assert engine.rules("a") == [] and engine.rules("b") == validate_rules(SILENCE)
+
+
+def test_rules_edited_while_sources_are_deleted_never_outlive_them(r, redis_url):
+    import threading
+
+    engines = [RemoteEngine(redis_url), RemoteEngine(redis_url)]  # two web processes
+    state.publish_worker(r, "w1", READY)
+    ids = [engines[0].start_source({"kind": "demo", "id": f"s{i}"}) for i in range(30)]
+    doomed, kept = ids[::2], ids[1::2]
+    go = threading.Barrier(2)
+
+    def edit():
+        go.wait()
+        for _ in range(5):
+            for sid in ids:
+                try:
+                    engines[0].set_rules(sid, SILENCE)
+                except EngineError:  # deleted meanwhile
+                    pass
+
+    def delete():
+        go.wait()
+        for sid in doomed:
+            engines[1].stop_source(sid)
+
+    threads = [threading.Thread(target=edit), threading.Thread(target=delete)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert registry.ids(r) == sorted(kept)
+    assert sorted(shared_settings.read(r)["rules"]) == sorted(kept)
+
+
+def test_the_web_tier_refuses_the_201st_source_and_too_many_rules_and_deletes_rules_over_http(r, redis_url, tmp_path):
+    from server.config import MAX_SOURCES
+    from server.schemas import MAX_RULES
+
+    port = free_port()
+    web = Proc("web", ["serve", "--redis", redis_url, "--port", str(port), "--upload-dir", str(tmp_path / "up")],
+               tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait("the web process", lambda: _get(url + "/healthz"), 60, [web])
+        for i in range(MAX_SOURCES - 1):
+            registry.add(r, {"kind": "demo", "id": f"s{i}"})
+        status, body = _call("POST", url + "/api/sources", {"kind": "demo"})  # the 200th
+        assert status == 200, body
+        last = body["id"]
+        status, body = _call("POST", url + "/api/sources", {"kind": "demo"})
+        assert status == 400 and f"too many sources: {MAX_SOURCES} are running" in body["error"], body
+        assert len(registry.ids(r)) == MAX_SOURCES
+
+        state.publish_worker(r, "w1", READY)
+        status, body = _call("PUT", f"{url}/api/sources/{last}/rules", {"rules": SILENCE * (MAX_RULES + 1)})
+        assert status == 400 and "rules" in body["error"], body
+        status, body = _call("PUT", f"{url}/api/sources/{last}/rules", {"rules": SILENCE * MAX_RULES})
+        assert status == 200 and len(shared_settings.read(r)["rules"][last]) == MAX_RULES, body
+        status, body = _call("DELETE", f"{url}/api/sources/{last}")
+        assert status == 200, body
+        assert last not in registry.ids(r) and last not in shared_settings.read(r)["rules"]
+        assert _post(url + "/api/sources", {"kind": "demo"})["id"] == last  # room again
+    finally:
+        web.end()
+
+
+def _call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
 # --- end to end: two workers, two web processes --------------------------------------------------------
 class Proc:
     def __init__(self, name: str, args: list[str], workdir: Path):
         self.name, self.log_path = name, workdir / f"{name}.log"
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env.setdefault("GENRE_MONITOR_DATA", str(workdir / "data"))  # a worker locks its data directory
         env.pop("GENRE_MONITOR_TOKEN", None)
         with open(self.log_path, "wb") as log:
             self.p = subprocess.Popen([sys.executable, "-m", "server.cluster", *args], cwd=ROOT, env=env,

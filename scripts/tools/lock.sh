@@ -4,6 +4,8 @@
 #   requirements-test.lock  the full tested set (runtime + tests and lint)
 #   requirements.lock       the runtime part of it, with the same pins
 #   requirements-nodeps.lock  musicnn, installed without its own (unbuildable) pins
+#   requirements-build.lock   the build tools (setuptools, wheel) from requirements-build.txt, installed first
+#                             so that nothing is built with tools pip fetched unchecked (build isolation)
 # Pins already in the lock files are kept; UPGRADE=1 moves everything to the newest allowed release.
 # pip-tools runs from its own venv (build/lock-venv), never the app's.
 set -euo pipefail
@@ -19,10 +21,14 @@ opts=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-ur
 upgrade=()
 [[ -n "${UPGRADE:-}" ]] && upgrade=(--upgrade)
 export CUSTOM_COMPILE_COMMAND="make lock"
-"$TOOLS/bin/pip-compile" "${opts[@]}" "${upgrade[@]}" -o requirements-test.lock requirements.txt requirements-test.txt
+"$TOOLS/bin/pip-compile" "${opts[@]}" "${upgrade[@]}" -o requirements-test.lock requirements.txt requirements-test.txt \
+    requirements-build.txt
 # The runtime lock starts from the full one, so pip-compile keeps its pins and drops what tests alone need.
 cp requirements-test.lock requirements.lock
 "$TOOLS/bin/pip-compile" "${opts[@]}" -o requirements.lock requirements.txt
+# The build tools, likewise: the tested set's pins of setuptools and wheel (--allow-unsafe keeps them).
+cp requirements-test.lock requirements-build.lock
+"$TOOLS/bin/pip-compile" "${opts[@]}" -o requirements-build.lock requirements-build.txt
 # musicnn: one pinned sdist and its hash, outside the resolver.
 MUSICNN=musicnn==0.1.0
 tmp=$(mktemp -d)

@@ -28,9 +28,11 @@ def register(sub) -> None:
                    help=f"register these sources ({cli_usage()}) if not registered yet")
     w.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY, help="most sources this worker runs")
     w.add_argument("--history-url", default=None, metavar="URL",
-                   help="history store: postgresql://… (shared) or a SQLite path (default: none)")
+                   help="history store: postgresql://… (shared by many workers) or a SQLite path "
+                        "(this worker's alone) (default: none)")
     w.add_argument("--data-dir", default=None,
-                   help="its settings.json configures the sinks: webhook, retention_days "
+                   help="its settings.json configures the sinks: webhook, retention_days; shared with the "
+                        "cluster's other processes, never with a standalone server "
                         "(default: $GENRE_MONITOR_DATA or ~/.local/share/genre-monitor)")
     w.add_argument("--model", default=None, help="model to load unless the cluster has selected one")
     w.add_argument("--hop", type=float, default=DEFAULT_HOP_SECONDS, help="seconds between windows (0.25–3)")
@@ -47,8 +49,9 @@ def add_serve_args(serve) -> None:
 
 def cmd_worker(args) -> int:
     from server.engine import EngineError, validate_hop
-    from server.settings import Settings, data_dir
+    from server.settings import DataDirError, Settings, data_dir, lock_data_dir
     from server.sinks.from_settings import build_sinks
+    from server.sinks.history_lock import HistoryLockError, lock_history_writer
     from server.source_specs import SourceSpecError, parse_cli_spec
 
     from .redis_conn import ClusterError
@@ -57,8 +60,13 @@ def cmd_worker(args) -> int:
     try:
         hop = validate_hop(args.hop)
         specs = [parse_cli_spec(s) for s in args.sources]
-        settings = Settings(data_dir(args.data_dir) / "settings.json")
-    except (SourceSpecError, EngineError) as exc:
+        data = data_dir(args.data_dir)
+        # Shared with the cluster's other processes, never with a standalone server; an SQLite
+        # history has one writer. Both held until this process ends.
+        data_lock = lock_data_dir(data, shared=True)  # noqa: F841
+        history_lock = lock_history_writer(args.history_url)  # noqa: F841
+        settings = Settings(data / "settings.json")
+    except (SourceSpecError, EngineError, DataDirError, HistoryLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

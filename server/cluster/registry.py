@@ -1,12 +1,14 @@
 """The shared list of sources: a Redis hash ``gm:sources`` of id → spec JSON.
 
-The web tier adds and removes specs; workers claim them (``leases``). A restart is a
+The web tier adds specs, at most ``config.MAX_SOURCES``, and removes them (with their rules:
+``shared_settings.remove_source``); workers claim them (``leases``). A restart is a
 counter in ``gm:restarts`` that the owning worker watches.
 """
 
 from __future__ import annotations
 
-from server.source_specs import SourceSpecError, source_id_for
+from server.config import MAX_SOURCES
+from server.source_specs import SourceSpecError, source_id_for, too_many_sources
 
 from .redis_conn import dumps, loads
 
@@ -29,22 +31,26 @@ def ids(r) -> list[str]:
 
 
 def add(r, spec: dict) -> str:
-    """Register ``spec`` under a fresh id (``spec["id"]`` if given); raises ``SourceSpecError``."""
-    for _ in range(20):  # another web process may take the same id between our read and write
-        sid = source_id_for(spec, taken=set(r.hkeys(SOURCES)))
-        if r.hsetnx(SOURCES, sid, dumps({**spec, "id": sid})):
-            r.hdel(RESTARTS, sid)
-            return sid
-        if spec.get("id") is not None:
-            raise SourceSpecError(f"a source with id {sid!r} is already running")
-    raise SourceSpecError("could not find a free source id; try again")
+    """Register ``spec`` under a fresh id (``spec["id"]`` if given); raises ``SourceSpecError``,
+    also past ``config.MAX_SOURCES``, the single process's limit."""
+    def register(pipe) -> str:  # WATCH/MULTI: another web process may add meanwhile; then read again
+        taken = set(pipe.hkeys(SOURCES))
+        if len(taken) >= MAX_SOURCES:
+            raise SourceSpecError(too_many_sources(len(taken)))
+        sid = source_id_for(spec, taken=taken)
+        pipe.multi()
+        pipe.hset(SOURCES, sid, dumps({**spec, "id": sid}))
+        pipe.hdel(RESTARTS, sid)
+        return sid
+
+    return r.transaction(register, SOURCES, value_from_callable=True)
 
 
-def remove(r, source_id: str) -> bool:
-    """Unregister a source (its worker then stops it); False when there was none."""
-    removed = bool(r.hdel(SOURCES, source_id))
-    r.hdel(RESTARTS, source_id)
-    return removed
+def queue_remove(pipe, source_id: str) -> None:
+    """Queue the unregistering of a source (its worker then stops it) on ``pipe``, in a transaction
+    that also drops what belongs to it (``shared_settings.remove_source``)."""
+    pipe.hdel(SOURCES, source_id)
+    pipe.hdel(RESTARTS, source_id)
 
 
 def request_restart(r, source_id: str) -> int:

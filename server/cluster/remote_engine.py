@@ -111,7 +111,7 @@ class RemoteEngine:
         return source_id
 
     def stop_source(self, source_id: str) -> None:
-        if not isinstance(source_id, str) or not registry.remove(self.r, source_id):
+        if not isinstance(source_id, str) or not shared_settings.remove_source(self.r, source_id):
             raise EngineError(f"no source with id {source_id!r}")
         state.clear_state(self.r, source_id)
         self._changed()
@@ -149,7 +149,8 @@ class RemoteEngine:
             rules = validate_rules(rules)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
-        shared_settings.set_rules(self.r, source_id, rules)
+        if not shared_settings.set_rules(self.r, source_id, rules):
+            raise EngineError(f"no source with id {source_id!r}")
         return rules
 
     def rules(self, source_id: str) -> list:

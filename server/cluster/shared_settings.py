@@ -1,13 +1,15 @@
 """Settings every worker follows, kept in the Redis hash ``gm:settings``.
 
-Fields (JSON): ``rules`` (source id → rules), ``smoothing``, ``segments``, ``model``.
-The web tier validates and writes them; workers read them on every poll.
+Fields (JSON): ``rules`` (registered source id → rules), ``smoothing``, ``segments``, ``model``.
+The web tier validates and writes them; workers read them on every poll. A source's rules are
+written only while it is registered and go with it when it is removed, as in the single process.
 """
 
 from __future__ import annotations
 
 from server.settings import DEFAULTS
 
+from . import registry
 from .redis_conn import dumps, loads
 
 KEY = "gm:settings"
@@ -34,18 +36,38 @@ def update(r, **changes) -> None:
         r.hset(KEY, mapping={k: dumps(v) for k, v in changes.items()})
 
 
-def set_rules(r, source_id: str, rules: list) -> None:
-    # WATCH/MULTI: two web processes setting rules of different sources must not lose one.
-    with r.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(KEY)
-                current = loads(pipe.hget(KEY, "rules"), {}) or {}
-                current[source_id] = rules
-                pipe.multi()
-                pipe.hset(KEY, "rules", dumps(current))
-                pipe.execute()
-                return
-            except Exception as exc:  # redis.WatchError: someone wrote meanwhile; read again
-                if type(exc).__name__ != "WatchError":
-                    raise
+def set_rules(r, source_id: str, rules: list) -> bool:
+    """Store one registered source's rules; False (nothing stored) when it is not registered."""
+    # WATCH/MULTI on the rules and the registry: two web processes setting rules of different
+    # sources must not lose one, and rules never outlive a source removed meanwhile.
+    def store(pipe) -> bool:
+        if not pipe.hexists(registry.SOURCES, source_id):
+            return False
+        current = _rules(pipe)
+        current[source_id] = rules
+        pipe.multi()
+        pipe.hset(KEY, "rules", dumps(current))
+        return True
+
+    return r.transaction(store, KEY, registry.SOURCES, value_from_callable=True)
+
+
+def remove_source(r, source_id: str) -> bool:
+    """Unregister a source and delete its rules, in one transaction; False when there was none."""
+    def remove(pipe) -> bool:
+        if not pipe.hexists(registry.SOURCES, source_id):
+            return False
+        current = _rules(pipe)
+        pipe.multi()
+        registry.queue_remove(pipe, source_id)
+        if source_id in current:
+            del current[source_id]
+            pipe.hset(KEY, "rules", dumps(current))
+        return True
+
+    return r.transaction(remove, KEY, registry.SOURCES, value_from_callable=True)
+
+
+def _rules(pipe) -> dict:
+    current = loads(pipe.hget(KEY, "rules"), {})
+    return current if isinstance(current, dict) else {}

@@ -7,7 +7,7 @@ import threading
 
 from ..config import MAX_SOURCES
 from ..model.stream_memory import release_streams
-from ..source_specs import SourceSpecError, make_source, source_id_for
+from ..source_specs import SourceSpecError, make_source, source_id_for, too_many_sources
 from ..stream.pipeline import Pipeline
 from .errors import EngineError, validate_hop
 from .events import EventBus
@@ -70,8 +70,7 @@ class Sources:
         with self._lock:
             running = len(self._pipelines) + len(self._starting)
             if running >= MAX_SOURCES:
-                raise EngineError(f"too many sources: {running} are running (at most {MAX_SOURCES}); "
-                                  "stop one first")
+                raise EngineError(too_many_sources(running))
             source_id = self._new_id(spec)
             self._starting.add(source_id)
         try:
