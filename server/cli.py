@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from .cli_errors import FAILED, fail
 from .config import DEFAULT_HOP_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
@@ -101,11 +102,9 @@ def cmd_serve(args) -> int:
         specs = [parse_cli_spec(s) for s in args.source]
         data = data_dir(args.data_dir)
     except SourceSpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except OSError as exc:
-        print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot use the data directory: {exc}")
     # One standalone server per data directory (the web tiers of a cluster share theirs), and one
     # writer per SQLite history; both held until this process ends.
     try:
@@ -113,8 +112,7 @@ def cmd_serve(args) -> int:
         history_lock = None if args.redis else lock_history_writer(  # noqa: F841
             args.history_url or data / "history.sqlite")
     except (DataDirError, HistoryLockError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     settings = Settings(data / "settings.json")
     from .web.auth import AuthConfigError, configured_token, resolve_token
     from .web.http_server import ServerError
@@ -130,8 +128,7 @@ def cmd_serve(args) -> int:
         args.trusted_proxy = configured_proxies(args.trusted_proxy)
         TrustedProxies(args.trusted_proxy)
     except (AuthConfigError, MediaPathError, UploadDirError, ProxyConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     if args.redis:  # sources run on workers; this process serves the dashboard only
         from .cluster.commands import serve_cluster
 
@@ -160,8 +157,7 @@ def cmd_serve(args) -> int:
               trusted_proxies=args.trusted_proxy, debug=getattr(args, "verbose", False),
               library_db=data / LIBRARY_DB)
     except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), FAILED)
     finally:
         engine.shutdown()
         sinks.close()
@@ -174,8 +170,7 @@ def cmd_devices(args) -> int:
     try:
         devices = list_input_devices()
     except Exception as exc:
-        print(f"error: cannot list audio devices: {exc}".splitlines()[0], file=sys.stderr)
-        return 1
+        return fail(f"cannot list audio devices: {exc}", FAILED)
     if args.json:
         print(json.dumps(devices, indent=2))
         return 0
@@ -199,20 +194,19 @@ def cmd_classify(args) -> int:
     try:
         model = load_model(args.model)
     except Exception as exc:
-        print(f"error: cannot load model {args.model or 'default'}: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
+        return fail(f"cannot load model {args.model or 'default'}: {exc}")
     failed = 0
     for path in args.files:
         try:
             result = classify_file(path, model, hop_s=args.hop)
         except (DecodeError, OSError) as exc:
             failed += 1
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            fail(f"{path}: {exc}")
             continue
         except Exception as exc:  # one bad file must not end the run with a traceback
             failed += 1
             logging.getLogger("genre-monitor").debug("classifying %s", path, exc_info=True)
-            print(f"error: {path}: could not classify ({type(exc).__name__}: {exc})", file=sys.stderr)
+            fail(f"{path}: could not classify ({type(exc).__name__}: {exc})")
             continue
         if args.json:
             print(json.dumps(result), flush=True)

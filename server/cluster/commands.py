@@ -11,9 +11,9 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 
+from server.cli_errors import FAILED, fail
 
 
 def register(sub) -> None:
@@ -67,11 +67,9 @@ def cmd_worker(args) -> int:
         history_lock = lock_history_writer(args.history_url)  # noqa: F841
         settings = Settings(data / "settings.json")
     except (SourceSpecError, EngineError, DataDirError, HistoryLockError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except OSError as exc:
-        print(f"error: cannot use the data directory: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot use the data directory: {exc}")
     sinks = build_sinks(settings, args.history_url)
     try:
         worker = ClusterWorker(args.redis, capacity=args.capacity, worker_id=args.worker_id,
@@ -80,8 +78,7 @@ def cmd_worker(args) -> int:
         register_specs(worker.r, specs)
     except (ClusterError, EngineError, ValueError) as exc:
         sinks.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     _stop_on_signals(worker.stop)
     print(f"worker {worker.id} on {args.redis} (capacity {worker.capacity})", flush=True)
     try:
@@ -110,14 +107,12 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
         proxies = configured_proxies(getattr(args, "trusted_proxy", None))
         TrustedProxies(proxies)
     except ProxyConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     try:
         engine = RemoteEngine(args.redis, model_name=getattr(args, "model", None),
                               hop=getattr(args, "hop", None) or DEFAULT_HOP_SECONDS)
     except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     os.makedirs(upload_dir, exist_ok=True)
     store = open_history_reader(getattr(args, "history_url", None))
     print(f"Genre Monitor (cluster on {args.redis}) on http://{args.host}:{args.port}", flush=True)
@@ -127,8 +122,7 @@ def serve_cluster(args, *, upload_dir: str, token=None, media_dirs=None) -> int:
               allowed_origins=getattr(args, "allowed_origin", None) or None, message_queue=args.redis,
               trusted_proxies=proxies)
     except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), FAILED)
     finally:
         engine.shutdown()
         if store is not None:

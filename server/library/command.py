@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+from ..cli_errors import fail
+
 EPILOG = """Results are kept in DATA_DIR/library.sqlite: a second run analyses only new or changed files
 (a moved file is recognised by its content). --write-tags alone shows what would change (old → new);
 add --apply to write. Files that already have a genre are left alone unless --overwrite-tags."""
@@ -30,10 +32,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_library)
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
 
 def cmd_library(args) -> int:
     from ..settings import data_dir
@@ -43,7 +41,7 @@ def cmd_library(args) -> int:
     try:
         data = data_dir(args.data_dir)
     except OSError as exc:
-        return _error(f"cannot use the data directory: {exc}")
+        return fail(f"cannot use the data directory: {exc}")
     store = LibraryStore(data / FILE_NAME)
     try:
         if args.undo:
@@ -51,17 +49,17 @@ def cmd_library(args) -> int:
                 keys = {p: store.key_of(p) for p in tags.read_undo_log(args.undo) if os.path.isfile(p)}
                 restored, errors = tags.undo(args.undo, on_written=lambda p: store.rekey(p, keys[p]))
             except tags.TagError as exc:
-                return _error(str(exc))
+                return fail(str(exc))
             for path, why in errors:
-                print(f"error: {path}: {why}", file=sys.stderr)
+                fail(f"{path}: {why}")
             print(f"restored the tags of {restored} file(s)")
             return 1 if errors else 0
         if not args.folders:
-            return _error("give at least one folder (or --undo LOG)")
+            return fail("give at least one folder (or --undo LOG)")
         if args.jobs is not None and args.jobs < 1:
-            return _error("--jobs must be at least 1")
+            return fail("--jobs must be at least 1")
         if args.report and os.path.splitext(args.report)[1].lower() not in (".csv", ".json"):
-            return _error("--report must end in .csv or .json")
+            return fail("--report must end in .csv or .json")
         return _run(args, store, data)
     finally:
         store.close()
@@ -77,7 +75,7 @@ def _run(args, store, data) -> int:
     try:
         model = load_model(args.model)
     except Exception as exc:
-        return _error(f"cannot load model {args.model or 'default'}: {exc}".splitlines()[0])
+        return fail(f"cannot load model {args.model or 'default'}: {exc}")
     bar = None
 
     def plan(todo: int, reused: int) -> None:
@@ -113,7 +111,7 @@ def _run(args, store, data) -> int:
             keys = {ch.path: store.key_of(ch.path) for ch in changes if not ch.skip}
             errors = tags.apply(changes, log, on_written=lambda p: store.rekey(p, keys[p]))
             for path, why in errors:
-                print(f"error: {path}: {why}", file=sys.stderr)
+                fail(f"{path}: {why}")
             failed = len(errors)
             print(f"tags written; undo with: run.py library --undo {log}")
         else:

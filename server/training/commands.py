@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from ..cli_errors import fail
 from ..config import DEFAULT_HOP_SECONDS
 from ..model.fast import PRECISIONS
 from ..model.registry import MODELS_DIR
@@ -65,10 +66,6 @@ def register(subparsers) -> None:
     e.set_defaults(func=run_evaluate)
 
 
-def _err(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
 
 def run_train(args) -> int:
     from ..audio.decode import DecodeError
@@ -79,7 +76,7 @@ def run_train(args) -> int:
     try:
         if args.arch == "small-cnn":
             if len(args.data_dir) > 1:
-                return _err("--arch small-cnn trains on one DATA_DIR.")
+                return fail("--arch small-cnn trains on one DATA_DIR.")
             from .small_cnn import train_small_cnn
 
             meta = train_small_cnn(args.data_dir[0], out, split_files=args.split, n_augment=args.augment,
@@ -93,7 +90,7 @@ def run_train(args) -> int:
                               n_splits=args.folds, repeats=args.repeats, hop_s=args.hop,
                               cache_dir=args.cache_dir, progress=not args.quiet, log=log)
     except (DatasetError, DecodeError) as err:
-        return _err(str(err))
+        return fail(str(err))
     m = meta["metrics"]
     print(f"saved {out}: {len(meta['labels'])} genres, window accuracy {m['window_accuracy']:.3f}, "
           f"track accuracy {m['track_accuracy']:.3f} (held out; {m['protocol']}), "
@@ -117,7 +114,7 @@ def run_evaluate(args) -> int:
             res = evaluate_collection(model, args.data_dir, args.split, conditions, args.hop,
                                       progress=not (args.quiet or args.json))
     except (ModelNotFound, ModelError, DatasetError, DecodeError) as err:
-        return _err(str(err))
+        return fail(str(err))
     clean = res["conditions"]["clean"]
     report = {"model": res["model"], **clean, "content_folders": res["content_folders"],
               "skipped_folders": res["skipped_folders"], "failed_tracks": res["failed_tracks"]}
