@@ -14,6 +14,7 @@ from server.audio.decode import decode
 from server.audio.stream_source import StreamError, StreamSource
 from tests.support.audio import best_lag_correlation, make_music
 from tests.support.http_audio import RadioServer, encode_mp3
+from tests.support.processes import pid_alive
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")]
@@ -72,18 +73,6 @@ def matches_reference(x, ref, seconds=2.0):
     n = int(seconds * SR)
     corr, _ = best_lag_correlation(x[:n], ref)
     return corr
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
 
 
 def test_stream_delivers_the_served_music(radio, mp3):

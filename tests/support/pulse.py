@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from tests.support.processes import pid_alive
 from tests.support.wait import poll
 
 SINK = "gm_test"
@@ -56,8 +57,8 @@ class PulseServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
-        poll(lambda: not _alive(self.pid), 5)
-        if _alive(self.pid):
+        poll(lambda: not pid_alive(self.pid), 5)
+        if pid_alive(self.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         self.pid = None
