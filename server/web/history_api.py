@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from server import schemas
+from server import heap, schemas
 from server.web.sources_view import NO_HISTORY
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ CHUNK_ROWS = 200  # rows encoded per turn and sent as one chunk
 SEND_STALL_S = 60.0  # the longest a client may take to accept one chunk
 
 _turns = threading.BoundedSemaphore(HEAVY_AT_ONCE)
+_streaming = 0  # list and export responses in flight
+_streaming_lock = threading.Lock()
 
 
 class HistoryRequestError(Exception):
@@ -90,8 +92,22 @@ def _limit() -> int:
 
 def _chunks(pieces):
     """``pieces`` (strings) joined ``CHUNK_ROWS`` at a time, each chunk made during a turn and sent
-    outside it; the response ends when its client stalls longer than ``SEND_STALL_S`` on one."""
-    pieces = iter(pieces)
+    outside it; the response ends when its client stalls longer than ``SEND_STALL_S`` on one.
+    When the last response in flight ends, the heap its pages and chunks took goes back to the OS."""
+    global _streaming
+    with _streaming_lock:
+        _streaming += 1
+    try:
+        yield from _turn_chunks(iter(pieces))
+    finally:
+        with _streaming_lock:
+            _streaming -= 1
+            last = _streaming == 0
+        if last:  # many request threads, each in its own malloc arena, left free memory behind
+            heap.trim()
+
+
+def _turn_chunks(pieces):
     while True:
         with _turns:
             chunk = "".join(itertools.islice(pieces, CHUNK_ROWS))
