@@ -140,7 +140,15 @@ def _round(url: str, pid: int, urls: list[str], settle_s: float, info: str) -> d
     sampler = threading.Thread(target=sample)
     sampler.start()
     t = time.perf_counter()
-    threads = [threading.Thread(target=lambda u=u: sizes.append(_read_all(u))) for u in urls]
+    errors: list[str] = []
+
+    def fetch(u):
+        try:
+            sizes.append(_read_all(u))
+        except OSError as exc:  # refused (503) or cut: the figures would not be the attack's
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=fetch, args=(u,)) for u in urls]
     for th in threads:
         th.start()
     for th in threads:
@@ -148,6 +156,8 @@ def _round(url: str, pid: int, urls: list[str], settle_s: float, info: str) -> d
     lists_s = time.perf_counter() - t
     done.set()
     sampler.join()
+    if errors:
+        raise BenchError(f"{len(errors)} of {len(urls)} lists failed, e.g. {errors[0]}")
     time.sleep(settle_s)  # the request threads end after IDLE_THREAD s without work
     return {"lists_s": round(lists_s, 1), "bytes_per_history_list": max(sizes) if sizes else 0,
             "rss_peak_sampled": peak, "rss_after": proc_status(pid)["VmRSS"], "small_request_ms": stats_ms(small),

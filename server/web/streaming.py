@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SEND_STALL_S = 30.0     # the longest a client may take to accept one chunk
 SEND_TOTAL_S = 1800.0   # the longest one response may take in all (a 1-GB export at 0.6 MB/s)
 MAX_STREAMS = 64        # streamed responses in flight at once (of the server's 1,000 request threads)
-STREAMS_PER_CLIENT = 8  # of them from one client address
+STREAMS_PER_CLIENT = 32  # of them from one client address (many users may share one: NAT, a proxy)
 
 
 class StreamSlots:
