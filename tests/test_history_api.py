@@ -137,3 +137,18 @@ def test_without_a_store_history_is_disabled(tmp_path):
     r = app.test_client().get("/api/history?source=a")
     assert r.status_code == 503 and "not enabled" in r.get_json()["error"]
     engine.shutdown()
+
+
+def test_the_heap_is_trimmed_when_the_last_list_ends(client):
+    import platform
+
+    from server import heap
+
+    before = heap.trims()
+    r = client.get(f"/api/history?{RANGE}", buffered=False)
+    first = next(r.response)  # the list is being sent: nothing trimmed yet
+    assert first and heap.trims() == before
+    rest = b"".join(r.response)
+    r.close()
+    assert len(json.loads(first + rest)) == 30
+    assert heap.trims() == before + (platform.libc_ver()[0] == "glibc")

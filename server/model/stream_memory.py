@@ -12,14 +12,14 @@ process (and hands the freed heap back to the OS), so a stopped source costs not
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 import weakref
 from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from .. import heap
 
 # Streams remembered; the least recently used is forgotten first. Live windows visit the
 # streams in turn, so with more streams than this nothing would be reused at all: it must
@@ -102,14 +102,5 @@ def release_streams(match: Callable[[object], bool], trim: bool = True) -> int:
         memories = list(_memories)
     n = sum(m.forget(match) for m in memories)
     if n and trim:
-        _trim_heap()
+        heap.trim()
     return n
-
-
-def _trim_heap() -> None:
-    # glibc keeps freed heap for reuse; a stopped source's ~0.4 MB per stream and stage would stay in RSS.
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass

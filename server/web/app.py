@@ -16,6 +16,7 @@ from flask import Flask, jsonify, render_template, request, send_file
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
+from server import heap
 from server.sinks.socketio_sink import SocketIOSink
 from server.web import api, history_api, http_server, library_api, socket_events
 from server.web.auth import Guard, configured_token, resolve_token
@@ -185,6 +186,7 @@ def serve(engine, host: str = "127.0.0.1", port: int = 5000, upload_dir: str | o
     Raises ``http_server.ServerError`` (before the engine starts) when it cannot listen.
     SIGTERM, SIGINT, SIGHUP and SIGQUIT all return from here in order, the engine stopped.
     """
+    heap.limit_arenas()  # before the engine's and the requests' threads: each would keep free memory of its own
     token = resolve_token(host, configured_token(token), require_token)
     app, socketio = create_app(engine, upload_dir=upload_dir, max_upload_mb=max_upload_mb, store=store,
                                token=token, media_dirs=media_dirs, allowed_origins=allowed_origins,

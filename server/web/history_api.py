@@ -8,8 +8,8 @@ without a history store.
 Lists and exports are streamed: the store reads them in pages (``history_reader``) and they go
 out in chunks, so a request's memory stays bounded whatever its range. ``HEAVY_AT_ONCE``
 requests read and encode at a time (the others wait their turn) and none holds its turn while
-its client is slow to take a chunk, so the live path keeps the CPU; a client that takes longer
-than ``SEND_STALL_S`` for one chunk is dropped.
+its client is slow to take a chunk, so the live path keeps the CPU. ``streaming`` bounds how
+long a client may take and how many such responses are in flight (503 beyond).
 """
 
 from __future__ import annotations
@@ -18,18 +18,17 @@ import csv
 import io
 import itertools
 import json
-import logging
 import re
 import threading
 import time
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from server import schemas
+from server import heap, schemas
+from server.web import streaming
 from server.web.sources_view import NO_HISTORY
 
-log = logging.getLogger(__name__)
 
 bp = Blueprint("history_api", __name__, url_prefix="/api")
 
@@ -38,20 +37,21 @@ DEFAULT_LIMIT = 10000
 MAX_LIMIT = schemas.MAX_HISTORY_LIMIT
 HEAVY_AT_ONCE = 2  # requests reading and encoding history at once
 CHUNK_ROWS = 200  # rows encoded per turn and sent as one chunk
-SEND_STALL_S = 60.0  # the longest a client may take to accept one chunk
 
 _turns = threading.BoundedSemaphore(HEAVY_AT_ONCE)
+_slots = streaming.StreamSlots()
 
 
 class HistoryRequestError(Exception):
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.retry_after = status, retry_after
 
 
 @bp.errorhandler(HistoryRequestError)
 def _request_error(exc: HistoryRequestError):
-    return jsonify(error=str(exc)), exc.status
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+    return jsonify(error=str(exc)), exc.status, headers
 
 
 def _store():
@@ -89,24 +89,35 @@ def _limit() -> int:
 
 
 def _chunks(pieces):
-    """``pieces`` (strings) joined ``CHUNK_ROWS`` at a time, each chunk made during a turn and sent
-    outside it; the response ends when its client stalls longer than ``SEND_STALL_S`` on one."""
+    """``pieces`` (strings) joined ``CHUNK_ROWS`` at a time, each chunk made during a turn and
+    sent outside it."""
     pieces = iter(pieces)
     while True:
         with _turns:
             chunk = "".join(itertools.islice(pieces, CHUNK_ROWS))
         if not chunk:
             return
-        offered = time.monotonic()
         yield chunk
-        if time.monotonic() - offered > SEND_STALL_S:
-            log.warning("history: a client took over %g s to accept %d bytes; its response was cut short",
-                        SEND_STALL_S, len(chunk))
-            return
+
+
+def _streamed(pieces, mimetype: str) -> Response:
+    """A response streaming ``pieces`` under ``streaming``'s deadlines; 503 when too many are in flight.
+    When the last one in flight ends, the heap its pages and chunks took goes back to the OS."""
+    client = request.remote_addr or "?"
+    if not _slots.take(client):
+        raise HistoryRequestError("Too many history lists and exports are being sent at once; try again shortly.",
+                                  503, retry_after=5)
+
+    def done():
+        if _slots.give_back(client):  # many request threads, each in its own malloc arena, left free memory behind
+            heap.trim()
+
+    body = streaming.Bounded(_chunks(pieces), request.environ.get("gunicorn.socket"), done)
+    return Response(body, mimetype=mimetype)
 
 
 def _json_response(items) -> Response:
-    return Response(stream_with_context(_chunks(_json_list(items))), mimetype="application/json")
+    return _streamed(_json_list(items), "application/json")
 
 
 @bp.get("/history")
@@ -163,8 +174,7 @@ def _filename(kind: str, source: str, t_from: float, t_to: float, ext: str) -> s
 
 
 def _download(body, kind: str, source: str, t_from: float, t_to: float, ext: str) -> Response:
-    mimetype = "text/csv" if ext == "csv" else "application/json"
-    response = Response(stream_with_context(_chunks(body)), mimetype=mimetype)
+    response = _streamed(body, "text/csv" if ext == "csv" else "application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="{_filename(kind, source, t_from, t_to, ext)}"'
     return response
 

@@ -13,7 +13,9 @@ returns and the caller stops the engine and flushes the history.
 
 A connection gets ``HEADER_TIMEOUT`` seconds in all to send a request's line and headers, after
 which it is cut: gunicorn bounds each read but not their sum, and a client trickling header bytes
-(slowloris) would otherwise hold a thread for as long as it likes.
+(slowloris) would otherwise hold a thread for as long as it likes. A response may set a send
+deadline on its socket (``server.web.streaming``); when it passes, the connection ends with one
+log line instead of gunicorn's traceback.
 
 The worker is subclassed (``get_thread_pool``, ``is_parent_alive``, ``init_signals``, ``handle_exit``, ``handle``,
 ``handle_request``, ``murder_keepalived``) and built
@@ -196,7 +198,11 @@ class InProcessWorker(ThreadWorker):
     def handle_request(self, req, conn):
         with self._reading_lock:  # the headers are in: the request (a WebSocket, an upload) takes its time
             self._reading.pop(conn, None)
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:  # a send deadline the response set (web.streaming): the client stopped reading
+            log.warning("a client stopped reading its response; the connection was cut")
+            return False  # gunicorn would log a traceback; the connection closes either way
 
     def murder_keepalived(self, force=False):  # gthread's main loop calls this about once a second
         super().murder_keepalived(force)

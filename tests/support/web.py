@@ -113,7 +113,8 @@ def app_server(host: str = "127.0.0.1", timeout: float = 60.0, **serve_kwargs):
     The engine is real but never loads a model (security tests exercise the web tier).
     ``sources=[spec, ...]`` are started before it serves, ``store=PATH`` serves the history in
     that file (kept whatever its age), and ``worker=True`` runs the engine's worker (without a
-    model: live sources still send spectrograms). The server is reached on 127.0.0.1 whatever
+    model: live sources still send spectrograms), ``streaming={"SEND_STALL_S": 2, ...}`` sets
+    ``server.web.streaming``'s limits. The server is reached on 127.0.0.1 whatever
     ``host`` it binds; ``srv.token`` is the token the server printed, if any. ``file_size_limit=N``
     (bytes) makes every file the server writes end at N, as a full disk would.
     """
@@ -142,6 +143,12 @@ def _run_app_server(config: dict) -> None:
 
     engine = Engine()
     worker = config.pop("worker", False)
+    if "streaming" in config:  # shorter deadlines, fewer slots for streamed responses (server.web.streaming)
+        from server.web import streaming
+
+        for name, value in config.pop("streaming").items():
+            assert hasattr(streaming, name), name
+            setattr(streaming, name, value)
     if "file_size_limit" in config:  # a full disk, for this process only
         import resource
 
