@@ -64,20 +64,6 @@ class PulseServer:
         self.pid = None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A daemonised child of ours that exited is a zombie until reaped by init;
-    # treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return False
-
-
 def start_pulse(runtime_dir: str) -> PulseServer:
     """Start a daemon in ``runtime_dir`` and wait until it answers."""
     srv = PulseServer(runtime_dir)
