@@ -211,6 +211,26 @@ def test_talk_shows_as_speech_not_a_genre(server, page):
     assert not page.errors, page.errors
 
 
+def test_every_genre_name_fits_the_now_playing_card(server, page):
+    """The card's big genre name is shown whole, never cut to "Electro…", for every label the model has,
+    at a laptop's width and at a narrow window's."""
+    _open_with_a_genre(server, page)
+    cut = {}
+    for width in (1280, 1000):
+        page.set_viewport_size({"width": width, "height": 800})
+        cut[width] = page.evaluate(
+            """() => {
+                const el = document.getElementById('top-genre');
+                const shown = el.textContent;
+                const labels = window.genreMonitor.store.model.labels;
+                const cut = labels.filter((label) => { el.textContent = label; return el.scrollWidth > el.clientWidth; });
+                el.textContent = shown;
+                return { cut, n: labels.length };
+            }""")
+    assert cut[1280]["n"] >= 10 and "electronic" in page.evaluate("window.genreMonitor.store.model.labels")
+    assert cut[1280]["cut"] == [] and cut[1000]["cut"] == [], cut
+
+
 def test_tempo_shows_with_the_octave_it_may_be(server, page):
     """A music window's tempo in the now-playing card, its alternative after it; none for talk."""
     _open_with_a_genre(server, page)
