@@ -93,6 +93,10 @@ class Worker:
             except Exception:  # keep the worker alive whatever happens in one tick
                 log.exception("worker tick failed")
                 time.sleep(IDLE_WAIT_S)
+        # What the loop kept per source goes with it (the tempo's native resamplers among it), rather
+        # than at the interpreter's exit, where the bindings report it as leaked.
+        self._tempi.clear()
+        self._last_states.clear()
 
     def tick(self) -> int:
         """Classify every due window; return how many were classified."""

@@ -17,6 +17,8 @@ from .models import ModelHolder
 from .monitors import Monitors
 from .sources import Sources
 
+WORKER_STOP_S = 5.0  # the longest a stop waits for the classify loop to finish its batch
+
 __all__ = ["Engine", "EngineError", "SINK_EVENTS", "check_model_name", "validate_hop"]
 
 
@@ -60,7 +62,7 @@ class Engine:
         self.worker.start(start_task)
 
     def shutdown(self) -> None:
-        self.worker.stop()
+        self.worker.stop(timeout=WORKER_STOP_S)
         self.sources.stop_all()
 
     def status(self) -> dict:
