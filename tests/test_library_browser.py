@@ -50,6 +50,21 @@ def test_analyse_sort_filter_and_play(server, page):
     page.wait_for_function("document.querySelectorAll('#lib-table tbody tr').length === 3", timeout=WAIT_MS)
     assert "skipped 1: not an audio file 1" in page.text_content("#lib-summary")
     assert page.text_content("#lib-count") == "3 tracks"
+    # Each genre's share bar in the colour the live dashboard gives that genre.
+    shares = page.evaluate("""async () => {
+        const { genreColor } = await import('/static/js/genreColors.js');
+        const probe = document.createElement('div');
+        document.body.append(probe);
+        const rgb = (c) => { probe.style.background = c; return getComputedStyle(probe).backgroundColor; };
+        const box = document.getElementById('lib-share-bars');
+        return [...box.querySelectorAll('button')].map((b) => {
+          const bar = b.nextElementSibling;
+          return [b.textContent, getComputedStyle(bar).backgroundColor, rgb(genreColor(b.textContent))];
+        });
+    }""")
+    shares = [s for s in shares if not s[0].startswith("(")]  # "(speech)" and the like: no genre, muted
+    assert shares and all(bar == expected for _, bar, expected in shares), shares
+    assert len({bar for _, bar, _ in shares}) == len(shares), shares  # different genres, different colours
     page.click("th[data-key=confidence]")  # numbers sort highest first
     confs = [float(r[3]) for r in rows(page)]
     assert confs == sorted(confs, reverse=True)

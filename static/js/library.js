@@ -1,6 +1,7 @@
 // The library page: the same REST API as `run.py library` (/api/library*), polled while a run goes.
 
 import { request } from './api.js';
+import { genreColor } from './genreColors.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { tracks: [], sort: { key: 'genre', dir: 1 }, genre: '', playing: null };
@@ -85,6 +86,7 @@ function renderShare() {
     const bar = document.createElement('div');
     bar.className = 'bar';
     bar.style.width = `${(100 * n) / rows[0][1]}%`;
+    bar.style.background = genre.startsWith('(') ? 'var(--muted)' : genreColor(genre); // "(speech)": no genre
     const count = document.createElement('span');
     count.className = 'count';
     count.textContent = `${n} · ${Math.round((100 * n) / total)}%`;
