@@ -155,6 +155,20 @@ def test_a_deleted_sources_rules_go_with_it_and_are_never_set_for_an_unknown_sou
     assert engine.rules("a") == [] and engine.rules("b") == validate_rules(SILENCE)
 
 
+def test_a_starting_web_tier_sweeps_rules_left_by_deleted_sources(r, redis_url):
+    engine = RemoteEngine(redis_url)
+    state.publish_worker(r, "w1", READY)
+    engine.start_source({"kind": "demo", "id": "kept"})
+    engine.set_rules("kept", SILENCE)
+    # As an earlier version left them: rules of a source no longer registered.
+    shared_settings.update(r, rules={**shared_settings.read(r)["rules"], "gone": validate_rules(SILENCE)})
+    later = RemoteEngine(redis_url)
+    later.start(start_task=lambda fn: None)  # the registry follower is not needed here
+    assert set(shared_settings.read(r)["rules"]) == {"kept"}
+    assert later.rules("kept") == validate_rules(SILENCE)
+    assert shared_settings.sweep_rules(r) == []  # nothing left to sweep
+
+
 def test_rules_edited_while_sources_are_deleted_never_outlive_them(r, redis_url):
     import threading
 

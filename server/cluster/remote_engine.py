@@ -61,6 +61,9 @@ class RemoteEngine:
     def start(self, start_task=None) -> None:
         """Follow the registry: local clients that watch everything join new sources' rooms."""
         self._stop.clear()
+        swept = shared_settings.sweep_rules(self.r)
+        if swept:
+            log.info("deleted the alert rules of %d source(s) no longer registered: %s", len(swept), ", ".join(swept))
         if start_task is None:
             threading.Thread(target=self._follow, daemon=True, name="cluster-follow").start()
         else:

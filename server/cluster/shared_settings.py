@@ -68,6 +68,21 @@ def remove_source(r, source_id: str) -> bool:
     return r.transaction(remove, KEY, registry.SOURCES, value_from_callable=True)
 
 
+def sweep_rules(r) -> list[str]:
+    """Delete the rules of sources no longer registered (left by a version that kept them, or by
+    hand); returns their ids. One transaction, like the writes above."""
+    def sweep(pipe) -> list[str]:
+        current = _rules(pipe)
+        registered = set(pipe.hkeys(registry.SOURCES))
+        gone = sorted(set(current) - registered)
+        if gone:
+            pipe.multi()
+            pipe.hset(KEY, "rules", dumps({sid: v for sid, v in current.items() if sid in registered}))
+        return gone
+
+    return r.transaction(sweep, KEY, registry.SOURCES, value_from_callable=True)
+
+
 def _rules(pipe) -> dict:
     current = loads(pipe.hget(KEY, "rules"), {})
     return current if isinstance(current, dict) else {}
