@@ -97,9 +97,9 @@ def test_a_save_that_fails_holds_the_change_says_why_and_is_retried(tmp_path, mo
         assert len(heard) == 1
     finally:
         undo()
-    # The retry writes the file, then clears the error: wait for both.
-    wait_until(lambda: json.loads(path.read_text())["retention_days"] == 9.0 and settings.save_error is None, 5, 0.05)
-    assert heard[-1] is None
+    # The retry writes the file, clears the error, then tells: wait for all three.
+    wait_until(lambda: json.loads(path.read_text())["retention_days"] == 9.0 and settings.save_error is None
+               and heard[-1] is None, 5, 0.05)
     assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temporary files left
 
 
