@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from server.sinks.history import HistoryStore
-from tests.support.store import prediction
+from tests.support.store import fill_radio_history, prediction
 from tests.support.web import app_server
 
 T0 = 1_700_000_000.0
@@ -57,18 +57,6 @@ def test_pages_keep_every_row_once_in_order_across_equal_times(store):
     assert len(store.windows("a", T0 + 2, T0 + 3.5, limit=1000)) == 20
 
 
-def _fill(path, n: int) -> None:
-    s = HistoryStore(path, retention_days=1e6, queue_size=n + 10)
-    for i in range(n):
-        s.on_prediction(prediction("radio", T0 + i * 0.5, top="jazz" if i % 7 else "rock", level_db=-20.0))
-    for i in range(n // 100):
-        s.on_segment({"source": "radio", "genre": "jazz", "start": i * 50.0, "end": i * 50.0 + 49,
-                      "start_wall": T0 + i * 50, "end_wall": T0 + i * 50 + 49, "mean_confidence": 0.7,
-                      "windows": 100, "open": False})
-    assert s.flush(timeout=120)
-    s.close()
-
-
 def _get(url: str, timeout: float = 60.0):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.headers, r.read()
@@ -78,7 +66,7 @@ def _get(url: str, timeout: float = 60.0):
 def test_a_real_server_streams_every_list_with_a_limit(tmp_path):
     path = tmp_path / "history.sqlite"
     n = 60000  # ~20 MB of JSON: more than the socket buffers take, so the export really waits
-    _fill(path, n)
+    fill_radio_history(path, n, T0)
     q = f"source=radio&from={T0}&to={T0 + n}"
     with app_server(store=str(path)) as srv:
         headers, body = _get(f"{srv.url}/api/history?{q}&limit=100000")
@@ -99,7 +87,7 @@ def test_a_real_server_streams_every_list_with_a_limit(tmp_path):
 def test_a_stalled_export_lets_the_log_be_checkpointed(tmp_path):
     path = tmp_path / "history.sqlite"
     n = 60000
-    _fill(path, n)
+    fill_radio_history(path, n, T0)
     with app_server(store=str(path)) as srv:
         port = int(srv.url.rsplit(":", 1)[1])
         client = socket.socket()

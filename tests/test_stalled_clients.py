@@ -14,8 +14,9 @@ import pytest
 
 from server.web import streaming
 from tests.support.web import app_server
-from tests.test_history_paging import T0, _fill
+from tests.support.store import fill_radio_history
 
+T0 = 1_700_000_000.0
 N = 60000  # ~20 MB of JSON: far more than the socket buffers take, so a stalled send really waits
 QUERY = f"source=radio&from={T0}&to={T0 + N}"
 
@@ -48,7 +49,7 @@ def _read_to_end(client: socket.socket, timeout: float) -> bytes:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     path = tmp_path_factory.mktemp("stalled") / "history.sqlite"
-    _fill(path, N)
+    fill_radio_history(path, N, T0)
     return path
 
 

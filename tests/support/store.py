@@ -81,6 +81,21 @@ def fill_history(store, t0: float) -> None:
     assert store.flush()
 
 
+def fill_radio_history(path, n: int, t0: float) -> None:
+    """A history file of ``n`` windows of source "radio" from ``t0``, 0.5 s apart, a segment every 100."""
+    from server.sinks.history import HistoryStore
+
+    s = HistoryStore(path, retention_days=1e6, queue_size=n + 10)
+    for i in range(n):
+        s.on_prediction(prediction("radio", t0 + i * 0.5, top="jazz" if i % 7 else "rock", level_db=-20.0))
+    for i in range(n // 100):
+        s.on_segment({"source": "radio", "genre": "jazz", "start": i * 50.0, "end": i * 50.0 + 49,
+                      "start_wall": t0 + i * 50, "end_wall": t0 + i * 50 + 49, "mean_confidence": 0.7,
+                      "windows": 100, "open": False})
+    assert s.flush(timeout=120)
+    s.close()
+
+
 def fill_for_retention(store, now: float, day: float = 86400.0) -> None:
     """Windows and alerts of "a" 3, 2 and 0.5 days and 10 s before ``now``, a segment ending 3 days
     before and one still overlapping the last day, and a window of "gone" 5 days before."""
