@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from . import lock_files
 from . import schemas as sc
 from .config import MAX_SOURCES
 from .monitor.alerts import validate_rules
@@ -172,47 +173,25 @@ def lock_data_dir(path: Path, shared: bool = False):
     each other but never beside a standalone server. Returns the open lock file: keep it for the
     process's life (the lock goes with it). Raises ``DataDirError`` when the directory is not
     writable or is held in a way this claim cannot share."""
-    import fcntl
-
     try:
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
         os.close(fd)
         os.unlink(probe)
-        lock = open(path / LOCK_FILE, "a+")
+        return lock_files.claim(path / LOCK_FILE, shared)
+    except lock_files.LockHeld as held:
+        raise DataDirError(_data_dir_holder(path, held.holder, shared)) from None
     except OSError as exc:
         raise DataDirError(f"the data directory {path} is not writable ({exc.strerror or exc}): settings and "
                            "history could not be saved; make it writable or choose another with --data-dir"
                            ) from None
-    try:
-        fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except OSError:
-        message = _data_dir_holder(path, lock, shared)
-        lock.close()
-        raise DataDirError(message) from None
-    if not shared:  # the one holder says who it is; shared holders are told apart by the lock alone
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}\n")
-        lock.flush()
-    return lock
 
 
-def _data_dir_holder(path: Path, lock, shared: bool) -> str:
-    """Why ``lock`` (on ``path``) was refused, for the user: a shared lock that this one can join
-    means cluster processes hold it, else a standalone server (named by the pid it wrote)."""
-    import fcntl
-
-    if not shared:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            pass
-        else:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            return (f"the data directory {path} is in use by the processes of a cluster (serve --redis, worker); "
-                    "a standalone server needs its data directory to itself: give it another --data-dir")
-    lock.seek(0)
-    holder = lock.read(100).strip() or "another process"
+def _data_dir_holder(path: Path, holder: str | None, shared: bool) -> str:
+    """Why a claim on ``path`` was refused, for the user: cluster processes hold it (``holder``
+    None), or a standalone server (named by the pid it wrote)."""
+    if holder is None:
+        return (f"the data directory {path} is in use by the processes of a cluster (serve --redis, worker); "
+                "a standalone server needs its data directory to itself: give it another --data-dir")
     if shared:
         return (f"the data directory {path} is in use by a standalone server ({holder}); the processes of a "
                 "cluster share a data directory with each other only: give this one another --data-dir")

@@ -15,7 +15,7 @@ SERVER = Path(__file__).resolve().parents[1] / "server"
 
 # Lowest first; a module may import its own layer and those below it.
 LAYERS = [
-    ("server.config", "server.subprocesses", "server.cli_errors", "server.heap"),
+    ("server.config", "server.subprocesses", "server.cli_errors", "server.heap", "server.lock_files"),
     ("server.audio",),
     ("server.stream",),
     ("server.model",),

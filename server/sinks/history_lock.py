@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .. import lock_files
 from .history_sql import StoreError, dialect_for
 
 LOCK_SUFFIX = "-writer.lock"  # beside the database, as SQLite's own -wal and -shm files are
@@ -26,8 +27,6 @@ def lock_history_writer(target):
     there is nothing to claim: no history, PostgreSQL, or a target the writer will refuse itself
     (a bad URL, a folder it cannot write: it says why when it opens). Raises ``HistoryLockError``
     when another process holds it."""
-    import fcntl
-
     if not target:
         return None
     try:
@@ -39,21 +38,11 @@ def lock_history_writer(target):
     path = os.path.realpath(dialect.path)  # one file however it is named (relative, through a link)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        lock = open(path + LOCK_SUFFIX, "a+")
+        return lock_files.claim(path + LOCK_SUFFIX)
+    except lock_files.LockHeld as held:
+        raise HistoryLockError(
+            f"the history database {path} is being written by another process ({held.holder}); an SQLite "
+            "history takes one writer: give each server or worker its own file, or share a PostgreSQL database "
+            "among them (--history-url postgresql://…)") from None
     except OSError:
         return None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.seek(0)
-        holder = lock.read(100).strip() or "another process"
-        lock.close()
-        raise HistoryLockError(
-            f"the history database {path} is being written by another process ({holder}); an SQLite history "
-            "takes one writer: give each server or worker its own file, or share a PostgreSQL database "
-            "among them (--history-url postgresql://…)") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()}\n")
-    lock.flush()
-    return lock
