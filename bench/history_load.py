@@ -25,6 +25,8 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 
+from server.subprocesses import NotUp, wait_until_up
+
 from .common import DEMO_DIR, ROOT, BenchError, log_tail, proc_status, stats_ms
 
 T0 = 1_700_000_000.0
@@ -112,18 +114,6 @@ def _malloc_info(pid: int, path: str) -> dict:
                                / 2**20, 1)}
 
 
-def _wait_up(url: str, proc) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            _read_all(url + "/api/history/status", 2)
-            return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not start") from None
-            time.sleep(0.3)
-
-
 def _round(url: str, pid: int, urls: list[str], settle_s: float, info: str) -> dict:
     """One attack: every list at once, read whole; RSS peak meanwhile and after ``settle_s``."""
     peak, small, sizes, done = 0.0, [], [], threading.Event()
@@ -193,9 +183,9 @@ def _measure(work: str, n: int, clients: int, rounds: int, live: int, settle_s: 
                                 env=dict(os.environ, PYTHONPATH=str(ROOT), BENCH_MALLOC_INFO=info))
     try:
         try:
-            _wait_up(url, proc)
-        except RuntimeError:
-            raise BenchError(f"the server did not start:\n{log_tail(log_path)}") from None
+            wait_until_up(url, proc)
+        except NotUp as exc:
+            raise BenchError(f"{exc}:\n{log_tail(log_path)}") from None
         q = f"source=radio&from={T0}&to={T0 + n}"
         for kind in ("history", "segments"):  # what the first request imports is not the lists' cost
             _read_all(f"{url}/api/{kind}?{q}&limit=10")

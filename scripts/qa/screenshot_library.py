@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from scripts.qa.screenshot import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
-from server.subprocesses import wait_until_up  # noqa: E402
-from server.subprocesses import stop_process  # noqa: E402
+from server.subprocesses import stop_process, wait_until_up  # noqa: E402
 
 
 def capture(url: str, out: Path, width: int, height: int, timeout_s: float = 600) -> None:
